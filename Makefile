@@ -1,0 +1,32 @@
+# dagserver — the few commands an operator or developer needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= examples/supervisor.toml
+
+.PHONY: setup run test lint bench services-up services-down clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[all,dev]'
+	@touch $(STAMP)
+
+run: setup
+	@echo "dagserver: starting on $(CONFIG) (UI/API http://127.0.0.1:8080, metrics http://127.0.0.1:8080/metrics)"
+	$(BIN)/dagserver serve -c $(CONFIG)
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis
