@@ -1,0 +1,217 @@
+"""The coordinator actor: owns the DAG's ingress order and its epochs (SPEC §3).
+
+It numbers incoming records (``seq``), cuts epochs of at most ``epochs.max_records``
+records while fewer than ``epochs.max_inflight`` are open, sends every root one message
+per epoch, and closes an epoch once every terminal actor (each publisher, and each node
+with neither children nor publishers) has acknowledged it. Epochs complete in order.
+
+Every ``checkpoint.every_epochs`` epochs one epoch is flagged: it ends on a batch
+boundary, every node reports its state for it, and on completion the coordinator writes
+the checkpoint and only then tells the subscribers to commit their sources' positions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.context import COORDINATOR, DagActor, DagContext
+from actors.messages import ACK, COMMIT, EPOCH, FLAG_CHECKPOINT, INGEST, STATE, TICK, decode, encode
+from actors.node import node_actor_name
+from actors.publisher import publisher_actor_name
+from actors.subscriber import subscriber_actor_name
+from adapters.metronome import tick_record
+from graphs.model import METRONOME_NODE
+
+DRAIN = "drain"
+
+
+@dataclass
+class Batch:
+    subscriber: str | None  # None: a MetronomeNode tick
+    records: list[Any]
+    position: Any
+    arrived: float
+    tick_node: str | None = None
+    start: int = 0
+
+
+@dataclass
+class OpenEpoch:
+    acks: set[str]
+    gated: int  # records holding ingress-gate slots
+    started: float
+    flags: int
+    positions: dict[str, Any]
+    states: dict[str, Any] = field(default_factory=dict)
+
+
+class CoordinatorActor(DagActor):
+    def __init__(self, ctx: DagContext, write_checkpoint: Callable[[dict], None] | None,
+                 drained: threading.Event) -> None:
+        super().__init__(ctx, COORDINATOR)
+        dag = ctx.dag
+        self.dag = dag
+        self.write_checkpoint = write_checkpoint
+        self.drained = drained
+        self.roots = dag.roots
+        self.root_of: dict[str, tuple[str, bool]] = {}
+        for root in self.roots:
+            node = dag.nodes[root]
+            if node.subscriber:
+                self.root_of[node.subscriber] = (root, node.type == METRONOME_NODE)
+        self.terminals = frozenset(
+            [publisher_actor_name(p) for p in dag.publishers if dag.publisher_feeds(p)]
+            + [node_actor_name(n) for n in dag.nodes
+               if not dag.children[n] and not dag.nodes[n].publishers]
+        )
+        self.pending: deque[Batch] = deque()
+        self.pending_records = 0
+        self.open: dict[int, OpenEpoch] = {}
+        self.next_epoch = 0
+        self.next_seq = 0
+        self.since_checkpoint = 0
+        self.ticks: dict[str, int] = {}
+        restore = ctx.restore or {}
+        self.positions: dict[str, Any] = dict(restore.get("positions") or {})
+        self.ticks.update(restore.get("ticks") or {})
+        self.draining = False
+
+    # -- messages ---------------------------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        if message == DRAIN:
+            self.draining = True
+            self._cut()
+            self._check_drained()
+            return True
+        decoded = decode(message)
+        kind = decoded[0]
+        if kind == INGEST:
+            _, subscriber, records, position = decoded
+            self.pending.append(Batch(subscriber, records, position, self.ctx.clock()))
+            self.pending_records += len(records)
+        elif kind == ACK:
+            self.open[decoded[1]].acks.discard(decoded[2])
+            self._complete()
+        elif kind == STATE:
+            self.open[decoded[1]].states[decoded[2]] = decoded[3]
+            self._complete()
+        elif kind == TICK:
+            self._tick(decoded[1], decoded[2] if len(decoded) > 2 else None)
+        self._cut()
+        self.ctx.stats.ingress_backlog = self.pending_records
+        return None
+
+    def _tick(self, node: str, record: dict | None) -> None:
+        n = self.ticks.get(node, 0) + 1
+        self.ticks[node] = n
+        if record is None:
+            message = str(self.dag.nodes[node].config.get("message", "tick"))
+            record = tick_record(message, n, self.ctx.clock())
+        self.pending.append(Batch(None, [record], None, self.ctx.clock(), tick_node=node))
+        self.pending_records += 1
+
+    # -- cutting epochs -----------------------------------------------------------------------------
+    def _cut(self) -> None:
+        while len(self.open) < self.dag.max_inflight and (
+            self.pending or (self.draining and self.since_checkpoint and not self._flag_open())
+        ):
+            self._cut_one()
+
+    def _flag_open(self) -> bool:
+        return any(e.flags & FLAG_CHECKPOINT for e in self.open.values())
+
+    def _cut_one(self) -> None:
+        limit = self.dag.max_records
+        flagged = self.since_checkpoint + 1 >= self.dag.checkpoint_every or (
+            self.draining and self.pending_records <= limit)
+        items: dict[str, list] = {root: [] for root in self.roots}
+        positions: dict[str, Any] = {}
+        taken = gated = 0
+        started = self.ctx.clock()
+        pending = self.pending
+        while pending and taken < limit:
+            batch = pending[0]
+            remaining = len(batch.records) - batch.start
+            room = limit - taken
+            if remaining > room:
+                if flagged and taken:
+                    break  # a checkpoint epoch ends on a batch boundary
+                flagged = False
+                take = room
+            else:
+                take = remaining
+            self._assign(batch, take, items)
+            started = min(started, batch.arrived)
+            taken += take
+            if batch.tick_node is None:
+                gated += take
+            if batch.start == len(batch.records):
+                pending.popleft()
+                if batch.subscriber is not None and batch.position is not None:
+                    positions[batch.subscriber] = batch.position
+        self.pending_records -= taken
+        epoch = self.next_epoch
+        self.next_epoch += 1
+        flags = FLAG_CHECKPOINT if flagged else 0
+        self.since_checkpoint = 0 if flagged else self.since_checkpoint + 1
+        self.open[epoch] = OpenEpoch(set(self.terminals), gated, started, flags, positions)
+        self.ctx.stats.epochs_open = len(self.open)
+        for root, root_items in items.items():
+            self.ctx.send(node_actor_name(root), encode([EPOCH, epoch, flags, root_items, COORDINATOR]))
+        self._complete()
+
+    def _assign(self, batch: Batch, take: int, items: dict[str, list]) -> None:
+        seq = self.next_seq
+        self.next_seq += take
+        start = batch.start
+        batch.start += take
+        if batch.tick_node is not None:
+            items[batch.tick_node].append([seq, 1, batch.records[0]])
+            return
+        root = self.root_of.get(batch.subscriber)  # type: ignore[arg-type]
+        if root is None:
+            return
+        records = batch.records[start:start + take] if start or take < len(batch.records) else batch.records
+        name, is_metronome = root
+        if is_metronome:
+            items[name].extend([[seq + i, 0, r] for i, r in enumerate(records)])
+        else:
+            items[name].extend([[seq + i, r] for i, r in enumerate(records)])
+
+    # -- completing epochs --------------------------------------------------------------------------
+    def _complete(self) -> None:
+        stats = self.ctx.stats
+        while self.open:
+            epoch = next(iter(self.open))
+            info = self.open[epoch]
+            if info.acks:
+                break
+            if info.flags & FLAG_CHECKPOINT and len(info.states) < len(self.dag.nodes):
+                break
+            del self.open[epoch]
+            self.ctx.gate.release(info.gated)
+            stats.epochs_completed += 1
+            stats.epochs_open = len(self.open)
+            stats.epoch_latency.observe(max(0.0, self.ctx.clock() - info.started))
+            self.positions.update(info.positions)
+            if info.flags & FLAG_CHECKPOINT:
+                self._checkpoint(info)
+        self._check_drained()
+
+    def _checkpoint(self, info: OpenEpoch) -> None:
+        if self.write_checkpoint is not None:
+            self.write_checkpoint({"dag": self.dag.name, "written_at": self.ctx.clock(),
+                                   "positions": dict(self.positions), "nodes": info.states,
+                                   "ticks": dict(self.ticks)})
+        for subscriber, position in self.positions.items():
+            target = subscriber_actor_name(subscriber)
+            if target in self.ctx.refs:
+                self.ctx.send(target, encode([COMMIT, position]))
+
+    def _check_drained(self) -> None:
+        if self.draining and not self.pending and not self.open and not self.since_checkpoint:
+            self.drained.set()

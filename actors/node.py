@@ -1,0 +1,89 @@
+"""The node actor: waits for one epoch message from every parent, then computes.
+
+Roots (subscription and metronome nodes) get their epochs from the coordinator; every
+other node gets exactly one ``EPOCH`` message per epoch from each parent, possibly
+empty, and processes epoch ``e`` once it holds all of them (SPEC §3). Epochs arrive in
+order from each parent, so a node may hold several epochs while a slower parent catches
+up: that is the pipelining.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.context import COORDINATOR, DagActor, DagContext, log
+from actors.messages import ACK, EPOCH, FLAG_CHECKPOINT, PUBLISH, STATE, decode, encode
+from actors.nodelogic import NodeLogic
+
+
+def node_actor_name(node: str) -> str:
+    return f"node:{node}"
+
+
+class NodeActor(DagActor):
+    def __init__(self, ctx: DagContext, logic: NodeLogic) -> None:
+        super().__init__(ctx, node_actor_name(logic.name))
+        dag = ctx.dag
+        self.logic = logic
+        self.parent_index = {edge.from_node: i for i, edge in enumerate(dag.parents[logic.name])}
+        self.is_root = not self.parent_index
+        self.children = [node_actor_name(c) for c in dag.children[logic.name]]
+        self.publishers = [f"publisher:{p}" for p in dag.nodes[logic.name].publishers]
+        self.terminal = not self.children and not self.publishers
+        self.pending: dict[int, list[Any]] = {}
+        self.pending_flags: dict[int, int] = {}
+        self.next_epoch = 0
+
+    def on_receive(self, message: Any) -> None:
+        kind, epoch, flags, items, sender = decode(message)
+        if kind != EPOCH:
+            log.warning("%s: unexpected message kind %r", self.actor_name, kind)
+            return
+        if self.is_root:
+            self._finish(epoch, flags, *self.logic.run_root(items))
+            return
+        slots = self.pending.get(epoch)
+        if slots is None:
+            slots = self.pending[epoch] = [None] * len(self.parent_index)
+            self.pending_flags[epoch] = 0
+        slots[self.parent_index[sender]] = items
+        self.pending_flags[epoch] |= flags
+        while True:
+            slots = self.pending.get(self.next_epoch)
+            if slots is None or any(s is None for s in slots):
+                return
+            epoch = self.next_epoch
+            del self.pending[epoch]
+            flags = self.pending_flags.pop(epoch)
+            self.next_epoch += 1
+            self._finish(epoch, flags, *self.logic.run_merge(slots))
+
+    def _finish(self, epoch: int, flags: int, changes: list, publications: list) -> None:
+        ctx = self.ctx
+        name = self.logic.name
+        if self.children:
+            data = self._encode_changes(EPOCH, epoch, flags, changes)
+            for child in self.children:
+                ctx.send(child, data)
+        if self.publishers:
+            data = self._encode_changes(PUBLISH, epoch, flags, publications)
+            for publisher in self.publishers:
+                ctx.send(publisher, data)
+        if flags & FLAG_CHECKPOINT:
+            ctx.send(COORDINATOR, encode([STATE, epoch, name, self.logic.snapshot()]))
+        if self.terminal:
+            ctx.send(COORDINATOR, encode([ACK, epoch, self.actor_name]))
+
+    def _encode_changes(self, kind: int, epoch: int, flags: int, changes: list) -> bytes:
+        try:
+            return encode([kind, epoch, flags, changes, self.logic.name])
+        except (TypeError, ValueError, OverflowError):
+            kept = []
+            for change in changes:
+                try:
+                    encode(change)
+                    kept.append(change)
+                except (TypeError, ValueError, OverflowError) as exc:
+                    self.logic._error(f"output cannot be encoded: {exc}", change[1])
+            changes[:] = kept
+            return encode([kind, epoch, flags, kept, self.logic.name])

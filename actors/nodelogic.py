@@ -1,0 +1,200 @@
+"""One node's share of an epoch: the reference rules of SPEC §2, replayed per ``seq``.
+
+A :class:`NodeLogic` holds a node's state (latest input and output, its parents'
+latest outputs) and turns the changes its parents made in one epoch into the changes
+it makes itself. It knows nothing of actors or encoding, so it is tested directly.
+
+Usage::
+
+    logic = NodeLogic(dag, "value", calculators, transformers, stats)
+    changes, publications = logic.run_merge([[[0, {"price": 2.0}]], []])
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from actors.stats import NodeStats
+from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
+from graphs.reference import describe_error
+
+Change = list  # [seq, output]
+ErrorSink = Callable[[str, str, Any], None]  # (node, message, input)
+
+
+class _EdgeFailure:
+    """A parent's output that its edge's data_transformer could not transform."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class NodeLogic:
+    """Applies the reference rules for one node to whole epochs of changes."""
+
+    def __init__(self, dag: DagModel, name: str, calculators: Mapping[str, Callable],
+                 transformers: Mapping[str, Callable], stats: NodeStats,
+                 on_error: ErrorSink | None = None, clock: Callable[[], float] = time.time) -> None:
+        node = dag.nodes[name]
+        self.name = name
+        self.kind = node.type
+        self.always = node.always
+        self.publishes = node.type in (PUBLICATION_NODE, METRONOME_NODE) and bool(node.publishers)
+        self.calc: Callable = calculators[node.calculator] if node.calculator else copy.deepcopy
+        self.in_chain = tuple(transformers[t] for t in node.input_transformers)
+        self.out_chain = tuple(transformers[t] for t in node.output_transformers)
+        self.edges = dag.parents[name]
+        self.edge_trans = tuple(transformers[e.data_transformer] if e.data_transformer else None
+                                for e in self.edges)
+        self.parent_out: list[Any] = [None] * len(self.edges)  # transformed, None when empty
+        self.input: Any = None
+        self.output: Any = None
+        self.latest: Any = None  # MetronomeNode: latest record of its subscriber
+        self.stats = stats
+        self.on_error = on_error
+        self.clock = clock
+
+    # -- state --------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {"input": self.input, "output": self.output, "latest": self.latest}
+
+    def restore(self, state: Mapping[str, Any], parent_outputs: list[Any]) -> None:
+        """Resume from a checkpoint: own state plus each edge's parent output."""
+        self.input = state.get("input")
+        self.output = state.get("output")
+        self.latest = state.get("latest")
+        for i, output in enumerate(parent_outputs):
+            self._set_parent(i, output)
+        self.stats.input, self.stats.output = self.input, self.output
+
+    # -- epochs ---------------------------------------------------------------------------------
+    def run_root(self, items: list[list]) -> tuple[list[Change], list[Change]]:
+        """A root's epoch: ``[seq, record]`` items, or for a MetronomeNode ``[seq, is_tick, record]``."""
+        started = time.perf_counter()
+        computes = self.stats.computes
+        changes: list[Change] = []
+        step = self._step
+        if self.kind == METRONOME_NODE:
+            for seq, is_tick, record in items:
+                if not is_tick:
+                    self.latest = record
+                    continue
+                out = step(self.latest if self.latest is not None else record, False, True)
+                if out is not None:
+                    changes.append([seq, out])
+        else:
+            for seq, record in items:
+                out = step(record, False, self.always)
+                if out is not None:
+                    changes.append([seq, out])
+        self._account(started, computes)
+        return changes, (changes if self.publishes else [])
+
+    def run_merge(self, parent_items: list[list[Change]]) -> tuple[list[Change], list[Change]]:
+        """An inner node's epoch: one change list per incoming edge, in edge order."""
+        started = time.perf_counter()
+        computes = self.stats.computes
+        changes: list[Change] = []
+        always = self.always
+        if len(parent_items) == 1:
+            events = [(seq, 0, out) for seq, out in parent_items[0]]
+        else:
+            events = [(seq, i, out) for i, items in enumerate(parent_items) for seq, out in items]
+            events.sort(key=_seq_of)
+        n = len(events)
+        k = 0
+        while k < n:
+            seq = events[k][0]
+            while k < n and events[k][0] == seq:
+                self._set_parent(events[k][1], events[k][2])
+                k += 1
+            merged = self._merged()
+            if merged is None:
+                continue
+            out = self._step(merged, True, always)
+            if out is not None:
+                changes.append([seq, out])
+        self._account(started, computes)
+        return changes, (changes if self.publishes else [])
+
+    # -- the rules ------------------------------------------------------------------------------
+    def _set_parent(self, i: int, output: Any) -> None:
+        trans = self.edge_trans[i]
+        if output and trans is not None:
+            try:
+                output = trans(output)
+            except Exception as exc:
+                output = _EdgeFailure(describe_error(exc))
+        self.parent_out[i] = output or None
+
+    def _merged(self) -> dict | None:
+        outs = self.parent_out
+        if len(outs) == 1:
+            only = outs[0]
+            if isinstance(only, _EdgeFailure):
+                self._error(only.message, None)
+                return None
+            return only if only is not None else {}
+        merged: dict = {}
+        for out in outs:
+            if out is None:
+                continue
+            if isinstance(out, _EdgeFailure):
+                self._error(out.message, None)
+                return None
+            merged.update(out)
+        return merged
+
+    def _step(self, record: Any, compare_input: bool, always: bool) -> Any:
+        """Rules 1-4 for one record; the new output when it is to be propagated, else None."""
+        value = record
+        try:
+            for trans in self.in_chain:
+                value = trans(value)
+                if value is None:
+                    return None
+        except Exception as exc:
+            self._error(describe_error(exc), record)
+            return None
+        if compare_input and not always and value == self.input:
+            return None
+        self.input = value
+        self.stats.computes += 1
+        try:
+            out = self.calc(value)
+            if out is None:
+                return None
+            for trans in self.out_chain:
+                out = trans(out)
+                if out is None:
+                    return None
+        except Exception as exc:
+            self._error(describe_error(exc), value)
+            return None
+        if not always and out == self.output:
+            return None
+        self.output = out
+        return out
+
+    def _error(self, message: str, input_value: Any) -> None:
+        self.stats.error(message, input_value, self.clock())
+        if self.on_error is not None:
+            self.on_error(self.name, message, input_value)
+
+    def _account(self, started: float, computes_before: int) -> None:
+        stats = self.stats
+        done = stats.computes - computes_before
+        stats.input, stats.output = self.input, self.output
+        if done:
+            stats.last_compute = self.clock()
+            stats.compute_seconds.observe((time.perf_counter() - started) / done, done)
+
+
+def _seq_of(event: tuple) -> int:
+    return event[0]
+

@@ -1,0 +1,88 @@
+"""The publisher actor: writes each epoch's publications to its sink, in order, then acks.
+
+A publisher may be fed by several nodes; it waits for epoch ``e`` from all of them and
+publishes by ``(seq, topological position of the node)``, which is the order the
+reference evaluator publishes in. The ack tells the coordinator the sink accepted the
+epoch; on checkpoint epochs the sink is flushed first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.context import COORDINATOR, DagActor, DagContext
+from actors.messages import ACK, FLAG_CHECKPOINT, PUBLISH, decode, encode
+from adapters.base import Sink
+
+
+def publisher_actor_name(publisher: str) -> str:
+    return f"publisher:{publisher}"
+
+
+class PublisherActor(DagActor):
+    def __init__(self, ctx: DagContext, name: str, sink: Sink) -> None:
+        super().__init__(ctx, publisher_actor_name(name))
+        self.name = name
+        self.sink = sink
+        feeders = ctx.dag.publisher_feeds(name)
+        self.feeders = {node: i for i, node in enumerate(feeders)}
+        self.feeder_topo = [ctx.dag.topo_order.index(node) for node in feeders]
+        self.stats = ctx.stats.publishers[name]
+        self.pending: dict[int, list[Any]] = {}
+        self.pending_flags: dict[int, int] = {}
+        self.next_epoch = 0
+        self.sequenced = hasattr(sink, "write_sequenced")
+        self.opened = False
+
+    def on_open(self) -> None:
+        self.sink.open()
+        self.opened = True
+
+    def on_receive(self, message: Any) -> None:
+        kind, epoch, flags, items, node = decode(message)
+        if kind != PUBLISH:
+            return
+        slots = self.pending.get(epoch)
+        if slots is None:
+            slots = self.pending[epoch] = [None] * len(self.feeders)
+            self.pending_flags[epoch] = 0
+        slots[self.feeders[node]] = items
+        self.pending_flags[epoch] |= flags
+        while True:
+            slots = self.pending.get(self.next_epoch)
+            if slots is None or any(s is None for s in slots):
+                return
+            epoch = self.next_epoch
+            del self.pending[epoch]
+            self.next_epoch += 1
+            self._publish(epoch, self.pending_flags.pop(epoch), slots)
+
+    def _publish(self, epoch: int, flags: int, slots: list[list]) -> None:
+        if len(slots) == 1 and not self.sequenced:
+            events = slots[0]
+        else:
+            topo = self.feeder_topo
+            events = [(seq, topo[i], record) for i, items in enumerate(slots) for seq, record in items]
+            events.sort(key=lambda event: (event[0], event[1]))
+        if events:
+            try:
+                if self.sequenced:
+                    self.sink.write_sequenced(self.name, events)
+                else:
+                    self.sink.write_batch([event[-1] for event in events])
+            except Exception:
+                self.stats.errors += 1
+                raise
+            self.stats.add(len(events))
+        if flags & FLAG_CHECKPOINT:
+            self.sink.flush()
+        self.ctx.send(COORDINATOR, encode([ACK, epoch, self.actor_name]))
+
+    def on_teardown(self, failed: bool) -> None:
+        if not self.opened:
+            return
+        try:
+            if not failed:
+                self.sink.flush()
+        finally:
+            self.sink.close()

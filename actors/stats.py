@@ -1,0 +1,89 @@
+"""Per-DAG counters that outlive the DAG's actors.
+
+A :class:`DagStats` belongs to the DAG runtime, not to any actor, so a restart of the
+actors keeps every count (SPEC §8: counters are monotonic). Each figure is written by
+exactly one actor thread and read by ``details()``/metrics; plain ints are enough.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_KEPT_ERRORS = 10
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+COMPUTE_BUCKETS = (1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.1, 1.0)
+
+
+class Histogram:
+    """A cumulative-bucket histogram that can add ``n`` equal observations at once."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float, n: int = 1) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += n
+        self.sum += value * n
+        self.count += n
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"buckets": list(self.buckets), "counts": list(self.counts), "sum": self.sum,
+                "count": self.count}
+
+
+@dataclass
+class NodeStats:
+    computes: int = 0
+    errors: int = 0
+    last_errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_KEPT_ERRORS))
+    last_compute: float | None = None
+    input: Any = None
+    output: Any = None
+    compute_seconds: Histogram = field(default_factory=lambda: Histogram(COMPUTE_BUCKETS))
+
+    def error(self, message: str, input_value: Any, now: float) -> None:
+        self.errors += 1
+        self.last_errors.append({"time": now, "message": message, "input": input_value})
+
+
+@dataclass
+class EndpointStats:
+    """A subscriber's or a publisher's figures."""
+
+    records: int = 0
+    rejected: int = 0
+    errors: int = 0
+    backlog: int = 0
+    last_activity: float | None = None
+    status: str = "connected"
+
+    def add(self, n: int) -> None:
+        self.records += n
+        self.last_activity = time.time()
+
+
+@dataclass
+class DagStats:
+    nodes: dict[str, NodeStats]
+    subscribers: dict[str, EndpointStats]
+    publishers: dict[str, EndpointStats]
+    epochs_completed: int = 0
+    epochs_open: int = 0
+    ingress_backlog: int = 0
+    actor_restarts: int = 0
+    dead_letters: int = 0
+    epoch_latency: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
+
+    @classmethod
+    def for_dag(cls, dag: Any) -> DagStats:
+        return cls(
+            nodes={n: NodeStats() for n in dag.nodes},
+            subscribers={s: EndpointStats() for s in dag.subscribers},
+            publishers={p: EndpointStats() for p in dag.publishers},
+        )

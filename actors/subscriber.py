@@ -1,0 +1,127 @@
+"""The subscriber actor: reads batches from its source and hands them to the coordinator.
+
+It polls by sending itself a ``POLL`` message after every read, so commits, pauses and
+stops are handled between reads; each read waits at most a fraction of a second. It
+reads only as many records as the ingress gate allows (backpressure) and rejects, at
+the door, records that are not maps with string keys or cannot be encoded (SPEC §3).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from actors.context import COORDINATOR, DagActor, DagContext
+from actors.messages import COMMIT, INGEST, POLL, decode, encode
+from adapters.base import RejectedRecord, Source
+from graphs.reference import reject_reason
+
+log = logging.getLogger("dagserver.ingress")
+
+POLL_MESSAGE = encode([POLL])
+READ_WAIT = 0.05  # seconds a poll may wait for the gate and again for the source
+PAUSE = "pause"
+RESUME = "resume"
+
+
+def subscriber_actor_name(subscriber: str) -> str:
+    return f"subscriber:{subscriber}"
+
+
+class SubscriberActor(DagActor):
+    def __init__(self, ctx: DagContext, name: str, source: Source, position: Any = None,
+                 reading: bool = True) -> None:
+        super().__init__(ctx, subscriber_actor_name(name))
+        self.name = name
+        self.source = source
+        self.start_position = position
+        self.reading = reading
+        self.polling = False
+        self.opened = False
+        self.max_records = ctx.dag.max_records
+        self.stats = ctx.stats.subscribers[name]
+
+    def on_open(self) -> None:
+        self.source.open(self.start_position)
+        self.opened = True
+        if self.reading:
+            self._schedule()
+
+    def on_receive(self, message: Any) -> Any:
+        if message == PAUSE:  # control plane, sent with ask(): returns once no read is running
+            self.reading = False
+            return True
+        if message == RESUME:
+            self.reading = True
+            if not self.polling:
+                self._schedule()
+            return True
+        decoded = decode(message)
+        if decoded[0] == POLL:
+            self._poll()
+        elif decoded[0] == COMMIT:
+            self.source.commit(decoded[1])
+        return None
+
+    def _schedule(self) -> None:
+        self.polling = True
+        self.actor_ref.tell(POLL_MESSAGE)
+
+    def _poll(self) -> None:
+        if not self.reading:
+            self.polling = False
+            return
+        gate = self.ctx.gate
+        granted = gate.acquire(self.max_records, READ_WAIT)
+        if granted:
+            try:
+                items = self.source.read_batch(granted, READ_WAIT)
+            except Exception:
+                gate.release(granted)
+                self.stats.status = getattr(self.source, "status", "failed")
+                raise
+            self.stats.status = getattr(self.source, "status", "connected")
+            if items:
+                records, data = self._admit(items)
+                gate.release(granted - len(records))
+                self.stats.add(len(records))
+                self.ctx.send(COORDINATOR, data)
+            else:
+                gate.release(granted)
+        self.actor_ref.tell(POLL_MESSAGE)
+
+    def _admit(self, items: list[Any]) -> tuple[list[dict], bytes]:
+        """Keep the acceptable records; count, log and dead-letter the others."""
+        records = []
+        for item in items:
+            if type(item) is dict and all(type(k) is str for k in item):
+                records.append(item)
+            elif isinstance(item, RejectedRecord):
+                self._reject(item.raw, item.reason)
+            else:
+                self._reject(item, reject_reason(item) or "record is not acceptable")
+        position = self.source.position()
+        try:
+            return records, encode([INGEST, self.name, records, position])
+        except (TypeError, ValueError, OverflowError):
+            kept = []
+            for record in records:
+                try:
+                    encode(record)
+                    kept.append(record)
+                except (TypeError, ValueError, OverflowError) as exc:
+                    self._reject(record, f"record cannot be encoded: {exc}")
+            return kept, encode([INGEST, self.name, kept, position])
+
+    def _reject(self, raw: Any, reason: str) -> None:
+        self.stats.rejected += 1
+        if self.stats.rejected <= 10 or self.stats.rejected % 1000 == 0:
+            log.warning("dag %s, subscriber %s: rejected record (%s): %.200r (%d rejected so far)",
+                        self.ctx.dag.name, self.name, reason, raw, self.stats.rejected)
+        self.ctx.on_dead_letter({"dag": self.ctx.dag.name, "subscriber": self.name, "error": reason,
+                                 "input": repr(raw)})
+
+    def on_teardown(self, failed: bool) -> None:
+        if self.opened:
+            self.opened = False
+            self.source.close()

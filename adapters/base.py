@@ -1,0 +1,218 @@
+"""The two small contracts every adapter implements: :class:`Source` and :class:`Sink`.
+
+A source hands out records in batches without ever blocking its caller for longer than
+the timeout it is given, reports a resumable position, and forgets records once told
+they are committed. A sink writes batches and flushes. Adapters are looked up by URI
+scheme in :mod:`adapters.registry`.
+
+Usage::
+
+    from adapters.registry import open_source
+
+    src = open_source("mem://queue/prices", {"max_size": 1000})
+    src.open(None)                       # or a position saved earlier
+    batch = src.read_batch(500, timeout=0.05)
+    pos = src.position()                 # msgpack-encodable, just after the batch
+    ...                                  # process the batch downstream
+    src.commit(pos)                      # will not be redelivered
+    src.close()
+
+A minimal source::
+
+    class Countdown(Source):
+        def open(self, position):  self.n = position or 0
+        def read_batch(self, max_records, timeout):
+            out = [{"n": self.n + i} for i in range(min(max_records, 3))]
+            self.n += len(out)
+            return out
+        def position(self):        return self.n
+        def close(self):           self.status = CLOSED
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import parse_qsl, unquote
+
+CONNECTED = "connected"
+RECONNECTING = "reconnecting"
+CLOSED = "closed"
+STATUSES = (CONNECTED, RECONNECTING, CLOSED)
+
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ParsedUri:
+    """A URI split into the pieces adapters care about.
+
+    >>> u = parse_uri("mem://queue/prices?max_size=10")
+    >>> (u.scheme, u.parts, u.params)
+    ('mem', ('queue', 'prices'), {'max_size': '10'})
+    >>> parse_uri("file:///tmp/out.jsonl").body
+    '/tmp/out.jsonl'
+    >>> parse_uri("metronome").parts
+    ()
+    """
+
+    raw: str
+    scheme: str
+    body: str = ""  # everything between "://" and "?", percent-decoded
+    parts: tuple[str, ...] = ()  # body split on "/", empty pieces dropped
+    params: dict[str, str] = field(default_factory=dict)  # query string, last value wins
+
+    def part(self, index: int, default: str = "") -> str:
+        """The ``index``-th path part, or ``default`` when there are fewer parts."""
+        return self.parts[index] if index < len(self.parts) else default
+
+
+def parse_uri(uri: str) -> ParsedUri:
+    """Split ``uri`` into scheme, body, path parts and query parameters.
+
+    A bare scheme (``"metronome"``) is accepted; anything else needs ``scheme://``.
+    Raises ValueError for a malformed URI.
+
+    >>> parse_uri("kafka://topic/trades?group=g1").params
+    {'group': 'g1'}
+    >>> parse_uri("custom://pkg.mod.Reader").parts
+    ('pkg.mod.Reader',)
+    """
+    if not isinstance(uri, str) or not uri.strip():
+        raise ValueError("empty URI")
+    if uri != uri.strip():
+        raise ValueError(f"URI {uri!r} has leading or trailing spaces")
+    if "://" in uri:
+        scheme, rest = uri.split("://", 1)
+    else:
+        scheme, _, query = uri.partition("?")
+        if not _SCHEME_RE.match(scheme):
+            raise ValueError(f"malformed URI {uri!r} (expected scheme://...)")
+        return ParsedUri(raw=uri, scheme=scheme.lower(), params=dict(parse_qsl(query, True)))
+    if not _SCHEME_RE.match(scheme):
+        raise ValueError(f"malformed URI {uri!r}: bad scheme {scheme!r}")
+    body, _, query = rest.partition("?")
+    body = unquote(body.partition("#")[0])
+    try:
+        params = dict(parse_qsl(query.partition("#")[0], keep_blank_values=True, strict_parsing=False))
+    except ValueError as exc:  # pragma: no cover - parse_qsl is lenient
+        raise ValueError(f"malformed query in URI {uri!r}: {exc}") from exc
+    parts = tuple(p for p in body.split("/") if p)
+    return ParsedUri(raw=uri, scheme=scheme.lower(), body=body, parts=parts, params=params)
+
+
+def setting(
+    config: Mapping[str, Any],
+    uri: ParsedUri,
+    key: str,
+    default: T,
+    convert: Callable[[Any], T] | None = None,
+) -> T:
+    """A setting taken from ``config`` first, else the URI query, else ``default``.
+
+    ``convert`` (e.g. ``float``) is applied to a found value; a bad value raises
+    ValueError naming the key.
+
+    >>> setting({}, parse_uri("metronome://?interval=0.5"), "interval", 1.0, float)
+    0.5
+    """
+    if key in config and config[key] is not None:
+        value: Any = config[key]
+    elif key in uri.params:
+        value = uri.params[key]
+    else:
+        return default
+    if convert is None:
+        return value
+    try:
+        return convert(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad value for {key!r} in {uri.raw!r}: {value!r}") from exc
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """Input a source could not parse (say, a file line that is not JSON).
+
+    Sources return it in place of a record; the runtime counts and dead-letters it.
+    Items that parse but are not maps are returned as they are; the runtime rejects them.
+    """
+
+    raw: Any
+    reason: str
+
+
+class Source(ABC):
+    """Where records come from. Subclasses set ``status`` as their connection changes.
+
+    ``read_batch`` waits at most ``timeout`` seconds for the first item and then returns
+    what is immediately available, never more than ``max_records``; ``[]`` if nothing came.
+    """
+
+    shareable: ClassVar[bool] = False  # True when replicas of a DAG may share one source
+
+    def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
+        self.uri = uri
+        self.config: dict[str, Any] = dict(config or {})
+        self.parsed = parse_uri(uri)
+        self.status: str = CLOSED
+
+    @classmethod
+    def shareable_for(cls, uri: ParsedUri) -> bool:
+        """Whether a source for this particular URI may be shared (default: ``shareable``)."""
+        return cls.shareable
+
+    @abstractmethod
+    def open(self, position: Any | None) -> None:
+        """Connect; resume just after ``position`` (None: from the start or the committed point)."""
+
+    @abstractmethod
+    def read_batch(self, max_records: int, timeout: float) -> list[Any]:
+        """Up to ``max_records`` items (records or :class:`RejectedRecord`), ``[]`` on timeout."""
+
+    @abstractmethod
+    def position(self) -> Any:
+        """A msgpack-encodable position just after the last item ``read_batch`` returned."""
+
+    def commit(self, position: Any) -> None:  # noqa: B027 - optional hook
+        """Everything up to ``position`` is done and must not be redelivered."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Disconnect and release resources; ``status`` becomes ``closed``."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.uri} {self.status}>"
+
+
+class Sink(ABC):
+    """Where records go. ``write_batch`` raises on failure; ``flush`` makes writes durable."""
+
+    def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
+        self.uri = uri
+        self.config: dict[str, Any] = dict(config or {})
+        self.parsed = parse_uri(uri)
+        self.status: str = CLOSED
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect; ``status`` becomes ``connected``."""
+
+    @abstractmethod
+    def write_batch(self, records: list[dict]) -> None:
+        """Write all ``records`` in order, or raise."""
+
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Make everything written so far durable / visible (no-op by default)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush what is pending and disconnect; ``status`` becomes ``closed``."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.uri} {self.status}>"

@@ -1,0 +1,214 @@
+"""The reference evaluator: SPEC §2, one input record at a time, nothing clever.
+
+This is the oracle the actor runtime is tested against, so it stays small and
+obvious: no batching, no threads, no encoding. Every rule of §2 is a few lines here.
+
+Usage::
+
+    from graphs.loader import load_dag
+    from graphs.reference import ReferenceEvaluator
+
+    ev = ReferenceEvaluator(load_dag("examples/dags/prices.json"))
+    for publisher, record in ev.ingest("prices_in", {"price": 2, "qty": 3}):
+        print(publisher, record)
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphs.components import build_component, callable_of
+from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
+
+Publication = tuple[str, dict]
+MAX_KEPT_ERRORS = 10
+
+
+@dataclass
+class NodeError:
+    """One failed compute: when, why, and on what input."""
+
+    time: float
+    message: str
+    input: Any
+
+
+@dataclass
+class NodeState:
+    """What a node remembers between records (SPEC §2)."""
+
+    input: Any = None
+    output: Any = None
+    computes: int = 0
+    errors: int = 0
+    last_errors: deque[NodeError] = field(default_factory=lambda: deque(maxlen=MAX_KEPT_ERRORS))
+
+
+class Filtered(Exception):
+    """A transformer or calculator returned None: nothing is emitted."""
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def reject_reason(record: Any) -> str | None:
+    """Why ``record`` cannot enter a DAG (SPEC §3), or None when it can."""
+    if not isinstance(record, dict):
+        return f"record is not a map but {type(record).__name__}"
+    if not all(isinstance(k, str) for k in record):
+        return "record has a key that is not a string"
+    return None
+
+
+class ReferenceEvaluator:
+    """Sequential evaluation of one DAG; ``ingest``/``tick`` return the publications in order."""
+
+    def __init__(self, dag: DagModel, clock: Callable[[], float] = time.time) -> None:
+        self.dag = dag
+        self.clock = clock
+        self.state: dict[str, NodeState] = {name: NodeState() for name in dag.nodes}
+        self.dead_letters: list[dict] = []
+        self.rejected = 0
+        self.latest: dict[str, dict] = {}  # MetronomeNode -> latest record from its subscriber
+        calcs = {n: build_component(s, "calculator") for n, s in dag.calculators.items()}
+        trans = {n: build_component(s, "transformer") for n, s in dag.transformers.items()}
+        self._calc = {n: callable_of(c, "calculator") for n, c in calcs.items()}
+        self._trans = {n: callable_of(t, "transformer") for n, t in trans.items()}
+
+    # -- input events ---------------------------------------------------------------------------
+    def ingest(self, subscriber: str, record: Any) -> list[Publication]:
+        """Rule 1 then rule 2 for one record from ``subscriber``."""
+        reason = reject_reason(record)
+        if reason is not None:
+            self.rejected += 1
+            self._dead_letter({"dag": self.dag.name, "subscriber": subscriber, "error": reason,
+                               "input": repr(record)})
+            return []
+        name = self.dag.node_for_subscriber(subscriber)
+        if name is None:
+            return []
+        node = self.dag.nodes[name]
+        if node.type == METRONOME_NODE:
+            self.latest[name] = record
+            return []
+        published: list[Publication] = []
+        out = self._compute(name, record, compare_input=False)
+        if out is not None:
+            self._propagate(self._descendants_dirty(name), published)
+        return published
+
+    def tick(self, node_name: str, tick_record: dict) -> list[Publication]:
+        """Rule 3: a MetronomeNode fires on its subscriber's latest record, else on the tick."""
+        published: list[Publication] = []
+        record = self.latest.get(node_name, tick_record)
+        out = self._compute(node_name, record, compare_input=False, always=True)
+        if out is not None:
+            for publisher in self.dag.nodes[node_name].publishers:
+                published.append((publisher, out))
+            self._propagate(self._descendants_dirty(node_name), published)
+        return published
+
+    # -- the rules --------------------------------------------------------------------------------
+    def _descendants_dirty(self, name: str) -> set[str]:
+        return set(self.dag.children[name])
+
+    def _propagate(self, dirty: set[str], published: list[Publication]) -> None:
+        for name in self.dag.topo_order:
+            if name not in dirty:
+                continue
+            node = self.dag.nodes[name]
+            try:
+                merged = self._merge_parents(name)
+            except Exception as exc:  # an edge data_transformer raised
+                self._record_error(name, exc, None)
+                continue
+            out = self._compute(name, merged, compare_input=True)
+            if out is None:
+                continue
+            dirty.update(self.dag.children[name])
+            if node.type == PUBLICATION_NODE:
+                for publisher in node.publishers:
+                    published.append((publisher, out))
+
+    def _merge_parents(self, name: str) -> dict:
+        merged: dict = {}
+        for edge in self.dag.parents[name]:
+            output = self.state[edge.from_node].output
+            if edge.data_transformer is not None and output:
+                output = self._trans[edge.data_transformer](output)
+            if output:
+                merged.update(output)
+        return merged
+
+    def _compute(self, name: str, record: dict, compare_input: bool, always: bool = False) -> dict | None:
+        """Transform, calculate, transform; store and return the new output if it changed."""
+        node = self.dag.nodes[name]
+        state = self.state[name]
+        always = always or node.always
+        try:
+            value = self._apply_chain(node.input_transformers, record)
+        except Filtered:
+            return None
+        except Exception as exc:
+            self._record_error(name, exc, record)
+            return None
+        if compare_input and not always and value == state.input:
+            return None
+        state.input = value
+        state.computes += 1
+        try:
+            out = self._calculate(node.calculator, value)
+            out = self._apply_chain(node.output_transformers, out)
+        except Filtered:
+            return None
+        except Exception as exc:
+            self._record_error(name, exc, value)
+            return None
+        if not always and out == state.output:
+            return None
+        state.output = out
+        return out
+
+    def _calculate(self, calculator: str | None, value: dict) -> dict:
+        if calculator is None:  # a node without a calculator behaves as NullCalculator
+            return copy.deepcopy(value)
+        out = self._calc[calculator](value)
+        if out is None:
+            raise Filtered
+        return out
+
+    def _apply_chain(self, names: tuple[str, ...], value: dict) -> dict:
+        for name in names:
+            value = self._trans[name](value)
+            if value is None:
+                raise Filtered
+        return value
+
+    def _record_error(self, name: str, exc: BaseException, input_value: Any) -> None:
+        state = self.state[name]
+        message = describe_error(exc)
+        state.errors += 1
+        state.last_errors.append(NodeError(self.clock(), message, input_value))
+        self._dead_letter({"dag": self.dag.name, "node": name, "error": message, "input": input_value})
+
+    def _dead_letter(self, letter: dict) -> None:
+        if self.dag.dead_letter:
+            self.dead_letters.append(letter)
+
+
+def evaluate(dag: DagModel, events: list[tuple[str, str, dict]]) -> list[Publication]:
+    """Run ``events`` (``("record", subscriber, record)`` or ``("tick", node, tick_record)``)."""
+    ev = ReferenceEvaluator(dag)
+    out: list[Publication] = []
+    for kind, name, record in events:
+        out.extend(ev.ingest(name, record) if kind == "record" else ev.tick(name, record))
+    return out
+
+
+__all__ = ["NodeError", "NodeState", "ReferenceEvaluator", "evaluate", "reject_reason"]

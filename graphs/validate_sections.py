@@ -1,0 +1,214 @@
+"""Validation of the named sections: subscribers, publishers, calculators, transformers."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from graphs.errors import MISSING
+from graphs.model import ComponentSpec, frozen
+from graphs.suggest import did_you_mean
+from graphs.validate_base import (
+    Collector,
+    check_keys,
+    expect_object,
+    expect_string,
+    item_path,
+    key_path,
+    kind_of,
+)
+
+SUBSCRIBER_KEYS = ("name", "config")
+PUBLISHER_KEYS = ("name", "config")
+COMPONENT_KEYS = ("name", "type", "config")
+DEFAULT_TYPES = {"calculator": "NullCalculator", "transformer": "NullDataTransformer"}
+
+
+@dataclass
+class Index:
+    """What the sections declare, for the cross-reference checks (valid names only)."""
+
+    subscribers: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    publishers: dict[str, int] = field(default_factory=dict)
+    calculators: dict[str, int] = field(default_factory=dict)
+    transformers: dict[str, int] = field(default_factory=dict)
+    nodes: dict[str, int] = field(default_factory=dict)
+    node_types: dict[str, str | None] = field(default_factory=dict)
+
+
+def optional_module(name: str) -> ModuleType | None:
+    """Import ``name`` if it exists; None only when that very module is absent."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
+
+
+def section_entries(col: Collector, data: dict[str, Any], key: str, what: str) -> list[tuple[int, dict]]:
+    """The object entries of the list ``data[key]`` as ``(index, entry)``; null means empty."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        col.add(key, f"{key} must be a list of {what} objects, not {kind_of(value)}", value)
+        return []
+    entries = []
+    for index, entry in enumerate(value):
+        if expect_object(col, entry, item_path(key, index), f"a {what}"):
+            entries.append((index, entry))
+    return entries
+
+
+def register_name(
+    col: Collector, entry: dict[str, Any], section: str, index: int, what: str, seen: dict[str, int]
+) -> str | None:
+    """Check ``entry["name"]``; record it in ``seen`` unless it is a duplicate."""
+    path = item_path(section, index)
+    if "name" not in entry:
+        col.add(path, f"a {what} needs a name")
+        return None
+    name = entry["name"]
+    if not expect_string(col, name, key_path(path, "name"), f"a {what} name"):
+        return None
+    if name in seen:
+        col.add(
+            key_path(path, "name"),
+            f"duplicate {what} name {name!r} (first declared at {item_path(section, seen[name])})",
+            name,
+        )
+        return None
+    seen[name] = index
+    return name
+
+
+def check_uri(col: Collector, uri: str, path: str, role: str) -> None:
+    """Ask the adapter registry whether ``uri`` names a known scheme for ``role``."""
+    registry = optional_module("adapters.registry")
+    if registry is None:
+        return
+    try:
+        message = registry.check_uri(uri, role)
+    except Exception as exc:  # a registry bug must not hide the rest of the report
+        col.add(path, f"cannot check this URI: {type(exc).__name__}: {exc}", uri)
+        return
+    if message:
+        col.add(path, str(message), uri)
+
+
+def _endpoint_section(
+    col: Collector, data: dict[str, Any], section: str, what: str, uri_key: str, role: str
+) -> tuple[dict[str, int], dict[str, str]]:
+    seen: dict[str, int] = {}
+    uris: dict[str, str] = {}
+    for index, entry in section_entries(col, data, section, what):
+        path = item_path(section, index)
+        check_keys(col, entry, path, SUBSCRIBER_KEYS if role == "source" else PUBLISHER_KEYS, f"a {what}")
+        name = register_name(col, entry, section, index, what, seen)
+        if "config" not in entry:
+            hint = f'put it under "config": {{"{uri_key}": ...}}' if uri_key in entry else None
+            col.add(key_path(path, "config"), f'a {what} needs a "config" with a "{uri_key}" URI',
+                    suggestion=hint)
+            continue
+        config = entry["config"]
+        cpath = key_path(path, "config")
+        if not expect_object(col, config, cpath, f"a {what} config"):
+            continue
+        if uri_key not in config:
+            near = did_you_mean(uri_key, config)
+            col.add(key_path(cpath, uri_key), f'a {what} config needs a "{uri_key}" URI',
+                    suggestion=f"did you mean {uri_key!r} instead of {near!r}?" if near else None)
+            continue
+        uri = config[uri_key]
+        upath = key_path(cpath, uri_key)
+        if expect_string(col, uri, upath, f"the {uri_key} URI"):
+            check_uri(col, uri, upath, role)
+            if name is not None:
+                uris[name] = uri
+    return seen, uris
+
+
+def check_subscribers(col: Collector, data: dict[str, Any], index: Index) -> None:
+    """Validate ``subscribers``; fill ``index.subscribers`` and ``index.sources``."""
+    index.subscribers, index.sources = _endpoint_section(
+        col, data, "subscribers", "subscriber", "source", "source"
+    )
+
+
+def check_publishers(col: Collector, data: dict[str, Any], index: Index) -> None:
+    """Validate ``publishers``; fill ``index.publishers``."""
+    index.publishers, _ = _endpoint_section(
+        col, data, "publishers", "publisher", "destination", "destination"
+    )
+
+
+def _suggestion_text(raw: Any) -> str | None:
+    return f"did you mean {str(raw)!r}?" if raw else None
+
+
+def config_path(path: str, key: Any) -> str:
+    """Where a component config problem is: ``path.config`` plus the component's own key.
+
+    Keys may already be paths (``arguments[1]``, ``name_mapping.old``) and are appended as is.
+    """
+    base = key_path(path, "config")
+    if not key:
+        return base
+    text = str(key)
+    return f"{base}{text}" if text.startswith("[") else f"{base}.{text}"
+
+
+def build_component_problems(col: Collector, spec: ComponentSpec, path: str, kind: str) -> None:
+    """Resolve and construct one component, reporting type and config problems."""
+    components = optional_module("graphs.components")
+    if components is None:
+        return
+    try:
+        components.build_component(spec, kind)
+    except components.UnknownComponentType as exc:
+        message = getattr(exc, "reason", None) or str(exc)
+        col.add(key_path(path, "type"), str(message), spec.type,
+                _suggestion_text(getattr(exc, "suggestion", None)))
+    except components.ComponentConfigError as exc:
+        key = getattr(exc, "key", None)
+        message = getattr(exc, "message", None) or str(exc)
+        value = getattr(exc, "value", MISSING)
+        col.add(config_path(path, key), str(message), value,
+                _suggestion_text(getattr(exc, "suggestion", None)))
+    except (Exception, SystemExit) as exc:  # user classes may fail in any way at all
+        col.add(path, f"{kind} {spec.name!r} of type {spec.type!r} cannot be built: "
+                f"{type(exc).__name__}: {exc}", spec.type)
+
+
+def _component_section(
+    col: Collector, data: dict[str, Any], section: str, kind: str
+) -> dict[str, int]:
+    seen: dict[str, int] = {}
+    for index, entry in section_entries(col, data, section, kind):
+        path = item_path(section, index)
+        check_keys(col, entry, path, COMPONENT_KEYS, f"a {kind}")
+        name = register_name(col, entry, section, index, kind, seen)
+        type_name = entry.get("type")
+        if type_name is None:
+            type_name = DEFAULT_TYPES[kind]
+        elif not expect_string(col, type_name, key_path(path, "type"), f"a {kind} type"):
+            type_name = None
+        config = entry.get("config")
+        if config is None:
+            config = {}
+        elif not expect_object(col, config, key_path(path, "config"), f"a {kind} config"):
+            config = None
+        if type_name is not None and config is not None:
+            spec = ComponentSpec(name=name or path, type=type_name, config=frozen(config))
+            build_component_problems(col, spec, path, kind)
+    return seen
+
+
+def check_components(col: Collector, data: dict[str, Any], index: Index) -> None:
+    """Validate ``calculators`` and ``transformers``; fill their name indexes."""
+    index.calculators = _component_section(col, data, "calculators", "calculator")
+    index.transformers = _component_section(col, data, "transformers", "transformer")

@@ -1,0 +1,61 @@
+"""User-style component classes for tests, referred to by dotted path (``tests.userclasses.X``).
+
+Shared by the test suites: keep the names and behaviour stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from graphs.calculators import Calculator
+from graphs.transformers import DataTransformer
+
+NOT_A_CLASS = 42
+
+
+class RaisingCalculator(Calculator):
+    """Copies the record; raises ValueError when ``record.get("boom")`` is truthy."""
+
+    def calculate(self, record: dict) -> dict | None:
+        if record.get("boom"):
+            raise ValueError(f"boom in {self.name}")
+        return dict(record)
+
+
+class DropFilterCalculator:
+    """A filter that does not subclass Calculator: None (emit nothing) when ``record.get("drop")``."""
+
+    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
+        self.name = name
+        self.config = dict(config)
+
+    def calculate(self, record: dict) -> dict | None:
+        return None if record.get("drop") else dict(record)
+
+
+class UpperNameTransformer(DataTransformer):
+    """Upper-cases the ``name`` field when it is a string; other fields are unchanged."""
+
+    def transform(self, record: dict) -> dict | None:
+        name = record.get("name")
+        return {**record, "name": name.upper()} if isinstance(name, str) else dict(record)
+
+
+class FailingConstructorCalculator(Calculator):
+    """Its constructor raises RuntimeError when ``config["fail"]`` is truthy."""
+
+    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
+        super().__init__(name, config)
+        if self.config.get("fail"):
+            raise RuntimeError("cannot start: fail requested")
+
+    def calculate(self, record: dict) -> dict | None:
+        return dict(record)
+
+
+class NoMethodComponent:
+    """Constructible, but has neither ``calculate`` nor ``transform``."""
+
+    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
+        self.name = name
