@@ -119,7 +119,8 @@ class DagRuntime:
             if ctx.tearing_down.is_set():  # failed or restarting: nothing left to drain
                 self._teardown(ctx)
                 self._close_dead_letter()
-                self.state, self.reason = STOPPED, ""
+                if self.state != FAILED:
+                    self.state, self.reason = STOPPED, ""
                 return True
             deadline = time.monotonic() + timeout
             self._pause_reading(ctx, deadline)

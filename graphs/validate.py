@@ -100,7 +100,7 @@ def _check_window(col: Collector, data: dict[str, Any]) -> None:
                 col.add(key, f"{key} needs a start_time", value, 'add "start_time": "HHMM"')
     elif start_s is not None and end_s is not None and start_s == end_s:
         col.add("end_time", "end_time equals start_time, which leaves an empty window", end,
-                'for a DAG that always runs, drop start_time/end_time (or use "duration": "24h")')
+                "to run around the clock, drop start_time and end_time")
 
 
 def _parsed(col: Collector, key: str, value: Any, parse: Any) -> int | None:

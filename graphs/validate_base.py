@@ -56,6 +56,11 @@ def kind_of(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def a(word: str) -> str:
+    """``word`` with its indefinite article: ``a node``, ``an edge``."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def is_int(value: Any) -> bool:
     """An int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
@@ -123,7 +128,7 @@ def name_list(col: Collector, value: Any, path: str, what: str) -> list[tuple[in
     if isinstance(value, str):
         col.add(path, f"{what} must be a list of names, not a string", value, f'write ["{value}"]')
         return []
-    if not isinstance(value, list):
+    if not isinstance(value, list | tuple):
         col.add(path, f"{what} must be a list of names, not {kind_of(value)}", value)
         return []
     names: list[tuple[int, str]] = []

@@ -117,6 +117,7 @@ def _check_subscriber(
     if node_type is not None and node_type not in TAKES_SUBSCRIBER:
         col.add(spath, f"a {node_type} takes no subscriber (only SubscriptionNode and MetronomeNode do)",
                 sub, 'set "type": "SubscriptionNode"')
+        return
     if not check_ref(col, index, sub, spath, "subscriber", "subscribers"):
         return
     if sub in feeds:
@@ -165,7 +166,7 @@ def check_nodes(col: Collector, data: dict[str, Any], index: Index) -> None:
     if data.get("nodes") is None:
         col.add("nodes", 'a DAG needs a "nodes" list')
         return
-    if isinstance(data["nodes"], list) and not data["nodes"]:
+    if isinstance(data["nodes"], list | tuple) and not data["nodes"]:
         col.add("nodes", "a DAG needs at least one node", [])
         return
     feeds: dict[str, str] = {}
@@ -190,7 +191,7 @@ def check_nodes(col: Collector, data: dict[str, Any], index: Index) -> None:
 def _mentioned(data: dict[str, Any], sub: str) -> bool:
     """Whether some node names ``sub`` as its subscriber (even if that node has other problems)."""
     nodes = data.get("nodes")
-    if not isinstance(nodes, list):
+    if not isinstance(nodes, list | tuple):
         return False
     return any(isinstance(n, dict) and n.get("subscriber") == sub for n in nodes)
 

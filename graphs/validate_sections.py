@@ -12,6 +12,7 @@ from graphs.model import ComponentSpec, frozen
 from graphs.suggest import did_you_mean
 from graphs.validate_base import (
     Collector,
+    a,
     check_keys,
     expect_object,
     expect_string,
@@ -54,12 +55,12 @@ def section_entries(col: Collector, data: dict[str, Any], key: str, what: str) -
     value = data.get(key)
     if value is None:
         return []
-    if not isinstance(value, list):
+    if not isinstance(value, list | tuple):
         col.add(key, f"{key} must be a list of {what} objects, not {kind_of(value)}", value)
         return []
     entries = []
     for index, entry in enumerate(value):
-        if expect_object(col, entry, item_path(key, index), f"a {what}"):
+        if expect_object(col, entry, item_path(key, index), a(what)):
             entries.append((index, entry))
     return entries
 
@@ -70,10 +71,10 @@ def register_name(
     """Check ``entry["name"]``; record it in ``seen`` unless it is a duplicate."""
     path = item_path(section, index)
     if "name" not in entry:
-        col.add(path, f"a {what} needs a name")
+        col.add(path, f"{a(what)} needs a name")
         return None
     name = entry["name"]
-    if not expect_string(col, name, key_path(path, "name"), f"a {what} name"):
+    if not expect_string(col, name, key_path(path, "name"), f"{a(what)} name"):
         return None
     if name in seen:
         col.add(
