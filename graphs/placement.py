@@ -1,0 +1,87 @@
+"""Where each DAG runs (SPEC §5): pins first, mem-linked DAGs together, then least loaded.
+
+``mem://`` queues and topics live inside one process, so DAGs that share one must share
+a worker. Placement is a pure function, tested without processes.
+
+Usage::
+
+    plan = place_dags(dags, workers=2)
+    plan.assignment   # {"prices": 0, "feed": 0, "clock": 1}
+    plan.problems     # ["dag 'x' pins worker 5 but there are 2 workers"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from graphs.model import DagModel
+
+
+@dataclass
+class Placement:
+    assignment: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def mem_endpoints(dag: DagModel) -> set[str]:
+    """The ``mem://`` queues and topics a DAG reads or writes (``queue/NAME``)."""
+    uris = [s.source for s in dag.subscribers.values()]
+    uris += [p.destination for p in dag.publishers.values()]
+    if dag.dead_letter:
+        uris.append(dag.dead_letter)
+    return {uri.split("://", 1)[1].split("?", 1)[0] for uri in uris if uri.startswith("mem://")}
+
+
+def linked_groups(dags: list[DagModel]) -> list[list[DagModel]]:
+    """DAGs connected through shared mem endpoints, each group in input order."""
+    parent = {d.name: d.name for d in dags}
+
+    def find(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    owner: dict[str, str] = {}
+    for dag in dags:
+        for endpoint in mem_endpoints(dag):
+            if endpoint in owner:
+                parent[find(dag.name)] = find(owner[endpoint])
+            else:
+                owner[endpoint] = dag.name
+    groups: dict[str, list[DagModel]] = {}
+    for dag in dags:
+        groups.setdefault(find(dag.name), []).append(dag)
+    return list(groups.values())
+
+
+def place_dags(dags: list[DagModel], workers: int) -> Placement:
+    plan = Placement()
+    load = [0] * workers
+    unpinned: list[list[DagModel]] = []
+    for group in linked_groups(dags):
+        pins = {d.worker for d in group if d.worker is not None}
+        bad = [d for d in group if d.worker is not None and d.worker >= workers]
+        if bad:
+            for d in bad:
+                plan.problems.append(f"dag {d.name!r} pins worker {d.worker} but there are {workers} workers "
+                                     f"(0..{workers - 1}); it is not started")
+            continue
+        if len(pins) > 1:
+            names = ", ".join(f"{d.name!r}→{d.worker}" for d in group if d.worker is not None)
+            plan.problems.append(f"dags sharing mem:// endpoints must run on one worker, but they pin "
+                                 f"different ones ({names}); they are not started")
+            continue
+        if pins:
+            worker = pins.pop()
+            for d in group:
+                plan.assignment[d.name] = worker
+            load[worker] += len(group)
+        else:
+            unpinned.append(group)
+    for group in sorted(unpinned, key=len, reverse=True):
+        worker = min(range(workers), key=lambda w: (load[w], w))
+        for d in group:
+            plan.assignment[d.name] = worker
+        load[worker] += len(group)
+    return plan
