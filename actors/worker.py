@@ -133,7 +133,7 @@ def worker_main(conn: Any, worker_id: int, state_dir: str, max_restarts: int, wi
 
     worker = Worker(worker_id, state_dir, max_restarts, within_seconds, send)
     threading.Thread(target=_beat, args=(worker, parent_pid), daemon=True, name="heartbeat").start()
-    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="command")
+    lanes: dict[str, ThreadPoolExecutor] = {}
     while True:
         try:
             frame = unpack(conn.recv_bytes())
@@ -146,7 +146,11 @@ def worker_main(conn: Any, worker_id: int, state_dir: str, max_restarts: int, wi
             _answer(worker, send, request_id, command, args)
             conn.close()
             os._exit(0)
-        pool.submit(_answer, worker, send, request_id, command, args)
+        # One queue per DAG: its commands run in order, other DAGs' commands do not wait.
+        lane = str(args.get("name") or (args.get("raw") or {}).get("name") or "")
+        if lane not in lanes:
+            lanes[lane] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dag-{lane}")
+        lanes[lane].submit(_answer, worker, send, request_id, command, args)
 
 
 def _answer(worker: Worker, send: Callable[[list[Any]], None], request_id: int, command: str,
