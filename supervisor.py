@@ -12,6 +12,7 @@ API and ``/metrics`` (SPEC §4, §5, §7, §8).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
 import signal
@@ -76,6 +77,7 @@ class Supervisor:
         self._ids = itertools.count()
         self._lock = threading.RLock()
         self._stop = threading.Event()
+        self._workers_gone = threading.Event()
         import multiprocess
 
         self._mp = multiprocess.get_context("spawn")
@@ -199,6 +201,9 @@ class Supervisor:
                     elif now - handle.last_beat > self.config.heartbeat_timeout:
                         self._worker_lost(handle, f"worker {handle.id} sent no heartbeat for "
                                                   f"{now - handle.last_beat:.1f}s (hung)")
+        # A worker gets its parent-death signal (PR_SET_PDEATHSIG) when the *thread* that started
+        # it ends, so this thread, which restarts workers, waits for them to be gone before ending.
+        self._workers_gone.wait()
 
     def _worker_lost(self, handle: WorkerHandle, reason: str) -> None:
         from actors.counters import carry_forward
@@ -207,10 +212,9 @@ class Supervisor:
         if handle.process.is_alive():
             handle.process.kill()
         handle.process.join(5)
-        try:
+        with contextlib.suppress(OSError):
             handle.conn.close()
-        except OSError:
-            pass
+        handle.conn = None  # a heartbeat still in flight from the dead worker must not land after the carry
         for name, details in handle.details.items():
             if name in self.dags:
                 carry_forward(self.dags[name].carry, details)
@@ -296,6 +300,8 @@ class Supervisor:
     def shutdown(self) -> bool:
         """Stop every worker gracefully within ``shutdown_timeout``; True if all went cleanly."""
         self._stop.set()
+        with self._lock:  # a worker restart in progress completes first, so that worker is stopped too
+            pass
         timeout = self.config.shutdown_timeout
         deadline = time.monotonic() + timeout
         futures = [self._request_async(h, "shutdown", {"timeout": max(1.0, timeout - 1.0)})
@@ -315,6 +321,7 @@ class Supervisor:
                     handle.process.kill()
                     handle.process.join(2)
                     clean = False
+        self._workers_gone.set()
         return clean
 
 
@@ -323,8 +330,9 @@ class _Service:
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.s = supervisor
-        self.list_dags, self.dag_details, self.control = supervisor.list_dags, supervisor.dag_details, supervisor.control
-        self.workers, self.health, self.metrics_text = supervisor.workers_info, supervisor.health, supervisor.metrics_text
+        self.list_dags, self.dag_details = supervisor.list_dags, supervisor.dag_details
+        self.control, self.workers = supervisor.control, supervisor.workers_info
+        self.health, self.metrics_text = supervisor.health, supervisor.metrics_text
 
 
 def serve(config_path: str | None, log_level: str = "INFO") -> int:

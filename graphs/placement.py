@@ -66,11 +66,18 @@ def place_dags(dags: list[DagModel], workers: int) -> Placement:
             for d in bad:
                 plan.problems.append(f"dag {d.name!r} pins worker {d.worker} but there are {workers} workers "
                                      f"(0..{workers - 1}); it is not started")
+            bad_names = {d.name for d in bad}
+            for d in group:
+                if d.name not in bad_names:
+                    plan.problems.append(f"dag {d.name!r} shares mem:// endpoints with "
+                                         f"{', '.join(repr(b.name) for b in bad)}, which cannot be placed; "
+                                         f"it is not started")
             continue
         if len(pins) > 1:
             names = ", ".join(f"{d.name!r}→{d.worker}" for d in group if d.worker is not None)
+            group_names = ", ".join(repr(d.name) for d in group)
             plan.problems.append(f"dags sharing mem:// endpoints must run on one worker, but they pin "
-                                 f"different ones ({names}); they are not started")
+                                 f"different ones ({names}); none of {group_names} is started")
             continue
         if pins:
             worker = pins.pop()

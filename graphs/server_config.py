@@ -39,7 +39,8 @@ class ServerConfig:
 
     @property
     def bind_host(self) -> str:
-        return self.bind.rpartition(":")[0] or "127.0.0.1"
+        """The host part of ``bind``; an IPv6 address loses its brackets (``[::1]:8080`` -> ``::1``)."""
+        return self.bind.rpartition(":")[0].removeprefix("[").removesuffix("]") or "127.0.0.1"
 
     @property
     def bind_port(self) -> int:

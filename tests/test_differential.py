@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import supervisor
+from actors import replay as replay_module
 from actors.replay import CaptureSink, replay_actors, replay_reference
 from actors.runtime import DagRuntime
 from graphs.loader import load_dag_dict
@@ -34,54 +35,42 @@ EXAMPLE_DAGS = sorted((ROOT / "examples" / "dags").glob("*.json"))
 
 Publication = tuple[str, Any]
 
-# Each example runs one epoch-size x in-flight combination, drawn by hypothesis; over the
-# examples every combination is covered many times (and the edge cases 1 and 1000 often).
-EPOCH_SIZES = st.one_of(st.just(1), st.integers(2, 50), st.just(1000))
-IN_FLIGHT = st.sampled_from((1, 4))
-EXAMPLES_PER_TEST = 160  # two tests: 320 generated DAGs in all
-
-DIFFERENTIAL = settings(max_examples=EXAMPLES_PER_TEST, deadline=None,
-                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+EXAMPLES = 300
+IN_FLIGHT = (1, 4)
 
 
-def per_publisher(published: list[Publication]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
+def shown(record: Any) -> str:
+    """A record as JSON text: key order, 1 / 1.0 / True and NaN all told apart, unlike ``==``."""
+    return json.dumps(record, default=repr)
+
+
+def per_publisher(published: list[Publication]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
     for publisher, record in published:
-        out.setdefault(publisher, []).append(record)
+        out.setdefault(publisher, []).append(shown(record))
     return out
 
 
 def assert_same(expected: list[Publication], actual: list[Publication], label: str) -> None:
-    """Every publisher's sequence, then the global order, as the reference has them."""
+    """Every publisher's sequence, then the global order, exactly as the reference has them."""
     want, got = per_publisher(expected), per_publisher(actual)
     for publisher in sorted(set(want) | set(got)):
         assert got.get(publisher, []) == want.get(publisher, []), f"{label}: publisher {publisher!r} differs"
-    assert actual == expected, f"{label}: global publish order differs"
-    # == treats 1, 1.0 and True alike; the published values must also have the same types
-    assert json.dumps(actual) == json.dumps(expected), f"{label}: published value types differ"
+    assert [(p, shown(r)) for p, r in actual] == [(p, shown(r)) for p, r in expected], \
+        f"{label}: global publish order differs"
 
 
-def check_case(case: DagCase, max_records: int, max_inflight: int) -> None:
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=dag_cases(), mid_size=st.integers(2, 50))
+def test_actors_publish_what_the_reference_publishes(case: DagCase, mid_size: int) -> None:
+    """Every epoch size (1, 2-50, 1000) with 1 and 4 epochs in flight: the reference's output."""
     dag = load_dag_dict(case.dag)
     expected = replay_reference(dag, case.events)
-    tuned = dataclasses.replace(dag, max_records=max_records, max_inflight=max_inflight)
-    actual = replay_actors(tuned, case.events, timeout=60)
-    assert_same(expected, actual, f"max_records={max_records} max_inflight={max_inflight}")
-
-
-@DIFFERENTIAL
-@given(case=dag_cases(), max_records=EPOCH_SIZES, max_inflight=IN_FLIGHT)
-def test_actors_publish_what_the_reference_publishes(case: DagCase, max_records: int, max_inflight: int) -> None:
-    check_case(case, max_records, max_inflight)
-
-
-@DIFFERENTIAL
-@given(case=dag_cases(max_nodes=8, max_events=120), max_records=st.integers(2, 50))
-def test_every_epoch_combination_agrees(case: DagCase, max_records: int) -> None:
-    """Smaller cases, every combination of epoch size (1, 2-50, 1000) and in-flight (1, 4)."""
-    for size in (1, max_records, 1000):
-        for inflight in (1, 4):
-            check_case(case, size, inflight)
+    for max_records in (1, mid_size, 1000):
+        for max_inflight in IN_FLIGHT:
+            tuned = dataclasses.replace(dag, max_records=max_records, max_inflight=max_inflight)
+            actual = replay_actors(tuned, case.events, timeout=60)
+            assert_same(expected, actual, f"max_records={max_records} max_inflight={max_inflight}")
 
 
 # -- a long run through a diamond ------------------------------------------------------------------
@@ -102,7 +91,8 @@ DIAMOND: dict[str, Any] = {
         {"name": "drop", "type": "tests.userclasses.DropFilterCalculator"},
     ],
     "transformers": [
-        {"name": "rename_limit", "type": "AttributeNameChangeDataTransformer", "config": {"name_mapping": {"limit": "lim"}}},
+        {"name": "rename_limit", "type": "AttributeNameChangeDataTransformer",
+         "config": {"name_mapping": {"limit": "lim"}}},
     ],
     "nodes": [
         {"name": "quote", "type": "SubscriptionNode", "subscriber": "quotes", "calculator": "defaults"},
@@ -149,8 +139,10 @@ def random_diamond_events(n: int, seed: int) -> list[Event]:
     return events
 
 
-def run_actors_with_stats(dag: DagModel, events: list[Event]) -> tuple[list[Publication], dict[str, int]]:
-    """Like replay_actors, keeping the runtime to read its per-node compute counts."""
+def run_actors_with_stats(
+    dag: DagModel, events: list[Event]
+) -> tuple[list[Publication], dict[str, tuple[int, int]]]:
+    """Like replay_actors, keeping the runtime to read its per-node (computes, errors) counts."""
     captured: list[tuple] = []
 
     def no_source(uri: str, config: Mapping[str, Any]) -> Any:
@@ -167,8 +159,8 @@ def run_actors_with_stats(dag: DagModel, events: list[Event]) -> tuple[list[Publ
         assert runtime.stop(timeout=120), "the runtime did not drain"
     rank = {(i, p): j for i, n in enumerate(dag.topo_order) for j, p in enumerate(dag.nodes[n].publishers)}
     captured.sort(key=lambda c: (c[0], c[1], rank[(c[1], c[2])]))
-    computes = {name: stats.computes for name, stats in runtime.stats.nodes.items()}
-    return [(publisher, record) for _, _, publisher, record in captured], computes
+    counts = {name: (stats.computes, stats.errors) for name, stats in runtime.stats.nodes.items()}
+    return [(publisher, record) for _, _, publisher, record in captured], counts
 
 
 @pytest.mark.parametrize(("max_records", "max_inflight"), [(1000, 4), (37, 1)])
@@ -179,10 +171,11 @@ def test_ten_thousand_records_through_a_diamond(max_records: int, max_inflight: 
     expected: list[Publication] = []
     for _, subscriber, record in events:
         expected.extend(reference.ingest(subscriber, record))
-    actual, computes = run_actors_with_stats(dag, events)
+    actual, counts = run_actors_with_stats(dag, events)
     assert len(expected) > 1000  # the run is not trivially quiet
     assert_same(expected, actual, "diamond")
-    assert computes == {name: state.computes for name, state in reference.state.items()}
+    assert counts == {name: (state.computes, state.errors) for name, state in reference.state.items()}
+    assert counts["check"][1] > 0 and counts["limit"][0] > 0
     assert replay_actors(dag, events) == expected  # the batched replay path, too
 
 
@@ -199,8 +192,11 @@ def test_every_example_has_events() -> None:
 
 @pytest.mark.parametrize(("dag_path", "events_path"), example_pairs(), ids=lambda p: p.stem)
 def test_replay_cli_prints_the_same_for_both_engines(
-    dag_path: Path, events_path: Path, capsys: pytest.CaptureFixture[str]
+    dag_path: Path, events_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # a tick line without a record is stamped when the file is read: one fixed time for every run
+    stamp = replay_module.tick_record
+    monkeypatch.setattr(replay_module, "tick_record", lambda message, n, now: stamp(message, n, 1_767_225_600.0))
     printed: dict[str, str] = {}
     for engine in ("reference", "actors"):
         code = supervisor.main(["replay", str(dag_path), str(events_path), "--engine", engine])
@@ -221,9 +217,7 @@ def test_replay_cli_prints_the_same_for_both_engines(
 def test_replay_cli_sample_output() -> None:
     """The bundled prices example, worked by hand: what the command prints."""
     out = io.StringIO()
-    from actors.replay import run_replay
-
-    code = run_replay(str(ROOT / "examples/dags/prices.json"), str(ROOT / "examples/events/prices.jsonl"),
+    code = replay_module.run_replay(str(ROOT / "examples/dags/prices.json"), str(ROOT / "examples/events/prices.jsonl"),
                       engine="actors", out=out)
     assert code == 0
     # 2.5*4 = 10; 10*1 (qty defaulted) = 10, unchanged: not republished; the same with qty null;
@@ -232,3 +226,56 @@ def test_replay_cli_sample_output() -> None:
         {"publisher": "values", "record": {"value": 10.0}},
         {"publisher": "values", "record": {"value": 6.0}},
     ]
+
+
+# -- known mismatches, reported; strict: each turns into a failure once it is fixed ---------------
+NAN_DAG: dict[str, Any] = {
+    "name": "nan",
+    "subscribers": [{"name": "a", "config": {"source": "mem://queue/a"}},
+                    {"name": "b", "config": {"source": "mem://queue/b"}}],
+    "publishers": [{"name": "out", "config": {"destination": "mem://queue/out"}}],
+    "calculators": [
+        {"name": "to_float", "type": "AdditionCalculator", "config": {"arguments": ["x"], "output_attribute": "x"}},
+        {"name": "keep_x", "type": "AttributeFilterCalculator", "config": {"keep_attributes": ["x"]}},
+    ],
+    "nodes": [
+        {"name": "in_a", "type": "SubscriptionNode", "subscriber": "a", "calculator": "to_float"},
+        {"name": "in_b", "type": "SubscriptionNode", "subscriber": "b"},
+        {"name": "join", "calculator": "keep_x", "propagate": "always"},
+        {"name": "pub", "type": "PublicationNode", "publishers": ["out"]},
+    ],
+    "edges": [{"from_node": "in_a", "to_node": "join"}, {"from_node": "in_b", "to_node": "join"},
+              {"from_node": "join", "to_node": "pub"}],
+}
+
+
+@pytest.mark.xfail(strict=True, reason="reported: whether an output holding NaN 'differs' depends on object "
+                   "identity (Python's == on containers), which msgpack between actors does not keep")
+def test_an_unchanged_nan_output_is_published_once_by_both_engines() -> None:
+    # in_a turns "nan" into float NaN once; join (always) re-sends {"x": NaN} on each b record;
+    # pub's input holds the very same value each time, so pub publishes it once
+    dag = load_dag_dict(NAN_DAG)
+    events: list[Event] = [("record", "a", {"x": "nan"}), ("record", "b", {"y": 1}), ("record", "b", {"y": 2})]
+    expected = ['{"x": NaN}']
+    assert [shown(r) for _, r in replay_reference(dag, events)] == expected
+    assert [shown(r) for _, r in replay_actors(dag, events)] == expected
+
+
+@pytest.mark.xfail(strict=True, reason="reported: a record msgpack cannot encode (an int beyond 64 bits) is "
+                   "processed by the reference and crashes the actor replay; SPEC §3 says reject at ingress")
+def test_a_record_that_cannot_be_encoded_is_rejected_by_both_engines() -> None:
+    dag = load_dag_dict({
+        "name": "big",
+        "subscribers": [{"name": "in", "config": {"source": "mem://queue/in"}}],
+        "publishers": [{"name": "out", "config": {"destination": "mem://queue/out"}}],
+        "nodes": [{"name": "src", "type": "SubscriptionNode", "subscriber": "in"},
+                  {"name": "pub", "type": "PublicationNode", "publishers": ["out"]}],
+        "edges": [{"from_node": "src", "to_node": "pub"}],
+    })
+    events: list[Event] = [("record", "in", {"v": 1}), ("record", "in", {"v": 2**64}), ("record", "in", {"v": 3})]
+    expected = [("out", {"v": 1}), ("out", {"v": 3})]
+    reference = ReferenceEvaluator(dag)
+    published = [p for _, subscriber, record in events for p in reference.ingest(subscriber, record)]
+    assert reference.rejected == 1
+    assert published == expected
+    assert replay_actors(dag, events) == expected

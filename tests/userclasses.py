@@ -59,3 +59,18 @@ class NoMethodComponent:
 
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         self.name = name
+
+
+class ExitingCalculator(Calculator):
+    """Ends its whole process with ``os._exit(config["code"])`` (default 3) on every record.
+
+    Constructing it is harmless (``dagserver check`` builds it in the supervisor); only
+    ``calculate`` exits, which in a server takes down the worker hosting the DAG.
+    """
+
+    CONFIG_KEYS: dict[str, str] = {"code": "the process exit code (default 3)"}
+
+    def calculate(self, record: dict) -> dict | None:
+        import os
+
+        os._exit(int(self.config.get("code", 3)))

@@ -1,0 +1,143 @@
+"""``python -m bench [--quick] [--json]``: throughput, latency and scaling in one run.
+
+Every engine figure goes through the server's own machinery (supervisor, spawned worker
+processes, actors, msgpack); the ceilings are plain Python loops doing the same work in
+this process. With ``--json`` the last line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.ceiling import ceiling_msgpack_rps, ceiling_rps
+from bench.workloads import idle_dag, pipeline_dag
+
+
+def run_server(dags: list[dict[str, Any]], workers: int, results: list[Path], timeout: float = 120.0) -> list[dict]:
+    """Start a supervisor with ``dags`` on ``workers`` processes; wait for every result file."""
+    from graphs.server_config import ServerConfig
+    from supervisor import Supervisor
+
+    with tempfile.TemporaryDirectory(prefix="dagserver-bench-") as tmp:
+        for dag in dags:
+            (Path(tmp) / f"{dag['name']}.json").write_text(json.dumps(dag))
+        config = ServerConfig(workers=workers, dags=(tmp,), state_dir=str(Path(tmp) / "state"))
+        supervisor = Supervisor(config, log_level="WARNING")
+        supervisor.load()
+        if supervisor.problems:
+            raise SystemExit("bench DAGs are invalid:\n" + "\n".join(supervisor.problems))
+        supervisor.start()
+        try:
+            deadline = time.monotonic() + timeout
+            while not all(p.exists() for p in results):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"bench run timed out after {timeout:g}s")
+                time.sleep(0.05)
+            return [json.loads(p.read_text()) for p in results]
+        finally:
+            supervisor.shutdown()
+
+
+def engine_rps(count: int, workers: int, tmp: Path, diamond: bool = False) -> float:
+    results = [tmp / f"r{w}-{diamond}-{time.monotonic_ns()}.json" for w in range(workers)]
+    dags = [pipeline_dag(f"bench{w}", count, str(results[w]), worker=w, diamond=diamond) for w in range(workers)]
+    out = run_server(dags, workers, results)
+    return sum(r["count"] for r in out) / max(r["seconds"] for r in out)
+
+
+def latency(rate: float, seconds: float, tmp: Path) -> dict[str, float]:
+    result = tmp / f"lat-{int(rate)}-{time.monotonic_ns()}.json"
+    dag = pipeline_dag("latency", int(rate * seconds), str(result), rate=rate, worker=0)
+    return run_server([dag], 1, [result])[0]["latency_ms"]
+
+
+def rss_mb_per_dag(extra: int, tmp: Path) -> float:
+    """Resident memory a worker gains per additional (idle) DAG."""
+    from graphs.server_config import ServerConfig
+    from supervisor import Supervisor
+
+    sizes = []
+    for n in (1, 1 + extra):
+        folder = tmp / f"rss{n}"
+        folder.mkdir()
+        for i in range(n):
+            (folder / f"idle{i}.json").write_text(json.dumps(idle_dag(f"idle{i}")))
+        supervisor = Supervisor(ServerConfig(workers=1, dags=(str(folder),), state_dir=str(folder / "s")), "WARNING")
+        supervisor.load()
+        supervisor.start()
+        try:
+            deadline = time.monotonic() + 60
+            while len(supervisor.workers[0].details) < n or any(
+                d.get("state") != "running" for d in supervisor.workers[0].details.values()
+            ):
+                if time.monotonic() > deadline:
+                    raise SystemExit("idle DAGs did not start")
+                time.sleep(0.05)
+            time.sleep(0.5)  # let the actors settle before reading the resident size
+            status = Path(f"/proc/{supervisor.workers[0].pid}/status").read_text()
+            sizes.append(int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]))
+        finally:
+            supervisor.shutdown()
+    return (sizes[1] - sizes[0]) / extra / 1024
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="smaller runs, under 90 s on 2 cores")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of all figures")
+    args = parser.parse_args(argv)
+    count = 100_000 if args.quick else 400_000
+    seconds = 2.0 if args.quick else 5.0
+    with tempfile.TemporaryDirectory(prefix="dagserver-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        figures: dict[str, Any] = {
+            "ceiling_rps": ceiling_rps(count),
+            "ceiling_msgpack_rps": ceiling_msgpack_rps(count),
+            "engine_rps_1w": engine_rps(count, 1, tmp),
+            "engine_rps_2w": engine_rps(count, 2, tmp),
+            "diamond_rps_1w": engine_rps(count, 1, tmp, diamond=True),
+            "latency": {str(rate): latency(rate, seconds, tmp) for rate in (1000, 5000)},
+            "rss_mb_per_dag": rss_mb_per_dag(10 if args.quick else 40, tmp),
+            "python": platform.python_version(),
+            "cpu": cpu_name(),
+        }
+    rows = [
+        ("plain loop ceiling", f"{figures['ceiling_rps']:,.0f} rec/s"),
+        ("plain loop + msgpack/100", f"{figures['ceiling_msgpack_rps']:,.0f} rec/s"),
+        ("engine, 1 worker", f"{figures['engine_rps_1w']:,.0f} rec/s "
+                             f"({figures['engine_rps_1w'] / figures['ceiling_rps']:.2f} x ceiling)"),
+        ("engine, 2 workers", f"{figures['engine_rps_2w']:,.0f} rec/s "
+                              f"({figures['engine_rps_2w'] / figures['engine_rps_1w']:.2f} x 1 worker)"),
+        ("diamond, 1 worker", f"{figures['diamond_rps_1w']:,.0f} rec/s"),
+        *[(f"latency at {rate} rec/s", "p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms, max {max_ms:.2f} ms".format(**lat))
+          for rate, lat in figures["latency"].items()],
+        ("memory per idle DAG", f"{figures['rss_mb_per_dag']:.2f} MB"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print(f"dagserver bench ({'quick' if args.quick else 'full'}): Python {figures['python']}, {figures['cpu']}")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
