@@ -12,7 +12,6 @@ Usage::
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from actors.stats import NodeStats
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
 from graphs.reference import describe_error
+from graphs.values import nan_equal  # same_value(), inlined on the hot path
 
 Change = list  # [seq, output]
 ErrorSink = Callable[[str, str, Any], None]  # (node, message, input)
@@ -45,7 +45,9 @@ class NodeLogic:
         self.kind = node.type
         self.always = node.always
         self.publishes = node.type in (PUBLICATION_NODE, METRONOME_NODE) and bool(node.publishers)
-        self.calc: Callable = calculators[node.calculator] if node.calculator else copy.deepcopy
+        # Without a calculator a node passes its input on (NullCalculator semantics): the
+        # copy the reference makes is unneeded here, msgpack already isolates every hop.
+        self.calc: Callable = calculators[node.calculator] if node.calculator else _identity
         self.in_chain = tuple(transformers[t] for t in node.input_transformers)
         self.out_chain = tuple(transformers[t] for t in node.output_transformers)
         self.edges = dag.parents[name]
@@ -161,7 +163,7 @@ class NodeLogic:
         except Exception as exc:
             self._error(describe_error(exc), record)
             return None
-        if compare_input and not always and value == self.input:
+        if compare_input and not always and (value == self.input or nan_equal(value, self.input)):
             return None
         self.input = value
         self.stats.computes += 1
@@ -176,7 +178,7 @@ class NodeLogic:
         except Exception as exc:
             self._error(describe_error(exc), value)
             return None
-        if not always and out == self.output:
+        if not always and (out == self.output or nan_equal(out, self.output)):
             return None
         self.output = out
         return out
@@ -198,3 +200,6 @@ class NodeLogic:
 def _seq_of(event: tuple) -> int:
     return event[0]
 
+
+def _identity(record: Any) -> Any:
+    return record

@@ -23,6 +23,7 @@ from graphs.loader import load_dag
 from graphs.model import METRONOME_NODE, DagModel
 from graphs.reference import ReferenceEvaluator
 from graphs.suggest import did_you_mean
+from graphs.values import reject_reason
 
 Event = tuple[str, str, Any]  # ("record", subscriber, record) or ("tick", node, tick record)
 Publication = tuple[str, Any]
@@ -159,7 +160,7 @@ def _ingest(runtime: DagRuntime, subscriber: str | None, records: list[Any]) -> 
     """Reject what the subscriber actor would reject at the door, then ingest the rest."""
     good = []
     for record in records:
-        if type(record) is dict and all(type(k) is str for k in record):
+        if reject_reason(record) is None:
             good.append(record)
         else:
             runtime.stats.subscribers[str(subscriber)].rejected += 1

@@ -14,7 +14,7 @@ from typing import Any
 from actors.context import COORDINATOR, DagActor, DagContext
 from actors.messages import COMMIT, INGEST, POLL, decode, encode
 from adapters.base import RejectedRecord, Source
-from graphs.reference import reject_reason
+from graphs.values import reject_reason
 
 log = logging.getLogger("dagserver.ingress")
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from graphs.components import build_component, callable_of
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
+from graphs.values import reject_reason, same_value
 
 Publication = tuple[str, dict]
 MAX_KEPT_ERRORS = 10
@@ -55,15 +56,6 @@ class Filtered(Exception):
 
 def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def reject_reason(record: Any) -> str | None:
-    """Why ``record`` cannot enter a DAG (SPEC §3), or None when it can."""
-    if not isinstance(record, dict):
-        return f"record is not a map but {type(record).__name__}"
-    if not all(isinstance(k, str) for k in record):
-        return "record has a key that is not a string"
-    return None
 
 
 class ReferenceEvaluator:
@@ -158,7 +150,7 @@ class ReferenceEvaluator:
         except Exception as exc:
             self._record_error(name, exc, record)
             return None
-        if compare_input and not always and value == state.input:
+        if compare_input and not always and same_value(value, state.input):
             return None
         state.input = value
         state.computes += 1
@@ -170,7 +162,7 @@ class ReferenceEvaluator:
         except Exception as exc:
             self._record_error(name, exc, value)
             return None
-        if not always and out == state.output:
+        if not always and same_value(out, state.output):
             return None
         state.output = out
         return out

@@ -34,7 +34,7 @@ Event = tuple[str, str, Any]
 
 KEYS = ("a", "b", "c", "price", "qty", "drop", "boom", "name")
 NUMERIC_KEYS = ("a", "b", "c", "price", "qty")
-SCALARS: tuple[Any, ...] = (None, 0, 1, 2, 3, -1, 1.5, 0.25, "2", "x", "y", "", True, False)
+SCALARS: tuple[Any, ...] = (None, 0, 1, 2, 3, -1, 1.5, 0.25, "2", "x", "y", "", True, False, "nan", float("nan"))
 NAMES = ("abc", "Abc", "ABC", "x")
 NOT_MAPS: tuple[Any, ...] = ([1, 2], "text", 7, None, [])
 

@@ -249,8 +249,6 @@ NAN_DAG: dict[str, Any] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="reported: whether an output holding NaN 'differs' depends on object "
-                   "identity (Python's == on containers), which msgpack between actors does not keep")
 def test_an_unchanged_nan_output_is_published_once_by_both_engines() -> None:
     # in_a turns "nan" into float NaN once; join (always) re-sends {"x": NaN} on each b record;
     # pub's input holds the very same value each time, so pub publishes it once
@@ -261,8 +259,6 @@ def test_an_unchanged_nan_output_is_published_once_by_both_engines() -> None:
     assert [shown(r) for _, r in replay_actors(dag, events)] == expected
 
 
-@pytest.mark.xfail(strict=True, reason="reported: a record msgpack cannot encode (an int beyond 64 bits) is "
-                   "processed by the reference and crashes the actor replay; SPEC §3 says reject at ingress")
 def test_a_record_that_cannot_be_encoded_is_rejected_by_both_engines() -> None:
     dag = load_dag_dict({
         "name": "big",
