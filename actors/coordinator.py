@@ -5,8 +5,8 @@ records while fewer than ``epochs.max_inflight`` are open, sends every root one 
 per epoch, and closes an epoch once every terminal actor (each publisher, and each node
 with neither children nor publishers) has acknowledged it. Epochs complete in order.
 
-Every ``checkpoint.every_epochs`` epochs one epoch is flagged: it ends on a batch
-boundary, every node reports its state for it, and on completion the coordinator writes
+Every ``checkpoint.every_epochs`` epochs one epoch is flagged: every node reports its
+state for it, and on completion the coordinator writes
 the checkpoint and only then tells the subscribers to commit their sources' positions.
 """
 
@@ -19,24 +19,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.context import COORDINATOR, DagActor, DagContext
-from actors.messages import ACK, COMMIT, EPOCH, FLAG_CHECKPOINT, INGEST, STATE, TICK, decode, encode
+from actors.messages import (
+    ACK,
+    COMMIT,
+    EPOCH,
+    FLAG_CHECKPOINT,
+    INGEST,
+    RUN_RECORDS,
+    RUN_TICK,
+    STATE,
+    TICK,
+    decode,
+    encode,
+)
 from actors.node import node_actor_name
 from actors.publisher import publisher_actor_name
 from actors.subscriber import subscriber_actor_name
 from adapters.metronome import tick_record
-from graphs.model import METRONOME_NODE
 
 DRAIN = "drain"
 
 
 @dataclass
 class Batch:
-    subscriber: str | None  # None: a MetronomeNode tick
-    records: list[Any]
+    """One subscriber read (its records still encoded), or one MetronomeNode tick."""
+
+    subscriber: str | None  # None: a tick
+    count: int
+    payload: Any  # encoded record list, or the tick record
     position: Any
     arrived: float
     tick_node: str | None = None
-    start: int = 0
 
 
 @dataclass
@@ -58,11 +71,7 @@ class CoordinatorActor(DagActor):
         self.write_checkpoint = write_checkpoint
         self.drained = drained
         self.roots = dag.roots
-        self.root_of: dict[str, tuple[str, bool]] = {}
-        for root in self.roots:
-            node = dag.nodes[root]
-            if node.subscriber:
-                self.root_of[node.subscriber] = (root, node.type == METRONOME_NODE)
+        self.root_of = {dag.nodes[r].subscriber: r for r in self.roots if dag.nodes[r].subscriber}
         self.terminals = frozenset(
             [publisher_actor_name(p) for p in dag.publishers if dag.publisher_feeds(p)]
             + [node_actor_name(n) for n in dag.nodes
@@ -90,9 +99,9 @@ class CoordinatorActor(DagActor):
         decoded = decode(message)
         kind = decoded[0]
         if kind == INGEST:
-            _, subscriber, records, position = decoded
-            self.pending.append(Batch(subscriber, records, position, self.ctx.clock()))
-            self.pending_records += len(records)
+            _, subscriber, count, position, payload = decoded
+            self.pending.append(Batch(subscriber, count, payload, position, self.ctx.clock()))
+            self.pending_records += count
         elif kind == ACK:
             self.open[decoded[1]].acks.discard(decoded[2])
             self._complete()
@@ -111,7 +120,7 @@ class CoordinatorActor(DagActor):
         if record is None:
             message = str(self.dag.nodes[node].config.get("message", "tick"))
             record = tick_record(message, n, self.ctx.clock())
-        self.pending.append(Batch(None, [record], None, self.ctx.clock(), tick_node=node))
+        self.pending.append(Batch(None, 1, record, None, self.ctx.clock(), tick_node=node))
         self.pending_records += 1
 
     # -- cutting epochs -----------------------------------------------------------------------------
@@ -125,34 +134,34 @@ class CoordinatorActor(DagActor):
         return any(e.flags & FLAG_CHECKPOINT for e in self.open.values())
 
     def _cut_one(self) -> None:
+        """One epoch of whole batches: at most ``max_records`` records, unless one batch is larger.
+
+        Batches are never split, so every epoch ends where a source position is known and
+        any epoch can be a checkpoint epoch.
+        """
         limit = self.dag.max_records
         flagged = self.since_checkpoint + 1 >= self.dag.checkpoint_every or (
             self.draining and self.pending_records <= limit)
-        items: dict[str, list] = {root: [] for root in self.roots}
+        runs: dict[str, list] = {root: [] for root in self.roots}
         positions: dict[str, Any] = {}
         taken = gated = 0
         started = self.ctx.clock()
         pending = self.pending
-        while pending and taken < limit:
-            batch = pending[0]
-            remaining = len(batch.records) - batch.start
-            room = limit - taken
-            if remaining > room:
-                if flagged and taken:
-                    break  # a checkpoint epoch ends on a batch boundary
-                flagged = False
-                take = room
-            else:
-                take = remaining
-            self._assign(batch, take, items)
+        while pending and (not taken or taken + pending[0].count <= limit):
+            batch = pending.popleft()
+            seq = self.next_seq
+            self.next_seq += batch.count
+            taken += batch.count
             started = min(started, batch.arrived)
-            taken += take
-            if batch.tick_node is None:
-                gated += take
-            if batch.start == len(batch.records):
-                pending.popleft()
-                if batch.subscriber is not None and batch.position is not None:
-                    positions[batch.subscriber] = batch.position
+            if batch.tick_node is not None:
+                runs[batch.tick_node].append([seq, RUN_TICK, batch.payload])
+                continue
+            gated += batch.count
+            if batch.position is not None:
+                positions[batch.subscriber] = batch.position  # type: ignore[index]
+            root = self.root_of.get(batch.subscriber)  # type: ignore[arg-type]
+            if root is not None and batch.count:
+                runs[root].append([seq, RUN_RECORDS, batch.payload])
         self.pending_records -= taken
         epoch = self.next_epoch
         self.next_epoch += 1
@@ -160,27 +169,9 @@ class CoordinatorActor(DagActor):
         self.since_checkpoint = 0 if flagged else self.since_checkpoint + 1
         self.open[epoch] = OpenEpoch(set(self.terminals), gated, started, flags, positions)
         self.ctx.stats.epochs_open = len(self.open)
-        for root, root_items in items.items():
-            self.ctx.send(node_actor_name(root), encode([EPOCH, epoch, flags, root_items, COORDINATOR]))
+        for root, root_runs in runs.items():
+            self.ctx.send(node_actor_name(root), encode([EPOCH, epoch, flags, root_runs, COORDINATOR]))
         self._complete()
-
-    def _assign(self, batch: Batch, take: int, items: dict[str, list]) -> None:
-        seq = self.next_seq
-        self.next_seq += take
-        start = batch.start
-        batch.start += take
-        if batch.tick_node is not None:
-            items[batch.tick_node].append([seq, 1, batch.records[0]])
-            return
-        root = self.root_of.get(batch.subscriber)  # type: ignore[arg-type]
-        if root is None:
-            return
-        records = batch.records[start:start + take] if start or take < len(batch.records) else batch.records
-        name, is_metronome = root
-        if is_metronome:
-            items[name].extend([[seq + i, 0, r] for i, r in enumerate(records)])
-        else:
-            items[name].extend([[seq + i, r] for i, r in enumerate(records)])
 
     # -- completing epochs --------------------------------------------------------------------------
     def _complete(self) -> None:

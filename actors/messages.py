@@ -2,12 +2,19 @@
 
 Every message is a msgpack array whose first element is its kind::
 
-    [EPOCH, epoch, flags, items]        coordinator -> root node, node -> child node
-    [PUBLISH, epoch, flags, node, items] node -> publisher (items: [[seq, record], ...])
-    [ACK, epoch, sender]                publisher or terminal node -> coordinator
-    [STATE, epoch, node, state]         node -> coordinator, on checkpoint epochs
-    [INGEST, subscriber, records, position]  subscriber -> coordinator
-    [TICK, node]                        ticker -> coordinator (a MetronomeNode fires)
+    [INGEST, subscriber, count, position, records]   subscriber -> coordinator
+    [EPOCH, epoch, flags, runs, "coordinator"]       coordinator -> root node
+    [EPOCH, epoch, flags, [seqs, outputs], node]     node -> child node
+    [PUBLISH, epoch, flags, [seqs, outputs], node]   node -> publisher
+    [ACK, epoch, sender]                             publisher or terminal node -> coordinator
+    [STATE, epoch, node, state]                      node -> coordinator, on checkpoint epochs
+    [TICK, node, record | None]                      ticker -> coordinator (a MetronomeNode fires)
+    [COMMIT, position]                               coordinator -> subscriber
+
+``records`` is the msgpack encoding of the batch's record list, made once by the
+subscriber; the coordinator never decodes it, it hands it on inside a run
+``[first_seq, RUN_RECORDS, records]`` (or ``[seq, RUN_TICK, tick_record]``) and the root
+node decodes it. Changes travel as two parallel lists, sequence numbers and outputs.
 
 Decoding gives every receiver its own copy of the records, so no actor can change
 what another actor holds; nothing else needs to copy them.
@@ -29,6 +36,8 @@ POLL = 6
 COMMIT = 7
 
 FLAG_CHECKPOINT = 1
+RUN_RECORDS = 0
+RUN_TICK = 1
 
 
 

@@ -78,12 +78,15 @@ class NodeActor(DagActor):
         try:
             return encode([kind, epoch, flags, changes, self.logic.name])
         except (TypeError, ValueError, OverflowError):
-            kept = []
-            for change in changes:
+            seqs, outs = changes
+            kept_seqs, kept_outs = [], []
+            for seq, out in zip(seqs, outs, strict=True):
                 try:
-                    encode(change)
-                    kept.append(change)
+                    encode(out)
                 except (TypeError, ValueError, OverflowError) as exc:
-                    self.logic._error(f"output cannot be encoded: {exc}", change[1])
-            changes[:] = kept
-            return encode([kind, epoch, flags, kept, self.logic.name])
+                    self.logic.record_error(f"output cannot be encoded: {exc}", out)
+                    continue
+                kept_seqs.append(seq)
+                kept_outs.append(out)
+            changes[:] = [kept_seqs, kept_outs]
+            return encode([kind, epoch, flags, changes, self.logic.name])

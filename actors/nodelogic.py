@@ -7,7 +7,7 @@ it makes itself. It knows nothing of actors or encoding, so it is tested directl
 Usage::
 
     logic = NodeLogic(dag, "value", calculators, transformers, stats)
-    changes, publications = logic.run_merge([[[0, {"price": 2.0}]], []])
+    changes, publications = logic.run_merge([[[0], [{"price": 2.0}]], [[], []]])
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from actors.messages import RUN_TICK, decode
 from actors.stats import NodeStats
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
 from graphs.reference import describe_error
 from graphs.values import nan_equal  # same_value(), inlined on the hot path
 
-Change = list  # [seq, output]
+Changes = list  # [seqs, outputs]: two parallel lists
 ErrorSink = Callable[[str, str, Any], None]  # (node, message, input)
 
 
@@ -75,54 +76,81 @@ class NodeLogic:
         self.stats.input, self.stats.output = self.input, self.output
 
     # -- epochs ---------------------------------------------------------------------------------
-    def run_root(self, items: list[list]) -> tuple[list[Change], list[Change]]:
-        """A root's epoch: ``[seq, record]`` items, or for a MetronomeNode ``[seq, is_tick, record]``."""
-        started = time.perf_counter()
-        computes = self.stats.computes
-        changes: list[Change] = []
-        step = self._step
-        if self.kind == METRONOME_NODE:
-            for seq, is_tick, record in items:
-                if not is_tick:
-                    self.latest = record
-                    continue
-                out = step(self.latest if self.latest is not None else record, False, True)
-                if out is not None:
-                    changes.append([seq, out])
-        else:
-            for seq, record in items:
-                out = step(record, False, self.always)
-                if out is not None:
-                    changes.append([seq, out])
-        self._account(started, computes)
-        return changes, (changes if self.publishes else [])
+    def run_root(self, runs: list[list]) -> tuple[Changes, Changes]:
+        """A root's epoch: runs ``[first_seq, RUN_RECORDS, encoded records]`` or ``[seq, RUN_TICK, tick]``.
 
-    def run_merge(self, parent_items: list[list[Change]]) -> tuple[list[Change], list[Change]]:
-        """An inner node's epoch: one change list per incoming edge, in edge order."""
+        For a MetronomeNode, records from its subscriber only update the latest record;
+        a tick computes on that (or on the tick record) and always propagates.
+        """
         started = time.perf_counter()
         computes = self.stats.computes
-        changes: list[Change] = []
+        seqs: list[int] = []
+        outs: list[Any] = []
+        step = self._step
+        metronome = self.kind == METRONOME_NODE
         always = self.always
-        if len(parent_items) == 1:
-            events = [(seq, 0, out) for seq, out in parent_items[0]]
-        else:
-            events = [(seq, i, out) for i, items in enumerate(parent_items) for seq, out in items]
-            events.sort(key=_seq_of)
-        n = len(events)
-        k = 0
-        while k < n:
-            seq = events[k][0]
-            while k < n and events[k][0] == seq:
-                self._set_parent(events[k][1], events[k][2])
-                k += 1
-            merged = self._merged()
-            if merged is None:
+        for first, kind, payload in runs:
+            if kind == RUN_TICK:
+                out = step(self.latest if self.latest is not None else payload, False, True)
+                if out is not None:
+                    seqs.append(first)
+                    outs.append(out)
                 continue
-            out = self._step(merged, True, always)
-            if out is not None:
-                changes.append([seq, out])
+            records = decode(payload)
+            if metronome:
+                if records:
+                    self.latest = records[-1]
+                continue
+            for seq, record in enumerate(records, first):
+                out = step(record, False, always)
+                if out is not None:
+                    seqs.append(seq)
+                    outs.append(out)
         self._account(started, computes)
-        return changes, (changes if self.publishes else [])
+        return self._result(seqs, outs)
+
+    def run_merge(self, parents: list[list]) -> tuple[Changes, Changes]:
+        """An inner node's epoch: one ``[seqs, outputs]`` per incoming edge, in edge order."""
+        started = time.perf_counter()
+        computes = self.stats.computes
+        seqs: list[int] = []
+        outs: list[Any] = []
+        always = self.always
+        step = self._step
+        if len(parents) == 1:
+            set_parent = self._set_parent
+            for seq, output in zip(parents[0][0], parents[0][1], strict=True):
+                set_parent(0, output)
+                merged = self._merged()
+                if merged is not None:
+                    out = step(merged, True, always)
+                    if out is not None:
+                        seqs.append(seq)
+                        outs.append(out)
+        else:
+            events = [(seq, i, out) for i, (p_seqs, p_outs) in enumerate(parents)
+                      for seq, out in zip(p_seqs, p_outs, strict=True)]
+            events.sort(key=_seq_of)
+            n = len(events)
+            k = 0
+            while k < n:
+                seq = events[k][0]
+                while k < n and events[k][0] == seq:  # every parent that changed at seq first
+                    self._set_parent(events[k][1], events[k][2])
+                    k += 1
+                merged = self._merged()
+                if merged is None:
+                    continue
+                out = step(merged, True, always)
+                if out is not None:
+                    seqs.append(seq)
+                    outs.append(out)
+        self._account(started, computes)
+        return self._result(seqs, outs)
+
+    def _result(self, seqs: list[int], outs: list[Any]) -> tuple[Changes, Changes]:
+        changes = [seqs, outs]
+        return changes, (changes if self.publishes else [[], []])
 
     # -- the rules ------------------------------------------------------------------------------
     def _set_parent(self, i: int, output: Any) -> None:
@@ -139,7 +167,7 @@ class NodeLogic:
         if len(outs) == 1:
             only = outs[0]
             if isinstance(only, _EdgeFailure):
-                self._error(only.message, None)
+                self.record_error(only.message, None)
                 return None
             return only if only is not None else {}
         merged: dict = {}
@@ -147,7 +175,7 @@ class NodeLogic:
             if out is None:
                 continue
             if isinstance(out, _EdgeFailure):
-                self._error(out.message, None)
+                self.record_error(out.message, None)
                 return None
             merged.update(out)
         return merged
@@ -161,7 +189,7 @@ class NodeLogic:
                 if value is None:
                     return None
         except Exception as exc:
-            self._error(describe_error(exc), record)
+            self.record_error(describe_error(exc), record)
             return None
         if compare_input and not always and (value == self.input or nan_equal(value, self.input)):
             return None
@@ -176,14 +204,15 @@ class NodeLogic:
                 if out is None:
                     return None
         except Exception as exc:
-            self._error(describe_error(exc), value)
+            self.record_error(describe_error(exc), value)
             return None
         if not always and (out == self.output or nan_equal(out, self.output)):
             return None
         self.output = out
         return out
 
-    def _error(self, message: str, input_value: Any) -> None:
+    def record_error(self, message: str, input_value: Any) -> None:
+        """Rule 4 bookkeeping: count, keep, dead-letter."""
         self.stats.error(message, input_value, self.clock())
         if self.on_error is not None:
             self.on_error(self.name, message, input_value)

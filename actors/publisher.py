@@ -59,21 +59,24 @@ class PublisherActor(DagActor):
 
     def _publish(self, epoch: int, flags: int, slots: list[list]) -> None:
         if len(slots) == 1 and not self.sequenced:
-            events = slots[0]
+            records = slots[0][1]
+            events: list = records
         else:
             topo = self.feeder_topo
-            events = [(seq, topo[i], record) for i, items in enumerate(slots) for seq, record in items]
+            events = [(seq, topo[i], record) for i, (seqs, outs) in enumerate(slots)
+                      for seq, record in zip(seqs, outs, strict=True)]
             events.sort(key=lambda event: (event[0], event[1]))
-        if events:
+            records = [event[2] for event in events]
+        if records:
             try:
                 if self.sequenced:
                     self.sink.write_sequenced(self.name, events)
                 else:
-                    self.sink.write_batch([event[-1] for event in events])
+                    self.sink.write_batch(records)
             except Exception:
                 self.stats.errors += 1
                 raise
-            self.stats.add(len(events))
+            self.stats.add(len(records))
         if flags & FLAG_CHECKPOINT:
             self.sink.flush()
         self.ctx.send(COORDINATOR, encode([ACK, epoch, self.actor_name]))

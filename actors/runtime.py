@@ -176,7 +176,7 @@ class DagRuntime:
                 if ctx.tearing_down.is_set():
                     raise RuntimeError(f"dag {self.dag.name} stopped while ingesting")
             self.stats.subscribers[subscriber].add(len(chunk))
-            ctx.send(COORDINATOR, encode([INGEST, subscriber, chunk, None]))
+            ctx.send(COORDINATOR, encode([INGEST, subscriber, len(chunk), None, encode(chunk)]))
 
     def tick(self, node: str, record: dict | None = None) -> None:
         """Fire a MetronomeNode now (``record`` None: the coordinator makes the tick record)."""

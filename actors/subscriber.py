@@ -102,16 +102,17 @@ class SubscriberActor(DagActor):
                 self._reject(item, reject_reason(item) or "record is not acceptable")
         position = self.source.position()
         try:
-            return records, encode([INGEST, self.name, records, position])
+            payload = encode(records)
         except (TypeError, ValueError, OverflowError):
             kept = []
             for record in records:
-                try:
-                    encode(record)
+                reason = reject_reason(record)
+                if reason is None:
                     kept.append(record)
-                except (TypeError, ValueError, OverflowError) as exc:
-                    self._reject(record, f"record cannot be encoded: {exc}")
-            return kept, encode([INGEST, self.name, kept, position])
+                else:
+                    self._reject(record, reason)
+            records, payload = kept, encode(kept)
+        return records, encode([INGEST, self.name, len(records), position, payload])
 
     def _reject(self, raw: Any, reason: str) -> None:
         self.stats.rejected += 1
