@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.alignment import EpochAligner
 from actors.context import COORDINATOR, DagActor, DagContext, log
 from actors.messages import ACK, EPOCH, FLAG_CHECKPOINT, PUBLISH, STATE, decode, encode
 from actors.nodelogic import NodeLogic
@@ -30,9 +31,7 @@ class NodeActor(DagActor):
         self.children = [node_actor_name(c) for c in dag.children[logic.name]]
         self.publishers = [f"publisher:{p}" for p in dag.nodes[logic.name].publishers]
         self.terminal = not self.children and not self.publishers
-        self.pending: dict[int, list[Any]] = {}
-        self.pending_flags: dict[int, int] = {}
-        self.next_epoch = 0
+        self.aligner = EpochAligner(self.parent_index)
 
     def on_receive(self, message: Any) -> None:
         kind, epoch, flags, items, sender = decode(message)
@@ -42,21 +41,8 @@ class NodeActor(DagActor):
         if self.is_root:
             self._finish(epoch, flags, *self.logic.run_root(items))
             return
-        slots = self.pending.get(epoch)
-        if slots is None:
-            slots = self.pending[epoch] = [None] * len(self.parent_index)
-            self.pending_flags[epoch] = 0
-        slots[self.parent_index[sender]] = items
-        self.pending_flags[epoch] |= flags
-        while True:
-            slots = self.pending.get(self.next_epoch)
-            if slots is None or any(s is None for s in slots):
-                return
-            epoch = self.next_epoch
-            del self.pending[epoch]
-            flags = self.pending_flags.pop(epoch)
-            self.next_epoch += 1
-            self._finish(epoch, flags, *self.logic.run_merge(slots))
+        for ready, ready_flags, slots in self.aligner.add(epoch, sender, flags, items):
+            self._finish(ready, ready_flags, *self.logic.run_merge(slots))
 
     def _finish(self, epoch: int, flags: int, changes: list, publications: list) -> None:
         ctx = self.ctx

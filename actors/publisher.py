@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.alignment import EpochAligner
 from actors.context import COORDINATOR, DagActor, DagContext
 from actors.messages import ACK, FLAG_CHECKPOINT, PUBLISH, decode, encode
 from adapters.base import Sink
@@ -28,9 +29,7 @@ class PublisherActor(DagActor):
         self.feeders = {node: i for i, node in enumerate(feeders)}
         self.feeder_topo = [ctx.dag.topo_order.index(node) for node in feeders]
         self.stats = ctx.stats.publishers[name]
-        self.pending: dict[int, list[Any]] = {}
-        self.pending_flags: dict[int, int] = {}
-        self.next_epoch = 0
+        self.aligner = EpochAligner(self.feeders)
         self.sequenced = hasattr(sink, "write_sequenced")
         self.opened = False
 
@@ -42,20 +41,8 @@ class PublisherActor(DagActor):
         kind, epoch, flags, items, node = decode(message)
         if kind != PUBLISH:
             return
-        slots = self.pending.get(epoch)
-        if slots is None:
-            slots = self.pending[epoch] = [None] * len(self.feeders)
-            self.pending_flags[epoch] = 0
-        slots[self.feeders[node]] = items
-        self.pending_flags[epoch] |= flags
-        while True:
-            slots = self.pending.get(self.next_epoch)
-            if slots is None or any(s is None for s in slots):
-                return
-            epoch = self.next_epoch
-            del self.pending[epoch]
-            self.next_epoch += 1
-            self._publish(epoch, self.pending_flags.pop(epoch), slots)
+        for ready, ready_flags, slots in self.aligner.add(epoch, node, flags, items):
+            self._publish(ready, ready_flags, slots)
 
     def _publish(self, epoch: int, flags: int, slots: list[list]) -> None:
         if len(slots) == 1 and not self.sequenced:

@@ -58,28 +58,47 @@ def latency(rate: float, seconds: float, tmp: Path) -> dict[str, float]:
     return run_server([dag], 1, [result])[0]["latency_ms"]
 
 
-def rss_mb_per_dag(extra: int, tmp: Path) -> float:
-    """Resident memory a worker gains per additional (idle) DAG."""
+def start_idle(folder: Path, count: int, workers: int) -> Any:
+    """A supervisor running ``count`` idle DAGs spread over ``workers``, once all are running."""
     from graphs.server_config import ServerConfig
     from supervisor import Supervisor
 
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"idle{i}.json").write_text(json.dumps(idle_dag(f"idle{i}", i % workers)))
+    supervisor = Supervisor(ServerConfig(workers=workers, dags=(str(folder),), state_dir=str(folder / "s")),
+                            "WARNING")
+    supervisor.load()
+    supervisor.start()
+    deadline = time.monotonic() + 120
+    while sum(1 for w in supervisor.workers for d in w.details.values() if d.get("state") == "running") < count:
+        if time.monotonic() > deadline:
+            supervisor.shutdown()
+            raise SystemExit("idle DAGs did not start")
+        time.sleep(0.05)
+    return supervisor
+
+
+def scrape_ms(count: int, tmp: Path) -> float:
+    """Median time to render /metrics for ``count`` DAGs (the supervisor's side of a scrape)."""
+    supervisor = start_idle(tmp / f"scrape{count}", count, 2)
+    try:
+        times = []
+        for _ in range(11):
+            start = time.perf_counter()
+            supervisor.metrics_text()
+            times.append(time.perf_counter() - start)
+        return sorted(times)[len(times) // 2] * 1000
+    finally:
+        supervisor.shutdown()
+
+
+def rss_mb_per_dag(extra: int, tmp: Path) -> float:
+    """Resident memory a worker gains per additional (idle) DAG."""
     sizes = []
     for n in (1, 1 + extra):
-        folder = tmp / f"rss{n}"
-        folder.mkdir()
-        for i in range(n):
-            (folder / f"idle{i}.json").write_text(json.dumps(idle_dag(f"idle{i}")))
-        supervisor = Supervisor(ServerConfig(workers=1, dags=(str(folder),), state_dir=str(folder / "s")), "WARNING")
-        supervisor.load()
-        supervisor.start()
+        supervisor = start_idle(tmp / f"rss{n}", n, 1)
         try:
-            deadline = time.monotonic() + 60
-            while len(supervisor.workers[0].details) < n or any(
-                d.get("state") != "running" for d in supervisor.workers[0].details.values()
-            ):
-                if time.monotonic() > deadline:
-                    raise SystemExit("idle DAGs did not start")
-                time.sleep(0.05)
             time.sleep(0.5)  # let the actors settle before reading the resident size
             status = Path(f"/proc/{supervisor.workers[0].pid}/status").read_text()
             sizes.append(int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]))
@@ -115,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             "diamond_rps_1w": engine_rps(count, 1, tmp, diamond=True),
             "latency": {str(rate): latency(rate, seconds, tmp) for rate in (1000, 5000)},
             "rss_mb_per_dag": rss_mb_per_dag(10 if args.quick else 40, tmp),
+            "scrape_ms_100_dags": scrape_ms(100, tmp),
             "python": platform.python_version(),
             "cpu": cpu_name(),
         }
@@ -129,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         *[(f"latency at {rate} rec/s", "p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms, max {max_ms:.2f} ms".format(**lat))
           for rate, lat in figures["latency"].items()],
         ("memory per idle DAG", f"{figures['rss_mb_per_dag']:.2f} MB"),
+        ("/metrics with 100 DAGs", f"{figures['scrape_ms_100_dags']:.1f} ms"),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"dagserver bench ({'quick' if args.quick else 'full'}): Python {figures['python']}, {figures['cpu']}")

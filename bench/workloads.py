@@ -143,7 +143,7 @@ def pipeline_dag(run: str, count: int, result: str, rate: float | None = None, w
     return dag
 
 
-def idle_dag(name: str) -> dict[str, Any]:
+def idle_dag(name: str, worker: int = 0) -> dict[str, Any]:
     """A DAG that holds its actors but does almost nothing (for memory per DAG)."""
     return {
         "name": name,
@@ -154,5 +154,5 @@ def idle_dag(name: str) -> dict[str, Any]:
             {"name": "publish", "type": "PublicationNode", "publishers": ["out"]},
         ],
         "edges": [{"from_node": "tick", "to_node": "publish"}],
-        "worker": 0,
+        "worker": worker,
     }
