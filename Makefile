@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: setup
-	@echo "dagserver: starting on $(CONFIG) (UI/API http://127.0.0.1:8080, metrics http://127.0.0.1:8080/metrics)"
+	@echo "dagserver: starting on $(CONFIG) (API http://127.0.0.1:8080/api/dags, metrics http://127.0.0.1:8080/metrics)"
 	$(BIN)/dagserver serve -c $(CONFIG)
 
 test: setup
