@@ -124,9 +124,9 @@ class Supervisor:
                   self.config.within_seconds, os.getpid(), self.log_level))
         process.start()
         child.close()
-        handle.process, handle.conn = process, parent
+        handle.process, handle.conn, handle.pending = process, parent, {}
         handle.last_beat, handle.restart_at, handle.details = time.monotonic(), None, {}
-        threading.Thread(target=self._read, args=(handle, parent), daemon=True,
+        threading.Thread(target=self._read, args=(handle, parent, handle.pending), daemon=True,
                          name=f"worker-{handle.id}-reader").start()
         for entry in self.dags.values():
             if entry.worker == handle.id:
@@ -137,7 +137,8 @@ class Supervisor:
                     self._request_async(handle, "suspend", {"name": entry.name})
 
     # -- the control channel ------------------------------------------------------------------------
-    def _read(self, handle: WorkerHandle, conn: Any) -> None:
+    def _read(self, handle: WorkerHandle, conn: Any, pending: dict[int, Future]) -> None:
+        """Heartbeats and replies from one worker connection (requests on it wait in ``pending``)."""
         from actors.worker import HEARTBEAT, REPLY, unpack
 
         while True:
@@ -150,11 +151,12 @@ class Supervisor:
                     if handle.conn is conn:
                         handle.details, handle.last_beat = frame[1], time.monotonic()
             elif frame[0] == REPLY:
-                future = handle.pending.pop(frame[1], None)
+                future = pending.pop(frame[1], None)
                 if future is not None:
                     future.set_result((frame[2], frame[3]))
-        for future in list(handle.pending.values()):
-            if not future.done():
+        for request_id in list(pending):
+            future = pending.pop(request_id, None)
+            if future is not None and not future.done():
                 future.set_result((False, f"worker {handle.id} went away"))
 
     def _request_async(self, handle: WorkerHandle, command: str, args: dict[str, Any]) -> Future:
@@ -162,11 +164,12 @@ class Supervisor:
 
         future: Future = Future()
         request_id = next(self._ids)
-        handle.pending[request_id] = future
+        pending = handle.pending
+        pending[request_id] = future
         try:
             handle.conn.send_bytes(pack([REQUEST, request_id, command, args]))
         except (OSError, ValueError, AttributeError) as exc:
-            handle.pending.pop(request_id, None)
+            pending.pop(request_id, None)
             future.set_result((False, f"worker {handle.id} unreachable: {exc}"))
         return future
 
@@ -270,6 +273,10 @@ class Supervisor:
         if action not in ACTIONS:
             raise WrongState(f"unknown action {action!r}")
         handle = self.workers[entry.worker]
+        if action == "start" and handle.gave_up:
+            self._revive(handle)  # an operator's start gives the worker a fresh budget
+            entry.desired = "running"
+            return {k: self._current(entry)[k] for k in ("name", "state", "reason", "worker")}
         if state not in allowed[action] or handle.gave_up or not handle.alive:
             raise WrongState(f"cannot {action} dag {name!r}: it is {state}")
         args: dict[str, Any] = {"name": name}
@@ -280,6 +287,14 @@ class Supervisor:
         with self._lock:
             handle.details[name] = details
         return {k: self._current(entry)[k] for k in ("name", "state", "reason", "worker")}
+
+    def _revive(self, handle: WorkerHandle) -> None:
+        with self._lock:
+            log.warning("worker %d: restarted by request after giving up (%s)", handle.id, handle.gave_up)
+            handle.gave_up = ""
+            handle.policy.history.clear()
+            handle.restarts += 1
+            self._spawn(handle)
 
     def workers_info(self) -> list[dict[str, Any]]:
         return [{"id": h.id, "pid": h.pid, "alive": h.alive, "restarts": h.restarts,

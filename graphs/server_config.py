@@ -18,6 +18,7 @@ from graphs.suggest import did_you_mean
 
 TOP_KEYS = {"workers", "dags", "state_dir", "bind", "users", "shutdown_timeout", "heartbeat_timeout", "restart"}
 RESTART_KEYS = {"max_restarts", "within_seconds"}
+MIN_HEARTBEAT_TIMEOUT = 1.0
 
 
 class ServerConfigError(ValueError):
@@ -99,6 +100,10 @@ def parse_server_config(data: dict[str, Any], path: str = "<memory>") -> ServerC
     for key in ("shutdown_timeout", "heartbeat_timeout"):
         if key in data:
             number(key, data[key], float, key)
+    if values.get("heartbeat_timeout", MIN_HEARTBEAT_TIMEOUT) < MIN_HEARTBEAT_TIMEOUT:
+        problem("heartbeat_timeout", data["heartbeat_timeout"],
+                f"must be at least {MIN_HEARTBEAT_TIMEOUT:g} s: workers beat every 0.5 s, a shorter "
+                "timeout would take healthy workers for hung")
     if "max_restarts" in restart:
         number("max_restarts", restart["max_restarts"], int, "restart.max_restarts")
     if "within_seconds" in restart:

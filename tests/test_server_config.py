@@ -97,6 +97,7 @@ def test_an_unknown_key_with_nothing_close_has_no_suggestion() -> None:
     ({"shutdown_timeout": -1}, "shutdown_timeout"),
     ({"shutdown_timeout": "15"}, "shutdown_timeout"),
     ({"heartbeat_timeout": 0}, "heartbeat_timeout"),
+    ({"heartbeat_timeout": 0.4}, "heartbeat_timeout"),
     ({"dags": 5}, "dags"),
     ({"dags": ["ok", 1]}, "dags"),
     ({"state_dir": ""}, "state_dir"),

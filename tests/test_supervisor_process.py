@@ -112,6 +112,13 @@ def test_a_crash_loop_fails_that_workers_dags_and_nothing_else(tmp_path: Path) -
         server.wait_lines(out, line_count(out) + 3)
         assert not (tmp_path / "crasher.jsonl").exists() or line_count(tmp_path / "crasher.jsonl") == 0
 
+        # An operator's start gives the worker a fresh budget: it comes back (and crashes again).
+        status, _ = server.post("/api/dags/crasher/start")
+        assert status == 200
+        assert wait_until(lambda: server.worker(1)["restarts"] > 2, timeout=10), server.workers()
+        assert server.worker(1)["pid"] != failed_worker["pid"]
+        assert wait_until(lambda: server.states()["crasher"] == "failed", timeout=30, interval=0.05)
+
 
 def test_sigterm_drains_every_worker_and_exits_0(tmp_path: Path) -> None:
     shutdown_timeout = 8.0
@@ -154,3 +161,11 @@ def test_sigint_is_a_graceful_shutdown_too(tmp_path: Path) -> None:
         assert server.process.wait(5) == 0
         assert out.read_bytes().endswith(b"\n")
         assert all(process_gone(pid) for pid in pids)
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
+    with SupervisedServer(tmp_path, two_dags(tmp_path)) as server:
+        server.wait_dags("running")
+        worker_pids = [w["pid"] for w in server.workers()]
+        os.kill(server.pid, signal.SIGKILL)  # no chance to shut anything down
+        assert wait_until(lambda: all(process_gone(pid) for pid in worker_pids), timeout=10), worker_pids
