@@ -43,6 +43,7 @@ class PublisherActor(DagActor):
             return
         for ready, ready_flags, slots in self.aligner.add(epoch, node, flags, items):
             self._publish(ready, ready_flags, slots)
+        self.stats.backlog = len(self.aligner.pending)  # epochs waiting for another feeding node
 
     def _publish(self, epoch: int, flags: int, slots: list[list]) -> None:
         if len(slots) == 1 and not self.sequenced:

@@ -88,6 +88,7 @@ class SubscriberActor(DagActor):
                 self.ctx.send(COORDINATOR, data)
             else:
                 gate.release(granted)
+        self.stats.backlog = self.source.backlog() or 0
         self.actor_ref.tell(POLL_MESSAGE)
 
     def _admit(self, items: list[Any]) -> tuple[list[dict], bytes]:

@@ -179,6 +179,10 @@ class Source(ABC):
     def position(self) -> Any:
         """A msgpack-encodable position just after the last item ``read_batch`` returned."""
 
+    def backlog(self) -> int | None:
+        """Records known to be waiting at the source, or None when the source cannot tell."""
+        return None
+
     def commit(self, position: Any) -> None:  # noqa: B027 - optional hook
         """Everything up to ``position`` is done and must not be redelivered."""
 

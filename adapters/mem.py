@@ -304,6 +304,12 @@ class MemSource(Source):
     def position(self) -> int:
         return self._count
 
+    def backlog(self) -> int:
+        """Records waiting to be read (the queue's length, or this subscription's buffer)."""
+        if self._queue is not None:
+            return len(self._queue)
+        return len(self._sub.items) if self._sub is not None else 0
+
     def commit(self, position: Any) -> None:
         if not isinstance(position, int) or position <= self._committed:
             return

@@ -145,6 +145,7 @@ def test_slow_sink_backpressures_the_source_and_nothing_is_dropped() -> None:
     # The DAG takes at most its gate's worth of records; the rest stays in the broker.
     assert wait_until(lambda: mem_size("a") <= 1000 - capacity)
     assert not wait_until(lambda: mem_size("a") < 1000 - capacity, timeout=0.3)
+    assert wait_until(lambda: runtime.details()["subscribers"]["in"]["backlog"] == 1000 - capacity)
     for _ in range(200):
         allow.release()
     assert wait_until(lambda: len(written) >= 1000, timeout=20)
