@@ -92,7 +92,7 @@ class ReferenceEvaluator:
         published: list[Publication] = []
         out = self._compute(name, record, compare_input=False)
         if out is not None:
-            self._propagate(self._descendants_dirty(name), published)
+            self._propagate(set(self.dag.children[name]), published)
         return published
 
     def tick(self, node_name: str, tick_record: dict) -> list[Publication]:
@@ -103,13 +103,10 @@ class ReferenceEvaluator:
         if out is not None:
             for publisher in self.dag.nodes[node_name].publishers:
                 published.append((publisher, out))
-            self._propagate(self._descendants_dirty(node_name), published)
+            self._propagate(set(self.dag.children[node_name]), published)
         return published
 
     # -- the rules --------------------------------------------------------------------------------
-    def _descendants_dirty(self, name: str) -> set[str]:
-        return set(self.dag.children[name])
-
     def _propagate(self, dirty: set[str], published: list[Publication]) -> None:
         for name in self.dag.topo_order:
             if name not in dirty:
