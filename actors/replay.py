@@ -120,6 +120,11 @@ class CaptureSink(Sink):
 
 def replay_actors(dag: DagModel, events: list[Event], timeout: float = 600.0) -> list[Publication]:
     """Run ``events`` through the actor runtime; publications in the reference's global order."""
+    return run_actors(dag, events, timeout)[0]
+
+
+def run_actors(dag: DagModel, events: list[Event], timeout: float = 600.0) -> tuple[list[Publication], DagRuntime]:
+    """:func:`replay_actors`, also returning the stopped runtime (its counters stay readable)."""
     captured: list[tuple] = []
 
     def no_source(uri: str, config: Mapping[str, Any]) -> Any:
@@ -153,7 +158,7 @@ def replay_actors(dag: DagModel, events: list[Event], timeout: float = 600.0) ->
         (i, p): j for i, n in enumerate(dag.topo_order) for j, p in enumerate(dag.nodes[n].publishers)
     }
     captured.sort(key=lambda c: (c[0], c[1], publisher_rank[(c[1], c[2])]))
-    return [(publisher, record) for _, _, publisher, record in captured]
+    return [(publisher, record) for _, _, publisher, record in captured], runtime
 
 
 def _ingest(runtime: DagRuntime, subscriber: str | None, records: list[Any]) -> None:

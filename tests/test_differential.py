@@ -13,7 +13,6 @@ import dataclasses
 import io
 import json
 import random
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,7 @@ from hypothesis import strategies as st
 
 import supervisor
 from actors import replay as replay_module
-from actors.replay import CaptureSink, replay_actors, replay_reference
-from actors.runtime import DagRuntime
+from actors.replay import replay_actors, replay_reference, run_actors
 from graphs.loader import load_dag_dict
 from graphs.model import DagModel
 from graphs.reference import ReferenceEvaluator
@@ -142,25 +140,10 @@ def random_diamond_events(n: int, seed: int) -> list[Event]:
 def run_actors_with_stats(
     dag: DagModel, events: list[Event]
 ) -> tuple[list[Publication], dict[str, tuple[int, int]]]:
-    """Like replay_actors, keeping the runtime to read its per-node (computes, errors) counts."""
-    captured: list[tuple] = []
-
-    def no_source(uri: str, config: Mapping[str, Any]) -> Any:
-        raise AssertionError("records are fed to the coordinator directly")
-
-    runtime = DagRuntime(dag, source_factory=no_source,
-                         sink_factory=lambda uri, config: CaptureSink(uri, config, captured),
-                         external_ingress=True, tick_timers=False)
-    runtime.start()
-    try:
-        for _, subscriber, record in events:
-            runtime.ingest(subscriber, [record])
-    finally:
-        assert runtime.stop(timeout=120), "the runtime did not drain"
-    rank = {(i, p): j for i, n in enumerate(dag.topo_order) for j, p in enumerate(dag.nodes[n].publishers)}
-    captured.sort(key=lambda c: (c[0], c[1], rank[(c[1], c[2])]))
+    """Like replay_actors, with the runtime's per-node (computes, errors) counts."""
+    published, runtime = run_actors(dag, events, timeout=120)
     counts = {name: (stats.computes, stats.errors) for name, stats in runtime.stats.nodes.items()}
-    return [(publisher, record) for _, _, publisher, record in captured], counts
+    return published, counts
 
 
 @pytest.mark.parametrize(("max_records", "max_inflight"), [(1000, 4), (37, 1)])
