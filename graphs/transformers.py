@@ -2,9 +2,9 @@
 
 Transformers run as a node's ``input_transformers`` / ``output_transformers`` and as an
 edge's ``data_transformer``. One is built as ``Cls(name=..., config=...)`` and called as
-``transform(record)``; returning None emits nothing. The built-ins are the calculators'
-record operations under transformer names, with the same config keys and the same code
-(:mod:`graphs.components`); none mutates its input, and
+``transform(record)``; returning None emits nothing. The built-ins are the calculators
+of the same name under transformer names: each one *is* that calculator (same config
+keys, same code), with ``transform`` as its entry point. None mutates its input, and
 :class:`PassthruDataTransformer` returns the record itself.
 
 Writing your own: subclass :class:`DataTransformer` (optional) and refer to it as
@@ -17,21 +17,15 @@ Writing your own: subclass :class:`DataTransformer` (optional) and refer to it a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from graphs.calculators import DEFAULTS_KEYS, FILTER_AWAY_KEYS, FILTER_KEYS, NAME_CHANGE_KEYS
-from graphs.components import (
-    Component,
-    apply_defaults,
-    copy_record,
-    drop_attributes,
-    keep_attributes,
-    mapping_value,
-    rename_attributes,
-    rename_mapping,
-    string_list,
+from graphs.calculators import (
+    ApplyDefaultsCalculator,
+    AttributeFilterAwayCalculator,
+    AttributeFilterCalculator,
+    AttributeNameChangeCalculator,
+    NullCalculator,
+    PassthruCalculator,
 )
+from graphs.components import Component
 
 
 class DataTransformer(Component):
@@ -46,82 +40,55 @@ class DataTransformer(Component):
         raise NotImplementedError(f"{type(self).__name__} does not implement transform()")
 
 
-class NullDataTransformer(DataTransformer):
+class NullDataTransformer(NullCalculator, DataTransformer):
     """Returns a deep copy of the record. No config keys.
 
     Example: ``{"name": "copy", "type": "NullDataTransformer"}``.
     """
 
-    CONFIG_KEYS: dict[str, str] = {}
-
-    def transform(self, record: dict) -> dict | None:
-        return copy_record(record)
+    transform = NullCalculator.calculate
 
 
-class PassthruDataTransformer(DataTransformer):
+class PassthruDataTransformer(PassthruCalculator, DataTransformer):
     """Returns the record itself (no copy). No config keys.
 
     Example: ``{"name": "same", "type": "PassthruDataTransformer"}``.
     """
 
-    CONFIG_KEYS: dict[str, str] = {}
-
-    def transform(self, record: dict) -> dict | None:
-        return record
+    transform = PassthruCalculator.calculate
 
 
-class AttributeFilterAwayDataTransformer(DataTransformer):
+class AttributeFilterAwayDataTransformer(AttributeFilterAwayCalculator, DataTransformer):
     """Drops the listed attributes, keeps all the others.
 
     Config: ``filter_attributes`` (required) — list of attribute names to drop. Example:
     ``{"filter_attributes": ["debug"]}`` turns ``{"v": 1, "debug": true}`` into ``{"v": 1}``.
     """
 
-    CONFIG_KEYS = FILTER_AWAY_KEYS
-
-    def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
-        super().__init__(name, config)
-        self.filter_attributes = frozenset(string_list(self.config, "filter_attributes"))
-
-    def transform(self, record: dict) -> dict | None:
-        return drop_attributes(record, self.filter_attributes)
+    transform = AttributeFilterAwayCalculator.calculate
 
 
-class AttributeFilterDataTransformer(DataTransformer):
+class AttributeFilterDataTransformer(AttributeFilterCalculator, DataTransformer):
     """Keeps only the listed attributes (those present), in the record's order.
 
     Config: ``keep_attributes`` (required) — list of attribute names to keep. Example:
     ``{"keep_attributes": ["v"]}`` turns ``{"v": 1, "w": 2}`` into ``{"v": 1}``.
     """
 
-    CONFIG_KEYS = FILTER_KEYS
-
-    def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
-        super().__init__(name, config)
-        self.keep_attributes = frozenset(string_list(self.config, "keep_attributes"))
-
-    def transform(self, record: dict) -> dict | None:
-        return keep_attributes(record, self.keep_attributes)
+    transform = AttributeFilterCalculator.calculate
 
 
-class ApplyDefaultsDataTransformer(DataTransformer):
+class ApplyDefaultsDataTransformer(ApplyDefaultsCalculator, DataTransformer):
     """Sets each default whose attribute is missing or None; other attributes are unchanged.
 
     Config: ``defaults`` (required) — map of attribute -> default value. Example:
     ``{"defaults": {"unit": "EUR"}}`` turns ``{"v": 1}`` into ``{"v": 1, "unit": "EUR"}``.
     """
 
-    CONFIG_KEYS = DEFAULTS_KEYS
-
-    def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
-        super().__init__(name, config)
-        self.defaults = mapping_value(self.config, "defaults")
-
-    def transform(self, record: dict) -> dict | None:
-        return apply_defaults(record, self.defaults)
+    transform = ApplyDefaultsCalculator.calculate
 
 
-class AttributeNameChangeDataTransformer(DataTransformer):
+class AttributeNameChangeDataTransformer(AttributeNameChangeCalculator, DataTransformer):
     """Renames attributes ``old -> new``, keeping their position; absent ones are ignored.
 
     Config: ``name_mapping`` (required) — map of old name -> new name (no two old names may
@@ -130,14 +97,7 @@ class AttributeNameChangeDataTransformer(DataTransformer):
     ``{"value": 1}``.
     """
 
-    CONFIG_KEYS = NAME_CHANGE_KEYS
-
-    def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
-        super().__init__(name, config)
-        self.name_mapping = rename_mapping(self.config, "name_mapping")
-
-    def transform(self, record: dict) -> dict | None:
-        return rename_attributes(record, self.name_mapping)
+    transform = AttributeNameChangeCalculator.calculate
 
 
 TRANSFORMER_TYPES: dict[str, type] = {
