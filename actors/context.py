@@ -77,6 +77,7 @@ class DagContext:
     refs: dict[str, pykka.ActorRef] = field(default_factory=dict)
     restore: dict[str, Any] | None = None  # the checkpoint this incarnation starts from
     tearing_down: threading.Event = field(default_factory=threading.Event)
+    stopping: threading.Event = field(default_factory=threading.Event)  # a graceful stop is draining
 
     def send(self, target: str, data: Any) -> None:
         """Tell ``target``; a receiver that already died is ignored (the DAG is restarting)."""

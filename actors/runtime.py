@@ -123,9 +123,11 @@ class DagRuntime:
                     self.state, self.reason = STOPPED, ""
                 return True
             deadline = time.monotonic() + timeout
+            ctx.stopping.set()
             self._pause_reading(ctx, deadline)
             ctx.refs[COORDINATOR].tell(DRAIN)
             drained = self._drained.wait(max(0.0, deadline - time.monotonic()))
+            drained = drained and not ctx.tearing_down.is_set()  # an actor failed while draining
             if not drained:
                 log.error("dag %s: in-flight epochs did not drain within %.1fs", self.dag.name, timeout)
             self._teardown(ctx)
@@ -188,6 +190,11 @@ class DagRuntime:
 
     # -- supervision ----------------------------------------------------------------------------------
     def _actor_failed(self, ctx: DagContext, actor: str, exc: BaseException) -> None:
+        if ctx.stopping.is_set():  # stop() holds the lock while it drains: end the wait, no restart
+            log.error("dag %s: %s failed while stopping: %s: %s", self.dag.name, actor, type(exc).__name__, exc)
+            ctx.tearing_down.set()
+            self._drained.set()
+            return
         with self._lock:
             if ctx is not self._ctx or ctx.tearing_down.is_set():
                 return

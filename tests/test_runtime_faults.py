@@ -138,3 +138,24 @@ def test_open_source_and_sink_are_the_default_factories() -> None:
     src = open_source("mem://queue/x", {})
     snk = open_sink("mem://queue/x", {})
     assert type(src).__name__ == "MemSource" and type(snk).__name__ == "MemSink"
+
+
+class FailingFlushSink(MemSink):
+    """Accepts writes but cannot flush: the final checkpoint of a stop fails."""
+
+    def flush(self) -> None:
+        raise ConnectionError("flush refused")
+
+
+def test_a_failure_while_stopping_ends_the_stop_without_waiting_out_its_timeout() -> None:
+    import time
+
+    runtime = DagRuntime(chain_dag("stopfail", "stopfail_in", "stopfail_out", every=1000),
+                         sink_factory=lambda uri, config: FailingFlushSink(uri, config))
+    runtime.start()
+    mem_put("stopfail_in", records(20))
+    assert get_queue("stopfail_out").wait_for(lambda q: len(q) >= 1, timeout=10)
+    started = time.monotonic()
+    assert runtime.stop(timeout=60) is False  # the final flush failed: not a clean stop
+    assert time.monotonic() - started < 30
+    assert runtime.state == "stopped"
