@@ -21,7 +21,7 @@ from adapters.metronome import tick_record
 from graphs.errors import DagValidationError
 from graphs.loader import load_dag
 from graphs.model import METRONOME_NODE, DagModel
-from graphs.reference import ReferenceEvaluator
+from graphs.reference import evaluate
 from graphs.suggest import did_you_mean
 from graphs.values import reject_reason
 
@@ -91,11 +91,8 @@ def read_events(path: str, dag: DagModel) -> list[Event]:
 
 
 def replay_reference(dag: DagModel, events: list[Event]) -> list[Publication]:
-    evaluator = ReferenceEvaluator(dag)
-    published: list[Publication] = []
-    for kind, name, record in events:
-        published.extend(evaluator.ingest(name, record) if kind == "record" else evaluator.tick(name, record))
-    return published
+    """The reference evaluator's publications for ``events`` (the oracle side of replay)."""
+    return evaluate(dag, events)
 
 
 class CaptureSink(Sink):

@@ -62,7 +62,22 @@ def _call(obj: Any, name: str, *args: Any) -> Any:
     return method(*args) if callable(method) else None
 
 
-class CustomSource(Source):
+class _UserStatus:
+    """The user object's own ``status`` when it has one, else the one the wrapper keeps."""
+
+    user: Any
+    _own_status: str
+
+    @property
+    def status(self) -> str:
+        return str(getattr(getattr(self, "user", None), "status", self._own_status))
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self._own_status = value
+
+
+class CustomSource(_UserStatus, Source):
     """Wraps a user object that has ``read_batch``; never returns more than ``max_records``.
 
     Items beyond ``max_records`` are held for the next calls; while some are held,
@@ -79,14 +94,6 @@ class CustomSource(Source):
     @classmethod
     def shareable_for(cls, uri: ParsedUri) -> bool:
         return bool(getattr(load_class(uri.body), "shareable", False))
-
-    @property  # type: ignore[override]
-    def status(self) -> str:
-        return str(getattr(getattr(self, "user", None), "status", self._own_status))
-
-    @status.setter
-    def status(self, value: str) -> None:
-        self._own_status = value
 
     def open(self, position: Any | None) -> None:
         self._extra.clear()
@@ -114,21 +121,13 @@ class CustomSource(Source):
         self.status = CLOSED
 
 
-class CustomSink(Sink):
+class CustomSink(_UserStatus, Sink):
     """Wraps a user object that has ``write_batch``."""
 
     def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
         super().__init__(uri, config)
         self.user = _build(self.parsed, uri, self.config, "write_batch", "sink")
         self._own_status = CLOSED
-
-    @property  # type: ignore[override]
-    def status(self) -> str:
-        return str(getattr(getattr(self, "user", None), "status", self._own_status))
-
-    @status.setter
-    def status(self, value: str) -> None:
-        self._own_status = value
 
     def open(self) -> None:
         _call(self.user, "open")

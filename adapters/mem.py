@@ -193,28 +193,25 @@ _queues: dict[str, MemQueue] = {}
 _topics: dict[str, MemTopic] = {}
 
 
+def _get_or_create(table: dict[str, Any], cls: type, name: str, max_size: int | None) -> Any:
+    with _broker_lock:
+        found = table.get(name)
+        if found is None:
+            found = table[name] = cls(name, max_size or DEFAULT_MAX_SIZE)
+            return found
+    if max_size is not None and max_size != found.max_size:
+        found.resize(max_size)
+    return found
+
+
 def get_queue(name: str, max_size: int | None = None) -> MemQueue:
     """The queue called ``name``, created on first use (``max_size`` re-bounds an existing one)."""
-    with _broker_lock:
-        q = _queues.get(name)
-        if q is None:
-            q = _queues[name] = MemQueue(name, max_size or DEFAULT_MAX_SIZE)
-            return q
-    if max_size is not None and max_size != q.max_size:
-        q.resize(max_size)
-    return q
+    return _get_or_create(_queues, MemQueue, name, max_size)
 
 
 def get_topic(name: str, max_size: int | None = None) -> MemTopic:
-    """The topic called ``name``, created on first use."""
-    with _broker_lock:
-        t = _topics.get(name)
-        if t is None:
-            t = _topics[name] = MemTopic(name, max_size or DEFAULT_MAX_SIZE)
-            return t
-    if max_size is not None and max_size != t.max_size:
-        t.resize(max_size)
-    return t
+    """The topic called ``name``, created on first use (``max_size`` re-bounds an existing one)."""
+    return _get_or_create(_topics, MemTopic, name, max_size)
 
 
 def reset_mem_broker() -> None:

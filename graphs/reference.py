@@ -68,6 +68,7 @@ class ReferenceEvaluator:
         self.dead_letters: list[dict] = []
         self.rejected = 0
         self.latest: dict[str, dict] = {}  # MetronomeNode -> latest record from its subscriber
+        self._node_of = {n.subscriber: name for name, n in dag.nodes.items() if n.subscriber}
         calcs = {n: build_component(s, "calculator") for n, s in dag.calculators.items()}
         trans = {n: build_component(s, "transformer") for n, s in dag.transformers.items()}
         self._calc = {n: callable_of(c, "calculator") for n, c in calcs.items()}
@@ -82,7 +83,7 @@ class ReferenceEvaluator:
             self._dead_letter({"dag": self.dag.name, "subscriber": subscriber, "error": reason,
                                "input": repr(record)})
             return []
-        name = self.dag.node_for_subscriber(subscriber)
+        name = self._node_of.get(subscriber)
         if name is None:
             return []
         node = self.dag.nodes[name]
