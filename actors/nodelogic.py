@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from time import perf_counter
 from typing import Any
 
 from actors.messages import RUN_TICK, decode
 from actors.stats import NodeStats
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
-from graphs.reference import describe_error
-from graphs.values import nan_equal  # same_value(), inlined on the hot path
+from graphs.values import describe_error, nan_equal, not_a_map  # nan_equal: same_value(), inlined
 
 Changes = list  # [seqs, outputs]: two parallel lists
 ErrorSink = Callable[[str, str, Any], None]  # (node, message, input)
@@ -49,16 +49,18 @@ class NodeLogic:
         # Without a calculator a node passes its input on (NullCalculator semantics): the
         # copy the reference makes is unneeded here, msgpack already isolates every hop.
         self.calc: Callable = calculators[node.calculator] if node.calculator else _identity
-        self.in_chain = tuple(transformers[t] for t in node.input_transformers)
-        self.out_chain = tuple(transformers[t] for t in node.output_transformers)
+        self.calc_name = node.calculator
+        self.in_chain = tuple((t, transformers[t]) for t in node.input_transformers)
+        self.out_chain = tuple((t, transformers[t]) for t in node.output_transformers)
         self.edges = dag.parents[name]
-        self.edge_trans = tuple(transformers[e.data_transformer] if e.data_transformer else None
-                                for e in self.edges)
+        self.edge_trans = tuple((e.data_transformer, transformers[e.data_transformer]) if e.data_transformer
+                                else None for e in self.edges)
         self.parent_out: list[Any] = [None] * len(self.edges)  # transformed, None when empty
-        self.input: Any = None
-        self.output: Any = None
+        self.input: Any = {}  # as in the seed, a node starts with input {} and output {} (SPEC §2)
+        self.output: Any = {}
         self.latest: Any = None  # MetronomeNode: latest record of its subscriber
         self.stats = stats
+        self.observe = stats.compute_seconds.observe  # every compute is one observation (SPEC §8)
         self.on_error = on_error
         self.clock = clock
 
@@ -68,8 +70,8 @@ class NodeLogic:
 
     def restore(self, state: Mapping[str, Any], parent_outputs: list[Any]) -> None:
         """Resume from a checkpoint: own state plus each edge's parent output."""
-        self.input = state.get("input")
-        self.output = state.get("output")
+        self.input = state.get("input") or {}
+        self.output = state.get("output") or {}
         self.latest = state.get("latest")
         for i, output in enumerate(parent_outputs):
             self._set_parent(i, output)
@@ -82,7 +84,6 @@ class NodeLogic:
         For a MetronomeNode, records from its subscriber only update the latest record;
         a tick computes on that (or on the tick record) and always propagates.
         """
-        started = time.perf_counter()
         computes = self.stats.computes
         seqs: list[int] = []
         outs: list[Any] = []
@@ -106,12 +107,11 @@ class NodeLogic:
                 if out is not None:
                     seqs.append(seq)
                     outs.append(out)
-        self._account(started, computes)
+        self._account(computes)
         return self._result(seqs, outs)
 
     def run_merge(self, parents: list[list]) -> tuple[Changes, Changes]:
         """An inner node's epoch: one ``[seqs, outputs]`` per incoming edge, in edge order."""
-        started = time.perf_counter()
         computes = self.stats.computes
         seqs: list[int] = []
         outs: list[Any] = []
@@ -145,31 +145,40 @@ class NodeLogic:
                 if out is not None:
                     seqs.append(seq)
                     outs.append(out)
-        self._account(started, computes)
+        self._account(computes)
         return self._result(seqs, outs)
 
     def _result(self, seqs: list[int], outs: list[Any]) -> tuple[Changes, Changes]:
         changes = [seqs, outs]
-        return changes, (changes if self.publishes else [[], []])
+        if not self.publishes:
+            return changes, [[], []]
+        if all(outs):
+            return changes, changes
+        kept = [(seq, out) for seq, out in zip(seqs, outs, strict=True) if out]  # {} is never published
+        return changes, [[seq for seq, _ in kept], [out for _, out in kept]]
 
     # -- the rules ------------------------------------------------------------------------------
     def _set_parent(self, i: int, output: Any) -> None:
-        trans = self.edge_trans[i]
-        if output and trans is not None:
+        edge = self.edge_trans[i]
+        if output and edge is not None:
+            name, trans = edge
             try:
                 output = trans(output)
+                if output is not None and not isinstance(output, dict):
+                    raise not_a_map("transformer", name, output)
             except Exception as exc:
                 output = _EdgeFailure(describe_error(exc))
         self.parent_out[i] = output or None
 
     def _merged(self) -> dict | None:
+        """The merged input, or None when it is empty (the node does not compute) or an edge failed."""
         outs = self.parent_out
         if len(outs) == 1:
             only = outs[0]
             if isinstance(only, _EdgeFailure):
                 self.record_error(only.message, None)
                 return None
-            return only if only is not None else {}
+            return only
         merged: dict = {}
         for out in outs:
             if out is None:
@@ -178,16 +187,18 @@ class NodeLogic:
                 self.record_error(out.message, None)
                 return None
             merged.update(out)
-        return merged
+        return merged or None
 
     def _step(self, record: Any, compare_input: bool, always: bool) -> Any:
         """Rules 1-4 for one record; the new output when it is to be propagated, else None."""
         value = record
         try:
-            for trans in self.in_chain:
+            for name, trans in self.in_chain:
                 value = trans(value)
                 if value is None:
                     return None
+                if not isinstance(value, dict):
+                    raise not_a_map("transformer", name, value)
         except Exception as exc:
             self.record_error(describe_error(exc), record)
             return None
@@ -195,18 +206,24 @@ class NodeLogic:
             return None
         self.input = value
         self.stats.computes += 1
+        started = perf_counter()
         try:
             out = self.calc(value)
-            if out is None:
-                return None
-            for trans in self.out_chain:
-                out = trans(out)
-                if out is None:
-                    return None
+            if out is not None:
+                if not isinstance(out, dict):
+                    raise not_a_map("calculator", self.calc_name, out)
+                for name, trans in self.out_chain:
+                    out = trans(out)
+                    if out is None:
+                        break
+                    if not isinstance(out, dict):
+                        raise not_a_map("transformer", name, out)
         except Exception as exc:
+            self.observe(perf_counter() - started)
             self.record_error(describe_error(exc), value)
             return None
-        if not always and (out == self.output or nan_equal(out, self.output)):
+        self.observe(perf_counter() - started)
+        if out is None or (not always and (out == self.output or nan_equal(out, self.output))):
             return None
         self.output = out
         return out
@@ -217,13 +234,11 @@ class NodeLogic:
         if self.on_error is not None:
             self.on_error(self.name, message, input_value)
 
-    def _account(self, started: float, computes_before: int) -> None:
+    def _account(self, computes_before: int) -> None:
         stats = self.stats
-        done = stats.computes - computes_before
         stats.input, stats.output = self.input, self.output
-        if done:
+        if stats.computes != computes_before:
             stats.last_compute = self.clock()
-            stats.compute_seconds.observe((time.perf_counter() - started) / done, done)
 
 
 def _seq_of(event: tuple) -> int:

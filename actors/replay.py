@@ -171,8 +171,10 @@ def _ingest(runtime: DagRuntime, subscriber: str | None, records: list[Any]) -> 
 
 
 def run_replay(dag_path: str, events_path: str, engine: str = "actors", epoch_records: int | None = None,
-               out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+               out: TextIO | None = None, err: TextIO | None = None) -> int:
     """The CLI command: 0 on success, 2 on an invalid DAG or events file."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
     try:
         dag = load_dag(dag_path)
     except DagValidationError as exc:

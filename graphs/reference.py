@@ -24,7 +24,7 @@ from typing import Any
 
 from graphs.components import build_component, callable_of
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
-from graphs.values import reject_reason, same_value
+from graphs.values import describe_error, not_a_map, reject_reason, same_value
 
 Publication = tuple[str, dict]
 MAX_KEPT_ERRORS = 10
@@ -41,10 +41,10 @@ class NodeError:
 
 @dataclass
 class NodeState:
-    """What a node remembers between records (SPEC §2)."""
+    """What a node remembers between records: like the seed, input and output start as ``{}`` (SPEC §2)."""
 
-    input: Any = None
-    output: Any = None
+    input: Any = field(default_factory=dict)
+    output: Any = field(default_factory=dict)
     computes: int = 0
     errors: int = 0
     last_errors: deque[NodeError] = field(default_factory=lambda: deque(maxlen=MAX_KEPT_ERRORS))
@@ -52,10 +52,6 @@ class NodeState:
 
 class Filtered(Exception):
     """A transformer or calculator returned None: nothing is emitted."""
-
-
-def describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 class ReferenceEvaluator:
@@ -102,8 +98,9 @@ class ReferenceEvaluator:
         record = self.latest.get(node_name, tick_record)
         out = self._compute(node_name, record, compare_input=False, always=True)
         if out is not None:
-            for publisher in self.dag.nodes[node_name].publishers:
-                published.append((publisher, out))
+            if out:  # an empty output is never published
+                for publisher in self.dag.nodes[node_name].publishers:
+                    published.append((publisher, out))
             self._propagate(set(self.dag.children[node_name]), published)
         return published
 
@@ -118,11 +115,13 @@ class ReferenceEvaluator:
             except Exception as exc:  # an edge data_transformer raised
                 self._record_error(name, exc, None)
                 continue
+            if not merged:  # nothing from any parent yet: the node does not compute
+                continue
             out = self._compute(name, merged, compare_input=True)
             if out is None:
                 continue
             dirty.update(self.dag.children[name])
-            if node.type == PUBLICATION_NODE:
+            if node.type == PUBLICATION_NODE and out:  # an empty output is never published
                 for publisher in node.publishers:
                     published.append((publisher, out))
 
@@ -132,6 +131,8 @@ class ReferenceEvaluator:
             output = self.state[edge.from_node].output
             if edge.data_transformer is not None and output:
                 output = self._trans[edge.data_transformer](output)
+                if output is not None and not isinstance(output, dict):
+                    raise not_a_map("transformer", edge.data_transformer, output)
             if output:
                 merged.update(output)
         return merged
@@ -171,6 +172,8 @@ class ReferenceEvaluator:
         out = self._calc[calculator](value)
         if out is None:
             raise Filtered
+        if not isinstance(out, dict):
+            raise not_a_map("calculator", calculator, out)
         return out
 
     def _apply_chain(self, names: tuple[str, ...], value: dict) -> dict:
@@ -178,6 +181,8 @@ class ReferenceEvaluator:
             value = self._trans[name](value)
             if value is None:
                 raise Filtered
+            if not isinstance(value, dict):
+                raise not_a_map("transformer", name, value)
         return value
 
     def _record_error(self, name: str, exc: BaseException, input_value: Any) -> None:
@@ -201,4 +206,4 @@ def evaluate(dag: DagModel, events: list[tuple[str, str, dict]]) -> list[Publica
     return out
 
 
-__all__ = ["NodeError", "NodeState", "ReferenceEvaluator", "evaluate", "reject_reason"]
+__all__ = ["NodeError", "NodeState", "ReferenceEvaluator", "describe_error", "evaluate", "reject_reason"]

@@ -64,3 +64,26 @@ def reject_reason(record: Any) -> str | None:
     except (TypeError, ValueError, OverflowError) as exc:
         return f"record cannot be encoded: {exc}"
     return None
+
+
+class NotAMapError(TypeError):
+    """A calculator or transformer returned something other than a map or None (SPEC §2 rule 4)."""
+
+
+def not_a_map(kind: str, name: str | None, value: Any) -> NotAMapError:
+    """The error both engines record when ``kind`` ``name`` returned ``value``, which is not a map.
+
+    >>> str(not_a_map("calculator", "total", [1, 2]))
+    "calculator 'total' returned a list, not a map (or None)"
+    """
+    who = f"{kind} {name!r}" if name else kind
+    return NotAMapError(f"{who} returned {_a(type(value).__name__)}, not a map (or None)")
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """How a failed compute is described in a node's errors and dead letters."""
+    return f"{type(exc).__name__}: {exc}"

@@ -14,7 +14,10 @@ The shapes are chosen to reach the interesting corners of SPEC §2 often:
   are broken by declaration order);
 * PublicationNodes with 1-2 publishers, a publisher sometimes shared by several nodes;
 * every built-in calculator and transformer plus the user classes of
-  :mod:`tests.userclasses`, some of them made to drop or raise on everything;
+  :mod:`tests.userclasses`, some of them made to drop or raise on everything, and some that
+  return lists, strings or numbers instead of maps (an error, SPEC §2 rule 4);
+* empty maps everywhere: empty records, filters that keep nothing, so the rules about
+  nodes whose merged input is still ``{}`` and outputs that are ``{}`` are exercised;
 * ``propagate`` at DAG and node level, a dead-letter destination sometimes;
 * records drawn from a small pool over a small key set, so consecutive identical inputs,
   unchanged outputs and repeated publications are frequent; once in a while a record
@@ -41,6 +44,8 @@ NOT_MAPS: tuple[Any, ...] = ([1, 2], "text", 7, None, [])
 RAISING = "tests.userclasses.RaisingCalculator"
 DROP_FILTER = "tests.userclasses.DropFilterCalculator"
 UPPER_NAME = "tests.userclasses.UpperNameTransformer"
+JUNK = "tests.userclasses.JunkCalculator"  # returns lists, strings and numbers for some records
+JUNK_TRANSFORMER = "tests.userclasses.JunkTransformer"
 
 METRONOME = "clock"
 METRONOME_SUBSCRIBER = "clock_feed"
@@ -99,7 +104,7 @@ def calculator_entry(draw: st.DrawFn) -> dict[str, Any]:
     kind = draw(st.sampled_from((
         "NullCalculator", "PassthruCalculator", "AttributeFilterAwayCalculator",
         "AttributeFilterCalculator", "ApplyDefaultsCalculator", "AdditionCalculator",
-        "MultiplicationCalculator", "AttributeNameChangeCalculator", RAISING, DROP_FILTER,
+        "MultiplicationCalculator", "AttributeNameChangeCalculator", RAISING, DROP_FILTER, JUNK,
         "default",
     )))
     if kind == "default":  # no "type": a NullCalculator
@@ -123,12 +128,12 @@ def transformer_entry(draw: st.DrawFn) -> dict[str, Any]:
     kind = draw(st.sampled_from((
         "NullDataTransformer", "PassthruDataTransformer", "AttributeFilterAwayDataTransformer",
         "AttributeFilterDataTransformer", "ApplyDefaultsDataTransformer",
-        "AttributeNameChangeDataTransformer", UPPER_NAME,
+        "AttributeNameChangeDataTransformer", UPPER_NAME, JUNK_TRANSFORMER,
     )))
     if kind == "AttributeFilterAwayDataTransformer":
         return {"type": kind, "config": {"filter_attributes": draw(_key_subset(1, 3))}}
-    if kind == "AttributeFilterDataTransformer":
-        return {"type": kind, "config": {"keep_attributes": draw(_key_subset(1, 5))}}
+    if kind == "AttributeFilterDataTransformer":  # keeping nothing makes empty maps: SPEC §2's {} rules
+        return {"type": kind, "config": {"keep_attributes": draw(_key_subset(0, 5))}}
     if kind == "ApplyDefaultsDataTransformer":
         return {"type": kind, "config": {"defaults": draw(_defaults())}}
     if kind == "AttributeNameChangeDataTransformer":

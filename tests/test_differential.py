@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ EXAMPLE_DAGS = sorted((ROOT / "examples" / "dags").glob("*.json"))
 
 Publication = tuple[str, Any]
 
-EXAMPLES = 300
+EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", "300"))
 IN_FLIGHT = (1, 4)
 
 

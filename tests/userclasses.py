@@ -34,6 +34,36 @@ class DropFilterCalculator:
         return None if record.get("drop") else dict(record)
 
 
+class JunkCalculator(Calculator):
+    """Returns something other than a map for some records (SPEC §2 rule 4: an error).
+
+    ``a == 1``: a list; ``a == 2``: a string; ``a == 3``: a number; otherwise a copy.
+    """
+
+    def calculate(self, record: dict) -> Any:
+        return _junk_for(record)
+
+
+class JunkTransformer(DataTransformer):
+    """The transformer twin of :class:`JunkCalculator`, keyed on ``b`` instead of ``a``."""
+
+    def transform(self, record: dict) -> Any:
+        return _junk_for(record, key="b")
+
+
+def _junk_for(record: dict, key: str = "a") -> Any:
+    value = record.get(key)
+    if value is True or value is False:
+        return dict(record)
+    if value == 1:
+        return [dict(record)]
+    if value == 2:
+        return "not a map"
+    if value == 3:
+        return 3.5
+    return dict(record)
+
+
 class UpperNameTransformer(DataTransformer):
     """Upper-cases the ``name`` field when it is a string; other fields are unchanged."""
 

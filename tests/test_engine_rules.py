@@ -1,0 +1,128 @@
+"""SPEC §2 corner rules, checked on both engines through ``dagserver replay``.
+
+* rule 4: a calculator or transformer returning something other than a map or None is an
+  error (counted, kept, the node's output unchanged), never a crash or a publication;
+* every node starts with input ``{}`` and output ``{}``: a node whose merged input is still
+  empty does not compute, and an empty output is never published.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import supervisor
+from actors.replay import read_events, run_actors
+from graphs.loader import load_dag_dict
+from graphs.reference import ReferenceEvaluator
+
+ENGINES = ("reference", "actors")
+
+
+def replay(tmp_path: Path, dag: dict[str, Any], events: list[dict[str, Any]], engine: str,
+           capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    dag_file, events_file = tmp_path / "dag.json", tmp_path / "events.jsonl"
+    dag_file.write_text(json.dumps(dag))
+    events_file.write_text("".join(json.dumps(e) + "\n" for e in events))
+    code = supervisor.main(["replay", str(dag_file), str(events_file), "--engine", engine])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def chain(calculators: list[dict[str, Any]], inner: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """in (SubscriptionNode) -> each of ``inner`` in turn -> pub (PublicationNode) -> out."""
+    names = ["in", *[n["name"] for n in inner], "pub"]
+    return {
+        "name": "rules",
+        "subscribers": [{"name": "s", "config": {"source": "mem://queue/s"}}],
+        "publishers": [{"name": "out", "config": {"destination": "mem://queue/out"}}],
+        "calculators": calculators,
+        "nodes": [{"name": "in", "type": "SubscriptionNode", "subscriber": "s", **extra}, *inner,
+                  {"name": "pub", "type": "PublicationNode", "publishers": ["out"]}],
+        "edges": [{"from_node": a, "to_node": b} for a, b in zip(names, names[1:], strict=False)],
+    }
+
+
+JUNK_DAG = chain([{"name": "junk", "type": "tests.userclasses.JunkCalculator"}], [], calculator="junk")
+JUNK_EVENTS = [{"subscriber": "s", "record": r} for r in (
+    {"a": 5}, {"a": 1}, {"a": 6}, {"a": 2}, {"a": 3}, {"a": 6}, {"a": 7},
+)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_calculator_returning_a_list_is_an_error_not_a_publication(
+        tmp_path: Path, engine: str, capsys: pytest.CaptureFixture[str]) -> None:
+    published = replay(tmp_path, JUNK_DAG, JUNK_EVENTS, engine, capsys)
+    # a=1, 2, 3 give a list, a string and a number: errors, the output stays {"a": 5} then {"a": 6}
+    assert published == [{"publisher": "out", "record": {"a": a}} for a in (5, 6, 7)]
+
+
+def test_both_engines_record_the_junk_the_same_way() -> None:
+    dag = load_dag_dict(JUNK_DAG)
+    reference = ReferenceEvaluator(dag)
+    for event in JUNK_EVENTS:
+        reference.ingest("s", event["record"])
+    events = [("record", "s", e["record"]) for e in JUNK_EVENTS]
+    _, runtime = run_actors(dag, events, timeout=30)
+    node = runtime.stats.nodes["in"]
+    assert (node.computes, node.errors) == (reference.state["in"].computes, reference.state["in"].errors) == (7, 3)
+    messages = [e["message"] for e in node.last_errors]
+    assert messages == [e.message for e in reference.state["in"].last_errors]
+    assert messages[0] == "NotAMapError: calculator 'junk' returned a list, not a map (or None)"
+    assert "a str," in messages[1] and "a float," in messages[2]
+
+
+def test_the_replay_cli_prints_the_same_for_both_engines_on_junk(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert replay(tmp_path, JUNK_DAG, JUNK_EVENTS, "actors", capsys) == \
+        replay(tmp_path, JUNK_DAG, JUNK_EVENTS, "reference", capsys)
+
+
+KEEP_NOTHING = {"name": "nothing", "type": "AttributeFilterCalculator", "config": {"keep_attributes": []}}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_publication_node_fed_through_a_filter_that_drops_every_key_publishes_nothing(
+        tmp_path: Path, engine: str, capsys: pytest.CaptureFixture[str]) -> None:
+    dag = chain([KEEP_NOTHING], [], calculator="nothing")
+    events = [{"subscriber": "s", "record": {"a": i}} for i in range(5)]
+    assert replay(tmp_path, dag, events, engine, capsys) == []
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_node_whose_merged_input_is_still_empty_does_not_compute(
+        tmp_path: Path, engine: str, capsys: pytest.CaptureFixture[str]) -> None:
+    total = {"name": "total", "type": "AdditionCalculator", "config": {"arguments": ["a"], "output_attribute": "s"}}
+    dag = chain([KEEP_NOTHING, total], [{"name": "sum", "calculator": "total"}], calculator="nothing")
+    events = [{"subscriber": "s", "record": {"a": i}} for i in range(3)]
+    assert replay(tmp_path, dag, events, engine, capsys) == []  # not {"s": 0.0}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_empty_output_is_never_published_even_when_propagating_always(
+        tmp_path: Path, engine: str, capsys: pytest.CaptureFixture[str]) -> None:
+    dag = chain([KEEP_NOTHING], [], calculator="nothing", propagate="always")
+    dag["propagate"] = "always"
+    events = [{"subscriber": "s", "record": {"a": i}} for i in range(3)]
+    assert replay(tmp_path, dag, events, engine, capsys) == []
+
+
+def test_an_empty_record_does_not_reach_a_pass_through_child(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    dag = chain([], [{"name": "copy"}])
+    events = [{"subscriber": "s", "record": r} for r in ({}, {"a": 1}, {}, {"a": 1})]
+    for engine in ENGINES:
+        # {} equals the initial output {}: nothing changes. {"a": 1} flows through. The second {}
+        # changes in's output to {}, but copy's merged input is then empty: it does not compute and
+        # keeps {"a": 1}, so the last {"a": 1} reaches copy as an unchanged input.
+        assert replay(tmp_path, dag, events, engine, capsys) == [{"publisher": "out", "record": {"a": 1}}], engine
+
+
+def test_read_events_accepts_what_the_cli_writes(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in JUNK_EVENTS))
+    assert [r for _, _, r in read_events(str(path), load_dag_dict(JUNK_DAG))] == [e["record"] for e in JUNK_EVENTS]
