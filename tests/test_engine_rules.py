@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def chain(calculators: list[dict[str, Any]], inner: list[dict[str, Any]], **extr
         "calculators": calculators,
         "nodes": [{"name": "in", "type": "SubscriptionNode", "subscriber": "s", **extra}, *inner,
                   {"name": "pub", "type": "PublicationNode", "publishers": ["out"]}],
-        "edges": [{"from_node": a, "to_node": b} for a, b in zip(names, names[1:], strict=False)],
+        "edges": [{"from_node": a, "to_node": b} for a, b in pairwise(names)],
     }
 
 
