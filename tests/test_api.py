@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import math
+import sys
 from typing import Any
 
+import msgpack
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from web.app import create_app
+from web.jsonsafe import dumps_iteratively, to_jsonable
 from web.metrics import CONTENT_TYPE
 from web.service import ACTIONS, UnknownDag, WrongState
 
@@ -34,6 +42,10 @@ class FakeService:
         }
         self.status = "ok"
         self.fail_with: Exception | None = None
+        # Extra fields of node ``n`` in the details (e.g. its ``input`` / ``output`` records).
+        self.node_fields: dict[str, Any] = {}
+        # The details' ``last_errors``: ``[{"node", "error", "input"}]``.
+        self.last_errors: list[dict[str, Any]] = []
 
     def _dag(self, name: str) -> dict[str, Any]:
         if self.fail_with is not None:
@@ -47,7 +59,8 @@ class FakeService:
 
     def dag_details(self, name: str) -> dict[str, Any]:
         dag = self._dag(name)
-        return {**dag, "config": {"name": name}, "nodes": {"n": {"computes": 3}}}
+        return {**dag, "config": {"name": name}, "nodes": {"n": {"computes": 3, **self.node_fields}},
+                "last_errors": list(self.last_errors)}
 
     def control(self, name: str, action: str) -> dict[str, Any]:
         dag = self._dag(name)
@@ -205,3 +218,170 @@ def test_metrics_is_prometheus_text(client: FlaskClient, fake: FakeService) -> N
     assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert response.headers["Content-Type"] == CONTENT_TYPE
     assert response.data == fake.metrics_text()
+
+
+# --- every response is valid JSON, whatever the records hold (SPEC §3 values, §7) ---------------
+
+def reject_constant(token: str) -> Any:
+    """``parse_constant`` for :func:`json.loads`: ``NaN`` / ``Infinity`` are not JSON."""
+    raise ValueError(f"not JSON: {token}")
+
+
+def strict_json(text: str) -> Any:
+    """``text`` parsed as strict JSON (no ``NaN`` / ``Infinity`` / ``-Infinity`` tokens)."""
+    return json.loads(text, parse_constant=reject_constant)
+
+
+def expected_json(value: Any) -> Any:
+    """What the API should send for a record value: bytes as base64, NaN/inf as null."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [expected_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: expected_json(item) for key, item in value.items()}
+    return value
+
+
+def same_json(actual: Any, expected: Any) -> bool:
+    """Equal as JSON, types included (``1``, ``1.0`` and ``true`` differ; key order matters)."""
+    return json.dumps(actual, allow_nan=False) == json.dumps(expected, allow_nan=False)
+
+
+def hold(fake: FakeService, record: Any) -> None:
+    """Put ``record`` wherever the API shows records: node input/output, last errors, summary."""
+    fake.node_fields = {"input": record, "output": {"value": record}}
+    fake.last_errors = [{"node": "n", "error": "ValueError: bad", "input": record}]
+    fake.dags["alpha"]["last_record"] = record
+
+
+def fetch_record_views(client: FlaskClient) -> tuple[str, str]:
+    """The bodies of ``GET /api/dags/alpha`` and ``GET /api/dags``, after checking both are 200 JSON."""
+    details = client.get("/api/dags/alpha")
+    summary = client.get("/api/dags")
+    for response in (details, summary):
+        assert response.status_code == 200
+        assert response.is_json
+    return details.get_data(as_text=True), summary.get_data(as_text=True)
+
+
+def check_record_views(details: str, summary: str, expected: Any) -> None:
+    """Both bodies parse as strict JSON and show ``expected`` wherever :func:`hold` put the record."""
+    body = strict_json(details)
+    node = body["nodes"]["n"]
+    assert node["computes"] == 3
+    assert same_json(node["input"], expected)
+    assert same_json(node["output"], {"value": expected})
+    assert same_json(body["last_errors"], [{"node": "n", "error": "ValueError: bad", "input": expected}])
+    assert same_json(body["last_record"], expected)
+    dags = strict_json(summary)
+    assert [dag["name"] for dag in dags] == ["alpha", "beta"]
+    assert same_json(dags[0]["last_record"], expected)
+
+
+def check_record_shown(client: FlaskClient, expected: Any) -> None:
+    """Both ``GET /api/dags`` and ``GET /api/dags/alpha`` answer 200, strict JSON, ``expected``."""
+    check_record_views(*fetch_record_views(client), expected)
+
+
+def test_bytes_and_non_finite_floats_are_valid_json(client: FlaskClient, fake: FakeService) -> None:
+    record = {"raw": b"\x00\xff", "nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"),
+              "nested": [b"", 1.5, {"deep": float("nan")}]}
+    fake.node_fields = {"input": {"raw": b"\x00\xff"}, "output": {"nan": float("nan"), "inf": float("inf")}}
+    response = client.get("/api/dags/alpha")
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    for token in ("NaN", "Infinity"):
+        assert token not in text
+    node = strict_json(text)["nodes"]["n"]
+    assert node["input"] == {"raw": "AP8="}
+    assert node["output"] == {"nan": None, "inf": None}
+    hold(fake, record)
+    check_record_shown(client, {"raw": "AP8=", "nan": None, "inf": None, "ninf": None,
+                                "nested": ["", 1.5, {"deep": None}]})
+
+
+def test_odd_values_become_json_not_500(client: FlaskClient, fake: FakeService) -> None:
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    fake.node_fields = {
+        "input": {1: "int key", 2.5: "float key", False: "bool key", None: "none key", b"\x00": "bytes key"},
+        "output": {"tuple": (1, b"\xff", (float("nan"),)), "bytearray": bytearray(b"ab"), "object": Opaque(),
+                   "set": {3}, "inf key": {float("inf"): 1, float("-inf"): 2}},
+    }
+    response = client.get("/api/dags/alpha")
+    assert response.status_code == 200
+    node = strict_json(response.get_data(as_text=True))["nodes"]["n"]
+    assert node["input"] == {"1": "int key", "2.5": "float key", "false": "bool key", "null": "none key",
+                             "AA==": "bytes key"}
+    assert node["output"] == {"tuple": [1, "/w==", [None]], "bytearray": "YWI=", "object": "<opaque>",
+                              "set": "{3}", "inf key": {"Infinity": 1, "-Infinity": 2}}
+
+
+def test_records_nested_as_deep_as_msgpack_allows(client: FlaskClient, fake: FakeService) -> None:
+    # msgpack packs and unpacks up to 1023 nested containers; json.dumps recurses once per
+    # level and hits Python's recursion limit (1000) well before that.
+    record: Any = [b"\x01", float("nan")]
+    expected: Any = ["AQ==", None]
+    for _ in range(511):
+        record, expected = {"k": [record]}, {"k": [expected]}
+    held = msgpack.unpackb(msgpack.packb(record))
+    with pytest.raises(ValueError):  # one level more is too deep for msgpack
+        msgpack.unpackb(msgpack.packb({"k": [record]}))
+    hold(fake, held)
+    details, summary = fetch_record_views(client)  # served at Python's default recursion limit
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)  # only so that this test's json.loads/dumps can take that depth too
+    try:
+        check_record_views(details, summary, expected)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def test_error_responses_stay_json(client: FlaskClient, fake: FakeService) -> None:
+    fake.fail_with = RuntimeError("bad \udcff bytes")
+    response = client.get("/api/dags/alpha")
+    assert response.status_code == 500
+    assert strict_json(response.get_data(as_text=True)) == {"error": "internal error: RuntimeError: bad \udcff bytes"}
+
+
+MSGPACK_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text() | st.binary(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(record=st.dictionaries(st.text(), MSGPACK_VALUES, max_size=5) | MSGPACK_VALUES)
+def test_any_msgpack_record_is_strict_json(record: Any) -> None:
+    held = msgpack.unpackb(msgpack.packb(record))  # what a worker can actually send
+    fake = FakeService()
+    hold(fake, held)
+    check_record_shown(create_app(fake).test_client(), expected_json(held))
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=MSGPACK_VALUES | st.dictionaries(st.integers() | st.booleans() | st.none() | st.binary() | st.floats(),
+                                              MSGPACK_VALUES, max_size=5),
+       ensure_ascii=st.booleans(), sort_keys=st.booleans(), separators=st.sampled_from([(",", ":"), (", ", ": ")]))
+def test_deep_writer_matches_the_recursive_one(value: Any, ensure_ascii: bool, sort_keys: bool,
+                                               separators: tuple[str, str]) -> None:
+    options: dict[str, Any] = {"ensure_ascii": ensure_ascii, "sort_keys": sort_keys, "separators": separators}
+    fast = json.dumps(to_jsonable(value), allow_nan=False, **options)
+    assert dumps_iteratively(value, **options) == fast
+    strict_json(fast)
+
+
+def test_circular_data_is_a_json_500_not_a_hang(client: FlaskClient, fake: FakeService) -> None:
+    loop: list[Any] = [1]
+    loop.append(loop)
+    fake.node_fields = {"input": loop}
+    response = client.get("/api/dags/alpha")
+    assert response.status_code == 500
+    assert "Circular reference" in strict_json(response.get_data(as_text=True))["error"]

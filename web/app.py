@@ -13,6 +13,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from web.api import api
+from web.jsonsafe import SafeJSONProvider
 from web.service import ServiceError, SupervisorService
 
 EXTENSION = "dagserver"
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 def create_app(service: SupervisorService) -> Flask:
     """A Flask app serving the JSON API, ``/healthz`` and ``/metrics`` over ``service``."""
     app = Flask(__name__)
+    app.json = SafeJSONProvider(app)  # bytes as base64, NaN/inf as null: always valid JSON (SPEC §7)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = service
     app.register_blueprint(api)
