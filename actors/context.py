@@ -1,7 +1,10 @@
-"""What every actor of one DAG shares: the model, the wiring, the counters, the gate.
+"""What every actor of one DAG incarnation shares: the model, the wiring, the counters, the gate.
 
-A :class:`DagContext` is built by the DAG runtime for one incarnation of the DAG's
-actors; a restart builds a new one (with the same :class:`~actors.stats.DagStats`).
+A :class:`DagContext` is built for one incarnation of a DAG's actors (see
+:mod:`actors.incarnation`); a restart builds a new one around the same
+:class:`~actors.stats.DagStats`, so counters survive it. :class:`DagActor` is the base of
+every actor: it reports failures to the DAG's supervision and goes quiet once its
+incarnation is being torn down.
 """
 
 from __future__ import annotations
@@ -15,53 +18,16 @@ from typing import Any
 
 import pykka
 
+from actors.deadletters import DeadLetterBox
+from actors.gate import IngressGate
 from actors.stats import DagStats
 from graphs.model import DagModel
+from graphs.values import describe_error
 
 log = logging.getLogger("dagserver.actors")
 
 COORDINATOR = "coordinator"
-
-
-class IngressGate:
-    """Bounds the records between the sources and the sinks (SPEC §3 backpressure).
-
-    A subscriber takes slots before it reads; the coordinator gives them back when the
-    epoch holding those records completes. While no slot is free, subscribers stop
-    reading: nothing is dropped, the broker keeps the rest.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._free = capacity
-        self._cond = threading.Condition()
-        self._closed = False
-
-    def acquire(self, n: int, timeout: float) -> int:
-        """Take up to ``n`` slots, waiting at most ``timeout`` seconds for the first one."""
-        with self._cond:
-            if self._free <= 0 and not self._closed:
-                self._cond.wait(timeout)
-            if self._closed:
-                return 0
-            got = min(n, self._free)
-            self._free -= got
-            return got
-
-    def release(self, n: int) -> None:
-        if n:
-            with self._cond:
-                self._free += n
-                self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    @property
-    def backlog(self) -> int:
-        return self.capacity - self._free
+READY = "ready"  # asked of every actor once built: answered after its on_open succeeded
 
 
 @dataclass
@@ -71,13 +37,17 @@ class DagContext:
     dag: DagModel
     stats: DagStats
     gate: IngressGate
+    dead_letters: DeadLetterBox
     on_actor_failure: Callable[[str, BaseException], None]
-    on_dead_letter: Callable[[dict], None]
     clock: Callable[[], float] = time.time
     refs: dict[str, pykka.ActorRef] = field(default_factory=dict)
     restore: dict[str, Any] | None = None  # the checkpoint this incarnation starts from
     tearing_down: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)  # a graceful stop is draining
+    drained: threading.Event = field(default_factory=threading.Event)  # the drain finished (or failed)
+    reading: threading.Event = field(default_factory=threading.Event)  # metronome tickers tick while set
+    busy: dict[str, float] = field(default_factory=dict)  # actor -> monotonic start of a sink call
+    failure: str = ""  # the first actor failure of this incarnation, described
 
     def send(self, target: str, data: Any) -> None:
         """Tell ``target``; a receiver that already died is ignored (the DAG is restarting)."""
@@ -87,9 +57,22 @@ class DagContext:
             if not self.tearing_down.is_set():
                 log.debug("dag %s: %s is gone", self.dag.name, target)
 
+    def dead_letter(self, letter: dict[str, Any]) -> None:
+        self.dead_letters.put(letter)
+
+    def fail(self, actor: str, exc: BaseException) -> None:
+        """Record ``actor``'s failure (the first one wins) and report it to supervision."""
+        if not self.failure:
+            self.failure = f"{actor} failed: {describe_error(exc)}"
+        self.on_actor_failure(actor, exc)
+
 
 class DagActor(pykka.ThreadingActor):
-    """Base of every actor of a DAG: failures are reported to the DAG's supervision."""
+    """Base of every actor of a DAG.
+
+    Subclasses implement :meth:`receive`; once the incarnation is tearing down, messages
+    are dropped unread so the actor stops quickly whatever its inbox holds.
+    """
 
     use_daemon_thread = True
 
@@ -103,15 +86,26 @@ class DagActor(pykka.ThreadingActor):
             self.on_open()
         except Exception as exc:  # pykka stops the actor without on_failure here: report it
             self.on_teardown(failed=True)
-            self.ctx.on_actor_failure(self.actor_name, exc)
+            self.ctx.fail(self.actor_name, exc)
             raise
 
     def on_open(self) -> None:
         """Acquire what the actor needs (open a source or sink); runs in the actor's thread."""
 
+    def on_receive(self, message: Any) -> Any:
+        if self.ctx.tearing_down.is_set():
+            return None
+        if message == READY:
+            return True
+        return self.receive(message)
+
+    def receive(self, message: Any) -> Any:
+        """Handle one message (msgpack bytes, or a control string sent with ``ask``)."""
+        raise NotImplementedError
+
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         self.on_teardown(failed=True)
-        self.ctx.on_actor_failure(self.actor_name, exception_value)
+        self.ctx.fail(self.actor_name, exception_value)
 
     def on_stop(self) -> None:
         self.on_teardown(failed=False)

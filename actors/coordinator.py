@@ -6,13 +6,12 @@ per epoch, and closes an epoch once every terminal actor (each publisher, and ea
 with neither children nor publishers) has acknowledged it. Epochs complete in order.
 
 Every ``checkpoint.every_epochs`` epochs one epoch is flagged: every node reports its
-state for it, and on completion the coordinator writes
-the checkpoint and only then tells the subscribers to commit their sources' positions.
+state for it, and on completion the coordinator flushes the dead letters, writes the
+checkpoint and only then tells the subscribers to commit their sources' positions.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ class Batch:
 class OpenEpoch:
     acks: set[str]
     gated: int  # records holding ingress-gate slots
+    gated_bytes: int  # bytes those records were charged to the gate
     started: float
     flags: int
     positions: dict[str, Any]
@@ -63,13 +63,11 @@ class OpenEpoch:
 
 
 class CoordinatorActor(DagActor):
-    def __init__(self, ctx: DagContext, write_checkpoint: Callable[[dict], None] | None,
-                 drained: threading.Event) -> None:
+    def __init__(self, ctx: DagContext, write_checkpoint: Callable[[dict], None] | None) -> None:
         super().__init__(ctx, COORDINATOR)
         dag = ctx.dag
         self.dag = dag
         self.write_checkpoint = write_checkpoint
-        self.drained = drained
         self.roots = dag.roots
         self.root_of = {dag.nodes[r].subscriber: r for r in self.roots if dag.nodes[r].subscriber}
         self.terminals = frozenset(
@@ -90,7 +88,7 @@ class CoordinatorActor(DagActor):
         self.draining = False
 
     # -- messages ---------------------------------------------------------------------------------
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if message == DRAIN:
             self.draining = True
             self._cut()
@@ -111,7 +109,7 @@ class CoordinatorActor(DagActor):
         elif kind == TICK:
             self._tick(decoded[1], decoded[2] if len(decoded) > 2 else None)
         self._cut()
-        self.ctx.stats.ingress_backlog = self.pending_records
+        self.ctx.stats.ingress_backlog = self.ctx.gate.backlog
         return None
 
     def _tick(self, node: str, record: dict | None) -> None:
@@ -144,7 +142,7 @@ class CoordinatorActor(DagActor):
             self.draining and self.pending_records <= limit)
         runs: dict[str, list] = {root: [] for root in self.roots}
         positions: dict[str, Any] = {}
-        taken = gated = 0
+        taken = gated = gated_bytes = 0
         started = self.ctx.clock()
         pending = self.pending
         while pending and (not taken or taken + pending[0].count <= limit):
@@ -157,6 +155,7 @@ class CoordinatorActor(DagActor):
                 runs[batch.tick_node].append([seq, RUN_TICK, batch.payload])
                 continue
             gated += batch.count
+            gated_bytes += len(batch.payload)
             if batch.position is not None:
                 positions[batch.subscriber] = batch.position  # type: ignore[index]
             root = self.root_of.get(batch.subscriber)  # type: ignore[arg-type]
@@ -167,7 +166,7 @@ class CoordinatorActor(DagActor):
         self.next_epoch += 1
         flags = FLAG_CHECKPOINT if flagged else 0
         self.since_checkpoint = 0 if flagged else self.since_checkpoint + 1
-        self.open[epoch] = OpenEpoch(set(self.terminals), gated, started, flags, positions)
+        self.open[epoch] = OpenEpoch(set(self.terminals), gated, gated_bytes, started, flags, positions)
         self.ctx.stats.epochs_open = len(self.open)
         for root, root_runs in runs.items():
             self.ctx.send(node_actor_name(root), encode([EPOCH, epoch, flags, root_runs, COORDINATOR]))
@@ -184,7 +183,7 @@ class CoordinatorActor(DagActor):
             if info.flags & FLAG_CHECKPOINT and len(info.states) < len(self.dag.nodes):
                 break
             del self.open[epoch]
-            self.ctx.gate.release(info.gated)
+            self.ctx.gate.release(info.gated, info.gated_bytes)
             stats.epochs_completed += 1
             stats.epochs_open = len(self.open)
             stats.epoch_latency.observe(max(0.0, self.ctx.clock() - info.started))
@@ -194,6 +193,7 @@ class CoordinatorActor(DagActor):
         self._check_drained()
 
     def _checkpoint(self, info: OpenEpoch) -> None:
+        self.ctx.dead_letters.flush()  # durable before the positions they cover are committed
         if self.write_checkpoint is not None:
             self.write_checkpoint({"dag": self.dag.name, "written_at": self.ctx.clock(),
                                    "positions": dict(self.positions), "nodes": info.states,
@@ -205,4 +205,4 @@ class CoordinatorActor(DagActor):
 
     def _check_drained(self) -> None:
         if self.draining and not self.pending and not self.open and not self.since_checkpoint:
-            self.drained.set()
+            self.ctx.drained.set()

@@ -33,7 +33,7 @@ class NodeActor(DagActor):
         self.terminal = not self.children and not self.publishers
         self.aligner = EpochAligner(self.parent_index)
 
-    def on_receive(self, message: Any) -> None:
+    def receive(self, message: Any) -> None:
         kind, epoch, flags, items, sender = decode(message)
         if kind != EPOCH:
             log.warning("%s: unexpected message kind %r", self.actor_name, kind)

@@ -4,10 +4,15 @@ A publisher may be fed by several nodes; it waits for epoch ``e`` from all of th
 publishes by ``(seq, topological position of the node)``, which is the order the
 reference evaluator publishes in. The ack tells the coordinator the sink accepted the
 epoch; on checkpoint epochs the sink is flushed first.
+
+While a sink call runs, the actor is marked busy in the DAG context; a call that takes
+longer than the publisher's ``publish_timeout`` fails the actor (SPEC §4, see
+:mod:`actors.incarnation`), so the DAG restarts from its checkpoint instead of hanging.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from actors.alignment import EpochAligner
@@ -30,14 +35,14 @@ class PublisherActor(DagActor):
         self.feeder_topo = [ctx.dag.topo_order.index(node) for node in feeders]
         self.stats = ctx.stats.publishers[name]
         self.aligner = EpochAligner(self.feeders)
-        self.sequenced = hasattr(sink, "write_sequenced")
         self.opened = False
 
     def on_open(self) -> None:
         self.sink.open()
         self.opened = True
+        self.stats.status = self.sink.status
 
-    def on_receive(self, message: Any) -> None:
+    def receive(self, message: Any) -> None:
         kind, epoch, flags, items, node = decode(message)
         if kind != PUBLISH:
             return
@@ -46,32 +51,35 @@ class PublisherActor(DagActor):
         self.stats.backlog = len(self.aligner.pending)  # epochs waiting for another feeding node
 
     def _publish(self, epoch: int, flags: int, slots: list[list]) -> None:
-        if len(slots) == 1 and not self.sequenced:
+        if len(slots) == 1:
             records = slots[0][1]
-            events: list = records
         else:
             topo = self.feeder_topo
             events = [(seq, topo[i], record) for i, (seqs, outs) in enumerate(slots)
                       for seq, record in zip(seqs, outs, strict=True)]
             events.sort(key=lambda event: (event[0], event[1]))
             records = [event[2] for event in events]
-        if records:
+        if records or flags & FLAG_CHECKPOINT:
+            busy = self.ctx.busy
+            busy[self.actor_name] = time.monotonic()
             try:
-                if self.sequenced:
-                    self.sink.write_sequenced(self.name, events)
-                else:
+                if records:
                     self.sink.write_batch(records)
+                    self.stats.add(len(records))
+                if flags & FLAG_CHECKPOINT:
+                    self.sink.flush()
             except Exception:
                 self.stats.errors += 1
                 raise
-            self.stats.add(len(records))
-        if flags & FLAG_CHECKPOINT:
-            self.sink.flush()
+            finally:
+                busy.pop(self.actor_name, None)
+                self.stats.status = self.sink.status
         self.ctx.send(COORDINATOR, encode([ACK, epoch, self.actor_name]))
 
     def on_teardown(self, failed: bool) -> None:
         if not self.opened:
             return
+        self.opened = False
         try:
             if not failed:
                 self.sink.flush()

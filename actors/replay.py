@@ -3,7 +3,9 @@
 Each line of the events file is ``{"subscriber": NAME, "record": {...}}`` (or, for a
 MetronomeNode, ``{"tick": NODE}`` with an optional ``"record"``), ingested in file
 order. Every publication is printed as ``{"publisher": NAME, "record": {...}}``, in
-publish order. Both engines print the same lines; that is the point of the command.
+publish order. Both engines print the same lines for each publisher; that is the point of
+the command. (With several publishers, the actors engine interleaves different
+publishers' lines in the order their sinks received them.)
 """
 
 from __future__ import annotations
@@ -11,19 +13,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, TextIO
 
 from actors.runtime import DagRuntime
-from adapters.base import Sink
+from adapters.base import Sink, Source
 from adapters.metronome import tick_record
 from graphs.errors import DagValidationError
 from graphs.loader import load_dag
 from graphs.model import METRONOME_NODE, DagModel
 from graphs.reference import evaluate
 from graphs.suggest import did_you_mean
-from graphs.values import reject_reason
 
 Event = tuple[str, str, Any]  # ("record", subscriber, record) or ("tick", node, tick record)
 Publication = tuple[str, Any]
@@ -95,79 +98,146 @@ def replay_reference(dag: DagModel, events: list[Event]) -> list[Publication]:
     return evaluate(dag, events)
 
 
-class CaptureSink(Sink):
-    """Collects publications with their ``seq`` so the global publish order can be rebuilt."""
+class ReplayScript:
+    """The events in file order, handed out so that the coordinator receives them in that order.
 
-    def __init__(self, uri: str, config: Mapping[str, Any], captured: list[tuple]) -> None:
+    Each subscriber actor reads from its own :class:`ReplaySource`; a source hands out the
+    head of the script only when it belongs to its subscriber, and the script moves on only
+    when that subscriber comes back for more, which it does after it has sent what it read
+    to the coordinator. Ticks are sent by the driver when they reach the head. So the
+    ingress order is the file order, whatever the threads do.
+    """
+
+    def __init__(self, events: list[Event]) -> None:
+        self.steps: deque[list] = deque()
+        for kind, name, record in events:
+            if kind == "record" and self.steps and self.steps[-1][0] == "record" and self.steps[-1][1] == name:
+                self.steps[-1][2].append(record)
+            else:
+                self.steps.append([kind, name, [record]])
+        self.cond = threading.Condition()
+        self.out_with: str | None = None  # the subscriber whose last batch may not be sent yet
+        self.handed = 0
+
+    def take(self, subscriber: str, max_records: int, timeout: float) -> list[Any]:
+        with self.cond:
+            if self.out_with == subscriber:  # it is back: what it read before is at the coordinator
+                self.out_with = None
+                self.cond.notify_all()
+            if not self.cond.wait_for(lambda: self._head_is(subscriber), timeout):
+                return []
+            step = self.steps[0]
+            batch, step[2] = step[2][:max_records], step[2][max_records:]
+            if not step[2]:
+                self.steps.popleft()
+            self.out_with = subscriber
+            self.handed += len(batch)
+            return batch
+
+    def _head_is(self, subscriber: str) -> bool:
+        return self.out_with is None and bool(self.steps) and self.steps[0][:2] == ["record", subscriber]
+
+    def drive(self, runtime: DagRuntime, timeout: float) -> None:
+        """Send the ticks when they come up; return once every event has reached the coordinator."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.steps or self.out_with is not None:
+                head = self.steps[0] if self.steps else None
+                if self.out_with is None and head is not None and head[0] == "tick":
+                    runtime.tick(head[1], head[2][0])
+                    self.steps.popleft()
+                    self.cond.notify_all()
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0 or runtime.state not in ("running", "restarting"):
+                    raise RuntimeError(f"replay stalled with {len(self.steps)} steps left ({runtime.state}: "
+                                       f"{runtime.reason})")
+                self.cond.wait(min(left, 0.1))
+
+
+class ReplaySource(Source):
+    """A subscriber's share of a :class:`ReplayScript`."""
+
+    def __init__(self, uri: str, config: Mapping[str, Any], script: ReplayScript, subscriber: str) -> None:
+        super().__init__(uri, config)
+        self.script = script
+        self.subscriber = subscriber
+        self.count = 0
+
+    def open(self, position: Any | None) -> None:
+        self.status = "connected"
+
+    def read_batch(self, max_records: int, timeout: float) -> list[Any]:
+        batch = self.script.take(self.subscriber, max_records, timeout)
+        self.count += len(batch)
+        return batch
+
+    def position(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        self.status = "closed"
+
+
+class CaptureSink(Sink):
+    """Collects what its publisher writes, in arrival order, into the shared ``captured`` list."""
+
+    def __init__(self, uri: str, config: Mapping[str, Any], captured: list[Publication], publisher: str,
+                 lock: threading.Lock) -> None:
         super().__init__(uri, config)
         self.captured = captured
+        self.publisher = publisher
+        self.lock = lock
 
     def open(self) -> None:
         self.status = "connected"
 
-    def write_batch(self, records: list[dict]) -> None:  # dead letters
-        pass
-
-    def write_sequenced(self, publisher: str, events: list) -> None:
-        self.captured.extend((seq, topo, publisher, record) for seq, topo, record in events)
+    def write_batch(self, records: list[dict]) -> None:
+        with self.lock:
+            self.captured.extend((self.publisher, record) for record in records)
 
     def close(self) -> None:
         self.status = "closed"
 
 
 def replay_actors(dag: DagModel, events: list[Event], timeout: float = 600.0) -> list[Publication]:
-    """Run ``events`` through the actor runtime; publications in the reference's global order."""
+    """Run ``events`` through the actor runtime; publications in the order the sinks received them."""
     return run_actors(dag, events, timeout)[0]
 
 
 def run_actors(dag: DagModel, events: list[Event], timeout: float = 600.0) -> tuple[list[Publication], DagRuntime]:
-    """:func:`replay_actors`, also returning the stopped runtime (its counters stay readable)."""
-    captured: list[tuple] = []
+    """:func:`replay_actors`, also returning the stopped runtime (its counters stay readable).
 
-    def no_source(uri: str, config: Mapping[str, Any]) -> Any:
-        raise RuntimeError("replay feeds the coordinator directly")
+    Every subscriber and publisher is replaced by in-memory capture, but the records take
+    the server's own path: subscriber actors, the coordinator, node actors, publisher
+    actors and ``write_batch``.
+    """
+    script = ReplayScript(events)
+    captured: list[Publication] = []
+    lock = threading.Lock()
+    subscribers = {name: dataclasses.replace(spec, config={**spec.config, "source": f"replay://{name}"})
+                   for name, spec in dag.subscribers.items()}
+    sinks = {name: dataclasses.replace(spec, config={**spec.config, "destination": f"replay://{name}"})
+             for name, spec in dag.publishers.items()}
+    uris = {f"replay://{name}": name for name in subscribers}
+    publishers = {f"replay://{name}": name for name in sinks}
 
-    runtime = DagRuntime(dag, source_factory=no_source,
-                         sink_factory=lambda uri, config: CaptureSink(uri, config, captured),
-                         external_ingress=True, tick_timers=False)
+    def source(uri: str, config: Mapping[str, Any]) -> Source:
+        return ReplaySource(uri, config, script, uris[uri])
+
+    def sink(uri: str, config: Mapping[str, Any]) -> Sink:  # the dead letters' sink captures nothing
+        return CaptureSink(uri, config, captured if uri in publishers else [], publishers.get(uri, ""), lock)
+
+    dag = dataclasses.replace(dag, subscribers=subscribers, publishers=sinks)
+    runtime = DagRuntime(dag, source_factory=source, sink_factory=sink, tick_timers=False)
     runtime.start()
     try:
-        batch: list[Any] = []
-        batch_subscriber = None
-        for kind, name, record in events:
-            if kind == "record" and name == batch_subscriber:
-                batch.append(record)
-                continue
-            if batch:
-                _ingest(runtime, batch_subscriber, batch)
-            batch, batch_subscriber = [], None
-            if kind == "record":
-                batch, batch_subscriber = [record], name
-            else:
-                runtime.tick(name, record)
-        if batch:
-            _ingest(runtime, batch_subscriber, batch)
+        script.drive(runtime, timeout)
     finally:
         drained = runtime.stop(timeout=timeout)
     if not drained:
-        raise RuntimeError(f"replay did not finish within {timeout:g}s")
-    publisher_rank = {
-        (i, p): j for i, n in enumerate(dag.topo_order) for j, p in enumerate(dag.nodes[n].publishers)
-    }
-    captured.sort(key=lambda c: (c[0], c[1], publisher_rank[(c[1], c[2])]))
-    return [(publisher, record) for _, _, publisher, record in captured], runtime
-
-
-def _ingest(runtime: DagRuntime, subscriber: str | None, records: list[Any]) -> None:
-    """Reject what the subscriber actor would reject at the door, then ingest the rest."""
-    good = []
-    for record in records:
-        if reject_reason(record) is None:
-            good.append(record)
-        else:
-            runtime.stats.subscribers[str(subscriber)].rejected += 1
-    if good:
-        runtime.ingest(str(subscriber), good)
+        raise RuntimeError(f"replay did not finish within {timeout:g}s: {runtime.reason}")
+    return captured, runtime
 
 
 def run_replay(dag_path: str, events_path: str, engine: str = "actors", epoch_records: int | None = None,

@@ -58,6 +58,7 @@ class EndpointStats:
 
     records: int = 0
     rejected: int = 0
+    dropped: int = 0  # records lost by nature of the source (an at-most-once channel's overflow)
     errors: int = 0
     backlog: int = 0
     last_activity: float | None = None

@@ -47,7 +47,7 @@ class SubscriberActor(DagActor):
         if self.reading:
             self._schedule()
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if message == PAUSE:  # control plane, sent with ask(): returns once no read is running
             self.reading = False
             return True
@@ -75,15 +75,15 @@ class SubscriberActor(DagActor):
         granted = gate.acquire(self.max_records, READ_WAIT)
         if granted:
             try:
-                items = self.source.read_batch(granted, READ_WAIT)
-            except Exception:
-                gate.release(granted)
+                items, granted = self._read(granted)
+            except Exception:  # the actor fails; its incarnation, gate included, is torn down
                 self.stats.status = getattr(self.source, "status", "failed")
                 raise
             self.stats.status = getattr(self.source, "status", "connected")
             if items:
-                records, data = self._admit(items)
+                records, nbytes, data = self._admit(items)
                 gate.release(granted - len(records))
+                gate.charge(nbytes)
                 self.stats.add(len(records))
                 self.ctx.send(COORDINATOR, data)
             else:
@@ -91,7 +91,21 @@ class SubscriberActor(DagActor):
         self.stats.backlog = self.source.backlog() or 0
         self.actor_ref.tell(POLL_MESSAGE)
 
-    def _admit(self, items: list[Any]) -> tuple[list[dict], bytes]:
+    def _read(self, granted: int) -> tuple[list[Any], int]:
+        """What is there now; else wait for the next record holding just one gate slot.
+
+        Returns the items and the slots still held. An idle source must not sit on many
+        slots while it waits: the gate has one spare slot per subscriber, so however many
+        sources are idle, the busy ones keep theirs.
+        """
+        items = self.source.read_batch(granted, 0.0)
+        if items:
+            return items, granted
+        if granted > 1:
+            self.ctx.gate.release(granted - 1)
+        return self.source.read_batch(1, READ_WAIT), 1
+
+    def _admit(self, items: list[Any]) -> tuple[list[dict], int, bytes]:
         """Keep the acceptable records; count, log and dead-letter the others."""
         records = []
         for item in items:
@@ -113,14 +127,14 @@ class SubscriberActor(DagActor):
                 else:
                     self._reject(record, reason)
             records, payload = kept, encode(kept)
-        return records, encode([INGEST, self.name, len(records), position, payload])
+        return records, len(payload), encode([INGEST, self.name, len(records), position, payload])
 
     def _reject(self, raw: Any, reason: str) -> None:
         self.stats.rejected += 1
         if self.stats.rejected <= 10 or self.stats.rejected % 1000 == 0:
             log.warning("dag %s, subscriber %s: rejected record (%s): %.200r (%d rejected so far)",
                         self.ctx.dag.name, self.name, reason, raw, self.stats.rejected)
-        self.ctx.on_dead_letter({"dag": self.ctx.dag.name, "subscriber": self.name, "error": reason,
+        self.ctx.dead_letter({"dag": self.ctx.dag.name, "subscriber": self.name, "error": reason,
                                  "input": repr(raw)})
 
     def on_teardown(self, failed: bool) -> None:

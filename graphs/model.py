@@ -32,6 +32,7 @@ PROPAGATE_ALWAYS = "always"
 DEFAULT_MAX_RECORDS = 1000
 DEFAULT_MAX_INFLIGHT = 4
 DEFAULT_CHECKPOINT_EVERY = 10
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024  # encoded record bytes in flight between sources and sinks
 
 
 def frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -126,6 +127,7 @@ class DagModel:
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     max_records: int = DEFAULT_MAX_RECORDS
     max_inflight: int = DEFAULT_MAX_INFLIGHT
+    max_bytes: int = DEFAULT_MAX_BYTES
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # Derived topology, filled by build_topology().
     topo_order: tuple[str, ...] = ()

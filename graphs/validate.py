@@ -46,7 +46,7 @@ TOP_KEYS = (
     "propagate", "dead_letter", "replicas", "worker", "checkpoint", "epochs",
 )
 CHECKPOINT_KEYS = ("every_epochs",)
-EPOCHS_KEYS = ("max_records", "max_inflight")
+EPOCHS_KEYS = ("max_records", "max_inflight", "max_bytes")
 DAG_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 

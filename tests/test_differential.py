@@ -51,12 +51,14 @@ def per_publisher(published: list[Publication]) -> dict[str, list[str]]:
 
 
 def assert_same(expected: list[Publication], actual: list[Publication], label: str) -> None:
-    """Every publisher's sequence, then the global order, exactly as the reference has them."""
+    """Every publisher's sequence exactly as the reference has it (SPEC §3: per publisher).
+
+    The actors' publications are in the order the sinks received them; different
+    publishers are different actors, so only each one's own order is defined.
+    """
     want, got = per_publisher(expected), per_publisher(actual)
     for publisher in sorted(set(want) | set(got)):
         assert got.get(publisher, []) == want.get(publisher, []), f"{label}: publisher {publisher!r} differs"
-    assert [(p, shown(r)) for p, r in actual] == [(p, shown(r)) for p, r in expected], \
-        f"{label}: global publish order differs"
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -160,7 +162,7 @@ def test_ten_thousand_records_through_a_diamond(max_records: int, max_inflight: 
     assert_same(expected, actual, "diamond")
     assert counts == {name: (state.computes, state.errors) for name, state in reference.state.items()}
     assert counts["check"][1] > 0 and counts["limit"][0] > 0
-    assert replay_actors(dag, events) == expected  # the batched replay path, too
+    assert_same(expected, replay_actors(dag, events), "diamond, default epochs")
 
 
 # -- the replay command line -------------------------------------------------------------------

@@ -141,7 +141,7 @@ def test_slow_sink_backpressures_the_source_and_nothing_is_dropped() -> None:
     runtime = DagRuntime(dag, sink_factory=lambda uri, config: GatedSink(uri, config, allow, written))
     runtime.start()
     mem_put("a", numbered(0, 1000))
-    capacity = 10 * (2 + 1)
+    capacity = 10 * (2 + 1) + 1  # max_records * (max_inflight + 1), plus one spare slot per subscriber
     # The DAG takes at most its gate's worth of records; the rest stays in the broker.
     assert wait_until(lambda: mem_size("a") <= 1000 - capacity)
     assert not wait_until(lambda: mem_size("a") < 1000 - capacity, timeout=0.3)

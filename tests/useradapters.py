@@ -9,6 +9,8 @@ Usage (the project root is importable in tests, see conftest.py)::
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -71,3 +73,70 @@ class CollectingSink:
 
     def flush(self) -> None:
         self.flushes[self.key] = self.flushes.get(self.key, 0) + 1
+
+
+class ExplodingSource:
+    """Its constructor raises RuntimeError(config["message"]): a source that cannot be built."""
+
+    def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
+        raise RuntimeError(str(config.get("message", "cannot connect")))
+
+    def read_batch(self, max_records: int, timeout: float) -> list[Any]:  # pragma: no cover - never built
+        return []
+
+
+class FailingOpenSink:
+    """Built fine, but ``open()`` raises ConnectionRefusedError: a sink whose actor cannot start."""
+
+    def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
+        self.uri = uri
+
+    def open(self) -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    def write_batch(self, records: list[dict]) -> None:  # pragma: no cover - never opened
+        pass
+
+
+class SlowSink:
+    """Sleeps ``config["delay"]`` seconds in every write, then appends to ``SlowSink.written[key]``."""
+
+    written: ClassVar[dict[str, list[dict]]] = {}
+
+    def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
+        self.delay = float(config.get("delay", 1.0))
+        self.key = str(config.get("key", "default"))
+
+    def write_batch(self, records: list[dict]) -> None:
+        time.sleep(self.delay)
+        self.written.setdefault(self.key, []).extend(records)
+
+
+class HangOnceSink:
+    """The first write of the first instance blocks until ``HangOnceSink.release`` is set; the rest write.
+
+    ``HangOnceSink.hanging`` is set while that write hangs. Call :meth:`reset` between tests.
+    """
+
+    instances = 0
+    hanging = threading.Event()
+    release = threading.Event()
+    written: ClassVar[list[dict]] = []
+
+    def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
+        type(self).instances += 1
+        self.first = type(self).instances == 1
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.instances = 0
+        cls.hanging, cls.release = threading.Event(), threading.Event()
+        cls.written = []
+
+    def write_batch(self, records: list[dict]) -> None:
+        if self.first:
+            self.first = False
+            self.hanging.set()
+            self.release.wait()
+            return
+        self.written.extend(records)

@@ -1,0 +1,214 @@
+"""One incarnation of a DAG's actors: built whole or not at all, torn down within a deadline.
+
+:func:`build` makes every component and adapter, starts the coordinator, publisher, node
+and subscriber actors and waits until each has opened what it needs. If any step fails,
+whatever was built is torn down and :class:`BuildError` names the step (SPEC §4: a DAG is
+never ``running`` with some of its actors). :func:`teardown` stops the actors —
+coordinator first, then the subscribers (whose sources take back what was read but not
+committed), then the rest — and gives up on any still busy (say, in a hung sink write) at
+the deadline, so a stuck actor never holds up its DAG's supervision.
+
+Two helper threads live as long as an incarnation: one ticker per MetronomeNode, and a
+watchdog failing a publisher whose sink call outlasts its ``publish_timeout``.
+
+Usage::
+
+    ctx = build(dag, stats, Wiring(open_source, open_sink, on_failure, write_checkpoint))
+    ...
+    stuck = teardown(ctx, deadline=time.monotonic() + 5)   # names of actors abandoned
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from actors.context import COORDINATOR, READY, DagContext
+from actors.coordinator import CoordinatorActor
+from actors.deadletters import DeadLetterBox
+from actors.gate import IngressGate
+from actors.messages import TICK, encode
+from actors.node import NodeActor, node_actor_name
+from actors.nodelogic import NodeLogic
+from actors.publisher import PublisherActor, publisher_actor_name
+from actors.stats import DagStats
+from actors.subscriber import SubscriberActor, subscriber_actor_name
+from adapters.base import Sink, Source
+from graphs.components import build_component, callable_of
+from graphs.model import METRONOME_NODE, DagModel
+from graphs.values import describe_error
+
+log = logging.getLogger("dagserver.runtime")
+
+DEFAULT_PUBLISH_TIMEOUT = 30.0  # seconds a sink call may take before its publisher counts as failed
+BUILD_TIMEOUT = 30.0  # seconds every actor of a new incarnation gets to open its source or sink
+WATCH_INTERVAL = 0.25
+
+
+class BuildError(RuntimeError):
+    """An incarnation could not be built; the message names the step and the cause."""
+
+
+class PublishTimeout(TimeoutError):
+    """A sink call took longer than the publisher's ``publish_timeout``."""
+
+
+@dataclass
+class Wiring:
+    """What an incarnation needs from the runtime that owns it."""
+
+    open_source: Callable[[str, Mapping[str, Any]], Source]
+    open_sink: Callable[[str, Mapping[str, Any]], Sink]
+    on_failure: Callable[[DagContext, str, BaseException], None]
+    write_checkpoint: Callable[[dict], None] | None = None
+    clock: Callable[[], float] = time.time
+    subscribers: bool = True  # False: nothing reads (records arrive otherwise, e.g. in benchmarks)
+    tickers: bool = True  # False: MetronomeNodes fire only when told (replay)
+    build_timeout: float = BUILD_TIMEOUT
+
+
+def publish_timeout(config: Mapping[str, Any]) -> float:
+    value = config.get("publish_timeout")
+    return DEFAULT_PUBLISH_TIMEOUT if value is None else float(value)
+
+
+def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any] | None = None,
+          reading: bool = True) -> DagContext:
+    """Start a complete set of actors for ``dag``, or raise BuildError having started none."""
+    box = DeadLetterBox(stats)
+    # one spare slot per subscriber: what an idle subscriber holds while it waits (actors/subscriber.py)
+    gate = IngressGate(dag.max_records * (dag.max_inflight + 1) + len(dag.subscribers), dag.max_bytes)
+    ctx = DagContext(dag, stats, gate, box, on_actor_failure=lambda a, e: None, clock=wiring.clock,
+                     restore=restore)
+    ctx.on_actor_failure = lambda actor, exc: wiring.on_failure(ctx, actor, exc)
+    step = "dead_letter"
+    try:
+        if dag.dead_letter:
+            sink = wiring.open_sink(dag.dead_letter, {})
+            sink.open()
+            box.sink = sink
+        step = "components"
+        calcs = {n: callable_of(build_component(s, "calculator"), "calculator") for n, s in dag.calculators.items()}
+        trans = {n: callable_of(build_component(s, "transformer"), "transformer")
+                 for n, s in dag.transformers.items()}
+        step = "coordinator"
+        ctx.refs[COORDINATOR] = CoordinatorActor.start(ctx, wiring.write_checkpoint)
+        for name, spec in dag.publishers.items():
+            if dag.publisher_feeds(name):
+                step = f"publisher {name!r} ({spec.destination})"
+                ctx.refs[publisher_actor_name(name)] = PublisherActor.start(
+                    ctx, name, wiring.open_sink(spec.destination, spec.config))
+        node_states = (restore or {}).get("nodes") or {}
+        on_error = _node_error_reporter(ctx)
+        for name in reversed(dag.topo_order):
+            step = f"node {name!r}"
+            logic = NodeLogic(dag, name, calcs, trans, stats.nodes[name], on_error, wiring.clock)
+            if name in node_states:
+                parents = [(node_states.get(e.from_node) or {}).get("output") for e in dag.parents[name]]
+                logic.restore(node_states[name], parents)
+            ctx.refs[node_actor_name(name)] = NodeActor.start(ctx, logic)
+        if wiring.subscribers:
+            positions = (restore or {}).get("positions") or {}
+            for name, spec in dag.subscribers.items():
+                if dag.node_for_subscriber(name) is None:
+                    continue
+                step = f"subscriber {name!r} ({spec.source})"
+                ctx.refs[subscriber_actor_name(name)] = SubscriberActor.start(
+                    ctx, name, wiring.open_source(spec.source, spec.config), positions.get(name), reading)
+        step = "opening sources and sinks"
+        _wait_ready(ctx, time.monotonic() + wiring.build_timeout)
+    except Exception as exc:
+        teardown(ctx, time.monotonic() + 5.0)
+        cause = ctx.failure or describe_error(exc)
+        raise BuildError(f"could not build {step}: {cause}") from exc
+    if reading:
+        ctx.reading.set()
+    _start_helpers(ctx, wiring)
+    return ctx
+
+
+def _node_error_reporter(ctx: DagContext) -> Callable[[str, str, Any], None]:
+    def report(node: str, message: str, input_value: Any) -> None:
+        ctx.dead_letter({"dag": ctx.dag.name, "node": node, "error": message, "input": input_value})
+
+    return report
+
+
+def _wait_ready(ctx: DagContext, deadline: float) -> None:
+    """Every actor answered READY, i.e. its on_open succeeded; raise otherwise."""
+    futures = [(name, ref.ask(READY, block=False)) for name, ref in ctx.refs.items()]
+    for name, future in futures:
+        try:
+            future.get(timeout=max(0.0, deadline - time.monotonic()))
+        except pykka.Timeout as exc:
+            raise TimeoutError(f"{name} did not open within the build timeout") from exc
+        except pykka.ActorDeadError as exc:
+            raise RuntimeError(ctx.failure or f"{name} stopped while opening") from exc
+
+
+def teardown(ctx: DagContext, deadline: float) -> list[str]:
+    """Stop every actor of ``ctx`` by ``deadline``; the names of those that did not stop in time."""
+    ctx.tearing_down.set()
+    ctx.reading.clear()
+    ctx.drained.set()  # nothing is left to drain: a waiting stop() ends now
+    ctx.gate.close()
+    subscribers = [n for n in ctx.refs if n.startswith("subscriber:")]
+    others = [n for n in ctx.refs if n != COORDINATOR and n not in subscribers]
+    stuck: list[str] = []
+    for group in ([COORDINATOR], subscribers, others):
+        futures = []
+        for name in group:
+            ref = ctx.refs.get(name)
+            if ref is not None:
+                futures.append((name, ref.stop(block=False)))
+        for name, future in futures:
+            try:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except pykka.Timeout:
+                stuck.append(name)
+            except pykka.ActorDeadError:
+                pass
+    if stuck:
+        log.warning("dag %s: %s still busy at the deadline; left to finish on their own",
+                    ctx.dag.name, ", ".join(stuck))
+    try:
+        ctx.dead_letters.close()
+    except Exception as exc:
+        log.error("dag %s: dead letters could not be written: %s", ctx.dag.name, describe_error(exc))
+    return stuck
+
+
+def _start_helpers(ctx: DagContext, wiring: Wiring) -> None:
+    dag = ctx.dag
+    if wiring.tickers:
+        for name, node in dag.nodes.items():
+            if node.type == METRONOME_NODE:
+                threading.Thread(target=_tick, args=(ctx, name, node.interval), daemon=True,
+                                 name=f"ticker-{dag.name}-{name}").start()
+    limits = {publisher_actor_name(n): publish_timeout(s.config) for n, s in dag.publishers.items()}
+    threading.Thread(target=_watch, args=(ctx, limits), daemon=True, name=f"watchdog-{dag.name}").start()
+
+
+def _tick(ctx: DagContext, node: str, interval: float) -> None:
+    while not ctx.tearing_down.wait(interval):
+        if ctx.reading.is_set():
+            ctx.send(COORDINATOR, encode([TICK, node, None]))
+
+
+def _watch(ctx: DagContext, limits: Mapping[str, float]) -> None:
+    """Fail a publisher whose sink call has run longer than its publish_timeout (SPEC §4)."""
+    interval = min([WATCH_INTERVAL, *(limit / 4 for limit in limits.values())])
+    while not ctx.tearing_down.wait(interval):
+        now = time.monotonic()
+        for actor, since in list(ctx.busy.items()):
+            limit = limits.get(actor)
+            if limit is not None and now - since > limit:
+                ctx.fail(actor, PublishTimeout(f"a sink call has not returned for {now - since:.1f}s "
+                                               f"(publish_timeout {limit:g}s)"))
+                return
