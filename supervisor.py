@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import itertools
 import logging
 import signal
@@ -27,6 +28,10 @@ from typing import Any
 log = logging.getLogger("dagserver.supervisor")
 STATES = ("running", "suspended", "stopped", "failed", "restarting")
 REQUEST_TIMEOUT = 30.0
+try:
+    VERSION = importlib.metadata.version("dagserver")
+except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    VERSION = "unknown"
 
 
 @dataclass
@@ -48,6 +53,7 @@ class WorkerHandle:
     last_beat: float = 0.0
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending: dict[int, Future] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)  # per DAG: seq of the snapshot in ``details``
     restart_at: float | None = None
     gave_up: str = ""
     policy: Any = None
@@ -125,7 +131,7 @@ class Supervisor:
         process.start()
         child.close()
         handle.process, handle.conn, handle.pending = process, parent, {}
-        handle.last_beat, handle.restart_at, handle.details = time.monotonic(), None, {}
+        handle.last_beat, handle.restart_at, handle.details, handle.seen = time.monotonic(), None, {}, {}
         threading.Thread(target=self._read, args=(handle, parent, handle.pending), daemon=True,
                          name=f"worker-{handle.id}-reader").start()
         for entry in self.dags.values():
@@ -147,17 +153,30 @@ class Supervisor:
             except (EOFError, OSError):
                 break
             if frame[0] == HEARTBEAT:
+                _, seq, snapshots = frame
                 with self._lock:
                     if handle.conn is conn:
-                        handle.details, handle.last_beat = frame[1], time.monotonic()
+                        handle.last_beat = time.monotonic()
+                        for name, details in snapshots.items():
+                            self._store(handle, conn, name, details, seq)
             elif frame[0] == REPLY:
                 future = pending.pop(frame[1], None)
                 if future is not None:
-                    future.set_result((frame[2], frame[3]))
+                    future.set_result((frame[2], frame[3], frame[4], conn))
         for request_id in list(pending):
             future = pending.pop(request_id, None)
             if future is not None and not future.done():
-                future.set_result((False, f"worker {handle.id} went away"))
+                future.set_result((False, f"worker {handle.id} went away", -1, conn))
+
+    @staticmethod
+    def _store(handle: WorkerHandle, conn: Any, name: str, details: Any, seq: int) -> bool:
+        """Keep ``details`` as DAG ``name``'s view if it is from this worker's current connection and
+        newer than what is kept (call with the lock held). Heartbeats and replies race on the pipe: an
+        older snapshot arriving later must not undo a newer one (SPEC §8: counters never go back)."""
+        if handle.conn is not conn or not isinstance(details, dict) or seq <= handle.seen.get(name, -1):
+            return False
+        handle.details[name], handle.seen[name] = details, seq
+        return True
 
     def _request_async(self, handle: WorkerHandle, command: str, args: dict[str, Any]) -> Future:
         from actors.worker import REQUEST, pack
@@ -170,20 +189,21 @@ class Supervisor:
             handle.conn.send_bytes(pack([REQUEST, request_id, command, args]))
         except (OSError, ValueError, AttributeError) as exc:
             pending.pop(request_id, None)
-            future.set_result((False, f"worker {handle.id} unreachable: {exc}"))
+            future.set_result((False, f"worker {handle.id} unreachable: {exc}", -1, None))
         return future
 
     def _request(self, handle: WorkerHandle, command: str, args: dict[str, Any],
-                 timeout: float = REQUEST_TIMEOUT) -> Any:
+                 timeout: float = REQUEST_TIMEOUT) -> tuple[Any, int, Any]:
+        """Ask and wait: ``(payload, seq, conn)``; ServiceError when the worker fails or does not answer."""
         from web.service import ServiceError
 
         try:
-            ok, payload = self._request_async(handle, command, args).result(timeout)
+            ok, payload, seq, conn = self._request_async(handle, command, args).result(timeout)
         except TimeoutError as exc:
             raise ServiceError(f"worker {handle.id} did not answer {command!r} within {timeout:g}s") from exc
         if not ok:
             raise ServiceError(str(payload))
-        return payload
+        return payload, seq, conn
 
     # -- worker supervision -------------------------------------------------------------------------
     def _monitor(self) -> None:
@@ -257,7 +277,7 @@ class Supervisor:
 
     def list_dags(self) -> list[dict[str, Any]]:
         keys = ("name", "state", "reason", "worker", "file", "description")
-        return [{k: self._current(e)[k] for k in keys} for e in self.dags.values()]
+        return [{k: current[k] for k in keys} for current in map(self._current, list(self.dags.values()))]
 
     def dag_details(self, name: str) -> dict[str, Any]:
         entry = self._entry(name)
@@ -274,19 +294,35 @@ class Supervisor:
             raise WrongState(f"unknown action {action!r}")
         handle = self.workers[entry.worker]
         if action == "start" and handle.gave_up:
-            self._revive(handle)  # an operator's start gives the worker a fresh budget
             entry.desired = "running"
+            self._revive(handle)  # an operator's start gives the worker a fresh budget
             return {k: self._current(entry)[k] for k in ("name", "state", "reason", "worker")}
         if state not in allowed[action] or handle.gave_up or not handle.alive:
             raise WrongState(f"cannot {action} dag {name!r}: it is {state}")
+        # What the operator asked for is recorded now: a worker restarted meanwhile obeys it too.
+        entry.desired = {"start": "running", "resume": "running", "stop": "stopped", "suspend": "suspended"}[action]
         args: dict[str, Any] = {"name": name}
+        timeout = REQUEST_TIMEOUT
         if action == "stop":
             args["timeout"] = self.config.shutdown_timeout
-        details = self._request(handle, action, args)
-        entry.desired = {"start": "running", "resume": "running", "stop": "stopped", "suspend": "suspended"}[action]
+            timeout = self.config.shutdown_timeout + REQUEST_TIMEOUT
+        details, seq, conn = self._request(handle, action, args, timeout)
         with self._lock:
-            handle.details[name] = details
+            self._store(handle, conn, name, details, seq)
         return {k: self._current(entry)[k] for k in ("name", "state", "reason", "worker")}
+
+    def node_details(self, name: str, node: str) -> dict[str, Any]:
+        """One node's whole input and output, asked of its worker (the API shows previews elsewhere)."""
+        from web.service import UnknownDag, WrongState
+
+        entry = self._entry(name)
+        if node not in ((entry.raw.get("nodes") and {n.get("name") for n in entry.raw["nodes"]}) or ()):
+            raise UnknownDag(f"dag {name!r} has no node {node!r}")
+        handle = self.workers[entry.worker]
+        if not handle.alive:
+            raise WrongState(f"dag {name!r} is not running: its worker is down")
+        payload, _, _ = self._request(handle, "node", {"name": name, "node": node})
+        return payload
 
     def _revive(self, handle: WorkerHandle) -> None:
         with self._lock:
@@ -309,7 +345,8 @@ class Supervisor:
     def metrics_text(self) -> bytes:
         from web.metrics import render_metrics
 
-        return render_metrics([self._current(e) for e in self.dags.values()], self.workers_info())
+        return render_metrics([self._current(e) for e in list(self.dags.values())], self.workers_info(),
+                              version=VERSION)
 
     # -- shutdown -------------------------------------------------------------------------------------
     def shutdown(self) -> bool:
@@ -324,7 +361,7 @@ class Supervisor:
         clean = True
         for future in futures:
             try:
-                ok, _ = future.result(max(0.1, deadline - time.monotonic()))
+                ok, *_ = future.result(max(0.1, deadline - time.monotonic()))
                 clean = clean and ok
             except TimeoutError:
                 clean = False
@@ -347,6 +384,7 @@ class _Service:
         self.s = supervisor
         self.list_dags, self.dag_details = supervisor.list_dags, supervisor.dag_details
         self.control, self.workers = supervisor.control, supervisor.workers_info
+        self.node_details = supervisor.node_details
         self.health, self.metrics_text = supervisor.health, supervisor.metrics_text
 
 

@@ -2,31 +2,44 @@
 
 Frames are msgpack arrays sent with ``send_bytes``::
 
-    supervisor -> worker   [REQUEST, id, command, args]   deploy/start/stop/suspend/resume/details/shutdown
-    worker -> supervisor   [REPLY, id, ok, payload]
-                           [HEARTBEAT, {dag: details, ...}]   every HEARTBEAT_INTERVAL seconds
+    supervisor -> worker   [REQUEST, id, command, args]
+    worker -> supervisor   [REPLY, id, ok, payload, seq]
+                           [HEARTBEAT, seq, {dag: details, ...}]   every HEARTBEAT_INTERVAL seconds
 
-The worker exits when the supervisor goes away (pipe closed or parent changed), so no
-worker outlives its supervisor.
+``seq`` numbers every snapshot this worker takes, in the order it takes them, so the
+supervisor can keep the newest view of each DAG whichever frame arrives last.
+
+Each DAG has its own **lane**, a single thread running its commands in order (deploy,
+start, stop, suspend, resume, and the periodic window check), so a slow stop of one DAG
+holds up nothing else. Read-only commands (``details``, ``node``) and heartbeats never
+wait on any lane. The worker exits when the supervisor goes away (pipe closed or parent
+changed), so no worker outlives its supervisor.
 """
 
 from __future__ import annotations
 
 import ctypes
+import itertools
 import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import msgpack
 
+from actors.details import node_details
+from actors.restart import RestartPolicy
+from actors.runtime import DagRuntime
+from graphs.loader import load_dag_dict
+
 REQUEST, REPLY, HEARTBEAT = 0, 1, 2
 HEARTBEAT_INTERVAL = 0.5
 WINDOW_CHECK_INTERVAL = 1.0
+READ_ONLY = frozenset({"details", "node"})
 
 log = logging.getLogger("dagserver.worker")
 
@@ -49,7 +62,7 @@ def _die_with_parent() -> None:
 
 
 class Worker:
-    """The DAG runtimes of one worker process and the commands that drive them."""
+    """The DAG runtimes of one worker process, their lanes, and the commands that drive them."""
 
     def __init__(self, worker_id: int, state_dir: str, max_restarts: int, within_seconds: float,
                  send: Callable[[list[Any]], None]) -> None:
@@ -58,9 +71,45 @@ class Worker:
         self.max_restarts = max_restarts
         self.within_seconds = within_seconds
         self.send = send
-        self.runtimes: dict[str, Any] = {}
+        self.runtimes: dict[str, DagRuntime] = {}
         self.stopping = threading.Event()
+        self.snapshots = itertools.count()  # next() is atomic: numbers snapshots across threads
+        self._lanes: dict[str, ThreadPoolExecutor] = {}
+        self._lanes_lock = threading.Lock()
+        self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reads")
+        self._window_checks: dict[str, Future] = {}
 
+    # -- dispatch -------------------------------------------------------------------------------
+    def dispatch(self, request_id: int, command: str, args: dict[str, Any]) -> None:
+        """Run one request where it belongs and send its reply when done."""
+        if command in READ_ONLY:
+            self._reads.submit(self._answer, request_id, command, args)
+        else:
+            self.lane(self._lane_name(command, args)).submit(self._answer, request_id, command, args)
+
+    @staticmethod
+    def _lane_name(command: str, args: dict[str, Any]) -> str:
+        return str(args.get("name") or (args.get("raw") or {}).get("name") or "")
+
+    def lane(self, name: str) -> ThreadPoolExecutor:
+        with self._lanes_lock:
+            if name not in self._lanes:
+                self._lanes[name] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dag-{name}")
+            return self._lanes[name]
+
+    def _answer(self, request_id: int, command: str, args: dict[str, Any]) -> None:
+        try:
+            payload, ok = self.handle(command, args), True
+        except Exception as exc:
+            log.exception("command %s failed", command)
+            payload, ok = f"{type(exc).__name__}: {exc}", False
+        seq = next(self.snapshots)
+        try:
+            self.send([REPLY, request_id, ok, payload, seq])
+        except (OSError, ValueError):
+            os._exit(1)
+
+    # -- commands -------------------------------------------------------------------------------
     def handle(self, command: str, args: dict[str, Any]) -> Any:
         if command == "deploy":
             return self.deploy(args["raw"], args["path"])
@@ -69,6 +118,8 @@ class Worker:
         runtime = self.runtimes.get(args.get("name", ""))
         if runtime is None:
             raise KeyError(f"dag {args.get('name')!r} is not deployed on worker {self.worker_id}")
+        if command == "node":
+            return node_details(runtime, str(args.get("node", "")))
         if command == "start":
             runtime.start()
         elif command == "stop":
@@ -82,10 +133,6 @@ class Worker:
         return runtime.details()
 
     def deploy(self, raw: dict[str, Any], path: str) -> dict[str, Any]:
-        from actors.restart import RestartPolicy
-        from actors.runtime import DagRuntime
-        from graphs.loader import load_dag_dict
-
         dag = load_dag_dict(raw, source_path=path)
         if dag.name in self.runtimes:
             return self.runtimes[dag.name].details()
@@ -103,18 +150,31 @@ class Worker:
             futures = {name: pool.submit(rt.stop, timeout) for name, rt in self.runtimes.items()}
             return {name: bool(f.result()) for name, f in futures.items()}
 
+    # -- periodic work ----------------------------------------------------------------------------
     def heartbeat(self) -> None:
+        """Every DAG's snapshot, numbered; never waits on a DAG."""
+        seq = next(self.snapshots)
         details = {}
         for name, runtime in list(self.runtimes.items()):
             try:
                 details[name] = runtime.details()
             except Exception as exc:  # a snapshot must never stop the heartbeat
                 log.warning("details of %s failed: %s", name, exc)
-        self.send([HEARTBEAT, details])
+        self.send([HEARTBEAT, seq, details])
 
     def check_windows(self) -> None:
-        for runtime in list(self.runtimes.values()):
+        """Queue each DAG's window check on its own lane (one at a time), so no check waits here."""
+        for name, runtime in list(self.runtimes.items()):
+            pending = self._window_checks.get(name)
+            if pending is None or pending.done():
+                self._window_checks[name] = self.lane(name).submit(self._check_window, runtime)
+
+    @staticmethod
+    def _check_window(runtime: DagRuntime) -> None:
+        try:
             runtime.check_window()
+        except Exception:
+            log.exception("window check of %s failed", runtime.dag.name)
 
 
 def worker_main(conn: Any, worker_id: int, state_dir: str, max_restarts: int, within_seconds: float,
@@ -133,7 +193,7 @@ def worker_main(conn: Any, worker_id: int, state_dir: str, max_restarts: int, wi
 
     worker = Worker(worker_id, state_dir, max_restarts, within_seconds, send)
     threading.Thread(target=_beat, args=(worker, parent_pid), daemon=True, name="heartbeat").start()
-    lanes: dict[str, ThreadPoolExecutor] = {}
+    threading.Thread(target=_windows, args=(worker,), daemon=True, name="windows").start()
     while True:
         try:
             frame = unpack(conn.recv_bytes())
@@ -143,31 +203,13 @@ def worker_main(conn: Any, worker_id: int, state_dir: str, max_restarts: int, wi
             os._exit(0)
         _, request_id, command, args = frame
         if command == "shutdown":
-            _answer(worker, send, request_id, command, args)
+            worker._answer(request_id, command, args)
             conn.close()
             os._exit(0)
-        # One queue per DAG: its commands run in order, other DAGs' commands do not wait.
-        lane = str(args.get("name") or (args.get("raw") or {}).get("name") or "")
-        if lane not in lanes:
-            lanes[lane] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dag-{lane}")
-        lanes[lane].submit(_answer, worker, send, request_id, command, args)
-
-
-def _answer(worker: Worker, send: Callable[[list[Any]], None], request_id: int, command: str,
-            args: dict[str, Any]) -> None:
-    try:
-        payload, ok = worker.handle(command, args), True
-    except Exception as exc:
-        log.exception("command %s failed", command)
-        payload, ok = f"{type(exc).__name__}: {exc}", False
-    try:
-        send([REPLY, request_id, ok, payload])
-    except (OSError, ValueError):
-        os._exit(1)
+        worker.dispatch(request_id, command, args)
 
 
 def _beat(worker: Worker, parent_pid: int) -> None:
-    last_window_check = 0.0
     while True:  # beats on during a shutdown, so a draining worker is not taken for hung
         if os.getppid() != parent_pid:
             os._exit(0)  # orphaned: the supervisor is gone
@@ -175,8 +217,9 @@ def _beat(worker: Worker, parent_pid: int) -> None:
             worker.heartbeat()
         except (OSError, ValueError):
             os._exit(0)
-        now = time.monotonic()
-        if now - last_window_check >= WINDOW_CHECK_INTERVAL:
-            last_window_check = now
-            worker.check_windows()
         time.sleep(HEARTBEAT_INTERVAL)
+
+
+def _windows(worker: Worker) -> None:
+    while not worker.stopping.wait(WINDOW_CHECK_INTERVAL):
+        worker.check_windows()

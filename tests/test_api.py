@@ -62,6 +62,12 @@ class FakeService:
         return {**dag, "config": {"name": name}, "nodes": {"n": {"computes": 3, **self.node_fields}},
                 "last_errors": list(self.last_errors)}
 
+    def node_details(self, name: str, node: str) -> dict[str, Any]:
+        self._dag(name)
+        if node != "n":
+            raise UnknownDag(f"no node {node!r}")
+        return {"dag": name, "node": node, "input": {"big": "x" * 10_000}, "output": {"v": b"\x01"}}
+
     def control(self, name: str, action: str) -> dict[str, Any]:
         dag = self._dag(name)
         allowed, target = TRANSITIONS[action]
@@ -114,6 +120,15 @@ def test_dag_details(client: FlaskClient) -> None:
     assert body["config"] == {"name": "alpha"}
     assert body["state"] == "running"
     assert body["nodes"]["n"]["computes"] == 3
+
+
+def test_node_details_give_whole_values(client: FlaskClient) -> None:
+    response = client.get("/api/dags/alpha/nodes/n")
+    assert response.status_code == 200
+    assert response.get_json()["input"] == {"big": "x" * 10_000}
+    assert response.get_json()["output"] == {"v": "AQ=="}
+    for path in ("/api/dags/alpha/nodes/nope", "/api/dags/nope/nodes/n"):
+        assert client.get(path).status_code == 404
 
 
 def test_unknown_dag_is_404_json(client: FlaskClient) -> None:

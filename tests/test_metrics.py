@@ -16,10 +16,12 @@ COUNTERS = {
     "dagserver_node_computes_total", "dagserver_node_errors_total", "dagserver_records_received_total",
     "dagserver_records_rejected_total", "dagserver_records_published_total", "dagserver_publish_errors_total",
     "dagserver_actor_restarts_total", "dagserver_worker_restarts_total", "dagserver_epochs_completed_total",
-    "dagserver_dead_letters_total",
+    "dagserver_dead_letters_total", "dagserver_records_dropped_total",
 }
 HISTOGRAMS = {"dagserver_node_compute_seconds", "dagserver_epoch_latency_seconds"}
-GAUGES = {"dagserver_ingress_backlog", "dagserver_dag_state"}
+GAUGES = {"dagserver_ingress_backlog", "dagserver_dag_state", "dagserver_source_lag", "dagserver_source_status",
+          "dagserver_sink_status", "dagserver_ha_leader", "dagserver_build_info"}
+ALWAYS = {"dagserver_ha_leader", "dagserver_build_info"}  # one sample each, whatever the DAGs
 
 
 def details(name: str, worker: int | None, state: str = "running") -> dict[str, Any]:
@@ -41,7 +43,8 @@ def details(name: str, worker: int | None, state: str = "running") -> dict[str, 
             "sum": {"type": "add", "input": None, "output": None, "computes": 6, "errors": 1,
                     "last_errors": [], "last_compute": None, "compute_seconds": compute.snapshot()},
         },
-        "subscribers": {"in": {"source": "mem://in", "records": 10, "rejected": 3, "errors": 0, **endpoint}},
+        "subscribers": {"in": {"source": "mem://in", "records": 10, "rejected": 3, "dropped": 4, "errors": 0,
+                               **endpoint, "backlog": 12}},
         "publishers": {"out": {"destination": "mem://out", "records": 9, "rejected": 0, "errors": 2, **endpoint}},
         "worker": worker,
     }
@@ -155,7 +158,19 @@ def test_label_values_are_escaped() -> None:
 def test_sparse_details_and_empty_input() -> None:
     text = render_metrics([{"name": "idle", "state": "stopped", "worker": None}], []).decode("utf-8")
     samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
-    assert {s.name for s in samples} == {"dagserver_dag_state"}
+    assert {s.name for s in samples} == {"dagserver_dag_state"} | ALWAYS
     assert value(samples, "dagserver_dag_state", dag="idle", worker="", state="stopped") == 1
-    empty = render_metrics([], []).decode("utf-8")
-    assert [s for family in text_string_to_metric_families(empty) for s in family.samples] == []
+    empty = render_metrics([], [], leader=False).decode("utf-8")
+    assert {s.name: s.value for family in text_string_to_metric_families(empty) for s in family.samples} == \
+        {"dagserver_ha_leader": 0, "dagserver_build_info": 1}
+
+
+def test_source_lag_statuses_drops_leader_and_build(samples: list[Sample]) -> None:
+    assert value(samples, "dagserver_source_lag", dag="a", subscriber="in", worker="0") == 12
+    assert value(samples, "dagserver_records_dropped_total", dag="a", subscriber="in", worker="0") == 4
+    for status in ("connected", "reconnecting", "closed", "failed"):
+        want = 1 if status == "connected" else 0
+        assert value(samples, "dagserver_source_status", dag="a", subscriber="in", worker="0", status=status) == want
+        assert value(samples, "dagserver_sink_status", dag="a", publisher="out", worker="0", status=status) == want
+    assert value(samples, "dagserver_ha_leader") == 1
+    assert value(samples, "dagserver_build_info", version="") == 1

@@ -34,6 +34,12 @@ def dag_details(name: str) -> Response:
     return jsonify(service().dag_details(name))
 
 
+@api.get("/api/dags/<name>/nodes/<node>")
+def node_details(name: str, node: str) -> Response:
+    """One node's whole current input and output (``GET /api/dags/NAME`` shows previews)."""
+    return jsonify(service().node_details(name, node))
+
+
 @api.post("/api/dags/<name>/<action>")
 def control(name: str, action: str) -> Response | tuple[Response, int]:
     """Start, stop, suspend or resume a DAG; its summary afterwards (404 / 409 on errors)."""

@@ -19,32 +19,46 @@ from typing import Any
 
 from prometheus_client.utils import floatToGoString
 
+from actors.states import DagState
+
 PREFIX = "dagserver_"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-DAG_STATES = ("running", "suspended", "stopped", "failed", "restarting")
+DAG_STATES = tuple(str(state) for state in DagState)
+ENDPOINT_STATUSES = ("connected", "reconnecting", "closed", "failed")
 
 
-def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]]) -> bytes:
+def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *, leader: bool = True,
+                   version: str = "") -> bytes:
     """The exposition for ``dags`` and ``workers``, UTF-8 encoded.
 
     ``dags`` are ``dag_details`` dicts, each with an extra ``worker`` key (an int, or None
     when the DAG is not placed); ``workers`` are ``{id, pid, alive, restarts, dags}``.
     Missing sections (e.g. a stopped DAG without node figures) are simply left out.
+    ``leader`` is whether this server runs the DAGs (always, without high availability).
     """
     computes = Family("node_computes_total", "counter", "Node computations completed.")
     errors = Family("node_errors_total", "counter", "Node computations that raised an error.")
     compute_seconds = Family("node_compute_seconds", "histogram", "Time spent in one node computation.")
     received = Family("records_received_total", "counter", "Records taken in by a subscriber.")
     rejected = Family("records_rejected_total", "counter", "Records a subscriber rejected as invalid.")
+    dropped = Family("records_dropped_total", "counter",
+                     "Records lost by a source that is at-most-once by nature (a full pub/sub buffer).")
+    lag = Family("source_lag", "gauge", "Records waiting at the source, where the source can tell.")
+    source_status = Family("source_status", "gauge", "1 for the subscriber's current connection status.")
+    sink_status = Family("sink_status", "gauge", "1 for the publisher's current connection status.")
     published = Family("records_published_total", "counter", "Records written by a publisher.")
     publish_errors = Family("publish_errors_total", "counter", "Failed publisher writes.")
     latency = Family("epoch_latency_seconds", "histogram", "Epoch latency, from ingress to all acks.")
-    backlog = Family("ingress_backlog", "gauge", "Records waiting to enter the DAG.")
+    backlog = Family("ingress_backlog", "gauge", "Records read from the sources and not yet completed.")
     actor_restarts = Family("actor_restarts_total", "counter", "Restarts of the DAG's actors.")
     epochs = Family("epochs_completed_total", "counter", "Epochs fully acknowledged.")
-    dead_letters = Family("dead_letters_total", "counter", "Messages that reached no live actor.")
+    dead_letters = Family("dead_letters_total", "counter",
+                          "Records rejected at ingress and failed computations, counted whether or not the DAG "
+                          "has a dead_letter destination.")
     worker_restarts = Family("worker_restarts_total", "counter", "Restarts of a worker process.")
     state = Family("dag_state", "gauge", "1 for the DAG's current state, 0 for the others.")
+    ha_leader = Family("ha_leader", "gauge", "1 when this server is the leader that runs the DAGs.")
+    build_info = Family("build_info", "gauge", "Always 1; the labels tell the version.")
 
     for dag in dags:
         dag_label = f'dag="{escape(str(dag.get("name", "")))}"'
@@ -63,10 +77,14 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]]) ->
             labels = f'{dag_label},subscriber="{escape(str(sub))}",{worker}'
             received.add(labels, figures.get("records"))
             rejected.add(labels, figures.get("rejected"))
+            dropped.add(labels, figures.get("dropped"))
+            lag.add(labels, figures.get("backlog"))
+            _status(source_status, labels, figures.get("status"))
         for pub, figures in (dag.get("publishers") or {}).items():
             labels = f'{dag_label},publisher="{escape(str(pub))}",{worker}'
             published.add(labels, figures.get("records"))
             publish_errors.add(labels, figures.get("errors"))
+            _status(sink_status, labels, figures.get("status"))
 
         epoch_figures = dag.get("epochs") or {}
         epochs.add(per_dag, epoch_figures.get("completed"))
@@ -78,9 +96,22 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]]) ->
     for entry in workers:
         worker_restarts.add(f'worker="{escape(worker_label(entry.get("id")))}"', entry.get("restarts"))
 
-    families = (computes, errors, compute_seconds, received, rejected, published, publish_errors,
-                latency, backlog, actor_restarts, epochs, dead_letters, worker_restarts, state)
+    ha_leader.add("", 1 if leader else 0)
+    build_info.add(f'version="{escape(version)}"', 1)
+    families = (computes, errors, compute_seconds, received, rejected, dropped, lag, source_status, published,
+                publish_errors, sink_status, latency, backlog, actor_restarts, epochs, dead_letters, worker_restarts,
+                state, ha_leader, build_info)
     return "".join(family.render() for family in families).encode("utf-8")
+
+
+def _status(family: Family, labels: str, current: Any) -> None:
+    """One sample per known status, 1 for ``current`` (an unknown status gets its own sample)."""
+    if current is None:
+        return
+    for status in ENDPOINT_STATUSES:
+        family.add(f'{labels},status="{status}"', 1 if status == current else 0)
+    if current not in ENDPOINT_STATUSES:
+        family.add(f'{labels},status="{escape(str(current))}"', 1)
 
 
 def worker_label(worker: Any) -> str:
@@ -139,7 +170,8 @@ class Family:
     def add(self, labels: str, value: Any) -> None:
         """One sample with the already-escaped ``labels``; a missing (None) value is skipped."""
         if value is not None:
-            self.lines.append(f"{self.name}{{{labels}}} {number(value)}\n")
+            self.lines.append(f"{self.name}{{{labels}}} {number(value)}\n" if labels
+                              else f"{self.name} {number(value)}\n")
 
     def add_histogram(self, labels: str, snapshot: dict[str, Any] | None) -> None:
         """The ``_bucket``/``_count``/``_sum`` samples of one ``Histogram.snapshot()``."""

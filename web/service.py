@@ -36,6 +36,9 @@ class SupervisorService(Protocol):
     def dag_details(self, name: str) -> dict[str, Any]:
         """``config`` (the DAG file's JSON), ``state``, per-node details; raises UnknownDag."""
 
+    def node_details(self, name: str, node: str) -> dict[str, Any]:
+        """One node's whole ``input`` and ``output`` and its recent errors; raises UnknownDag."""
+
     def control(self, name: str, action: str) -> dict[str, Any]:
         """Apply ``action`` (one of ACTIONS); the DAG's summary after it. UnknownDag / WrongState."""
 
