@@ -1,7 +1,17 @@
 """Checkpoints: a DAG's node state and source positions, written atomically (SPEC §3).
 
-One msgpack file per DAG, ``STATE_DIR/DAG.ckpt``, replaced by write-then-rename so a
-crash leaves either the old or the new checkpoint, never half of one.
+One msgpack file per DAG, ``STATE_DIR/DAG.ckpt``, replaced by write-then-rename, and the
+directory fsynced after the rename, so a crash leaves either the old or the new
+checkpoint, never half of one, and a finished rename survives a power cut.
+
+A checkpoint that cannot be read, or is not shaped like one, is logged and ignored: the
+DAG starts from scratch (its sources' committed positions still hold).
+
+Usage::
+
+    path = checkpoint_path("var/state", "prices")
+    write_checkpoint(path, {"positions": {"orders": 120}, "nodes": {...}, "ticks": {}})
+    read_checkpoint(path)     # the dict, or None
 """
 
 from __future__ import annotations
@@ -14,6 +24,8 @@ from typing import Any
 import msgpack
 
 log = logging.getLogger("dagserver.checkpoint")
+
+MAP_SECTIONS = ("positions", "nodes", "ticks")
 
 
 def checkpoint_path(state_dir: str | os.PathLike[str], dag_name: str) -> Path:
@@ -28,10 +40,15 @@ def write_checkpoint(path: Path, data: dict[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)  # the rename itself is durable only once the directory is
+    finally:
+        os.close(folder)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The checkpoint at ``path``; None if there is none or it cannot be read (logged)."""
+    """The checkpoint at ``path``; None if there is none or it cannot be used (logged)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -41,4 +58,24 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
     except Exception as exc:
         log.error("checkpoint %s is unreadable (%s); starting without it", path, exc)
         return None
-    return data if isinstance(data, dict) else None
+    problem = shape_problem(data)
+    if problem:
+        log.error("checkpoint %s is not a checkpoint (%s); starting without it", path, problem)
+        return None
+    return data
+
+
+def shape_problem(data: Any) -> str | None:
+    """What makes ``data`` unusable as a checkpoint, or None."""
+    if not isinstance(data, dict):
+        return f"a {type(data).__name__}, not a map"
+    for key in MAP_SECTIONS:
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return f"{key!r} is a {type(data[key]).__name__}, not a map"
+    for node, state in (data.get("nodes") or {}).items():
+        if not isinstance(state, dict):
+            return f"the state of node {node!r} is a {type(state).__name__}, not a map"
+        for key in ("input", "output"):
+            if state.get(key) is not None and not isinstance(state[key], dict):
+                return f"the {key} of node {node!r} is a {type(state[key]).__name__}, not a map"
+    return None

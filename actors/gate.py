@@ -10,9 +10,10 @@ Usage::
 
     gate = IngressGate(records=5000, max_bytes=16 << 20)
     granted = gate.acquire(1000, timeout=0.05)   # 0 while full
-    gate.charge(len(payload))                    # after reading and encoding
+    gate.give_back(granted - len(records))       # slots not used
+    gate.charge(len(records), len(payload))      # what was read is in flight
     ...
-    gate.release(granted, len(payload))          # the epoch completed
+    gate.release(len(records), len(payload))     # the epoch completed
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class IngressGate:
         self.capacity = records
         self.max_bytes = max_bytes
         self._free = records
+        self._in_flight = 0  # records read and not completed (slots may also be held by waiting readers)
         self._bytes = 0
         self._cond = threading.Condition()
         self._closed = False
@@ -43,16 +45,25 @@ class IngressGate:
             self._free -= got
             return got
 
-    def charge(self, nbytes: int) -> None:
-        """Count ``nbytes`` more in flight (what a subscriber just read)."""
+    def charge(self, records: int, nbytes: int) -> None:
+        """Count what a subscriber just read as in flight (its slots stay taken until released)."""
         with self._cond:
+            self._in_flight += records
             self._bytes += nbytes
 
-    def release(self, records: int, nbytes: int = 0) -> None:
-        """Give back ``records`` slots and ``nbytes`` bytes."""
+    def give_back(self, slots: int) -> None:
+        """Return slots taken but not used for records read."""
+        if slots:
+            with self._cond:
+                self._free += slots
+                self._cond.notify_all()
+
+    def release(self, records: int, nbytes: int) -> None:
+        """An epoch completed: its ``records`` and ``nbytes`` are no longer in flight."""
         if records or nbytes:
             with self._cond:
                 self._free += records
+                self._in_flight -= records
                 self._bytes -= nbytes
                 self._cond.notify_all()
 
@@ -65,7 +76,7 @@ class IngressGate:
     @property
     def backlog(self) -> int:
         """Records read and not yet completed (``ingress_backlog``, SPEC §8)."""
-        return self.capacity - self._free
+        return self._in_flight
 
     @property
     def bytes_in_flight(self) -> int:

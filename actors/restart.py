@@ -34,5 +34,6 @@ class RestartPolicy:
             return None
         self.history.append(now)
         self.total += 1
-        delay = min(self.max_delay, self.base_delay * 2 ** (len(self.history) - 1))
+        doublings = min(len(self.history) - 1, 64)  # past 64 the cap has long won; 2**1024 would overflow
+        delay = min(self.max_delay, self.base_delay * 2**doublings)
         return delay * (1 + random.uniform(-self.jitter, self.jitter))

@@ -82,12 +82,12 @@ class SubscriberActor(DagActor):
             self.stats.status = getattr(self.source, "status", "connected")
             if items:
                 records, nbytes, data = self._admit(items)
-                gate.release(granted - len(records))
-                gate.charge(nbytes)
+                gate.give_back(granted - len(records))
+                gate.charge(len(records), nbytes)
                 self.stats.add(len(records))
                 self.ctx.send(COORDINATOR, data)
             else:
-                gate.release(granted)
+                gate.give_back(granted)
         self.stats.backlog = self.source.backlog() or 0
         self.actor_ref.tell(POLL_MESSAGE)
 
@@ -102,7 +102,7 @@ class SubscriberActor(DagActor):
         if items:
             return items, granted
         if granted > 1:
-            self.ctx.gate.release(granted - 1)
+            self.ctx.gate.give_back(granted - 1)
         return self.source.read_batch(1, READ_WAIT), 1
 
     def _admit(self, items: list[Any]) -> tuple[list[dict], int, bytes]:

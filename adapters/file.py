@@ -232,6 +232,7 @@ class FileSink(Sink):
             raise RuntimeError(f"{self!r} is not open")
         data = "".join(dumps_line(r) for r in records)  # encode all first: a bad record writes nothing
         self._fh.write(data)
+        self._fh.flush()  # accepted = handed to the OS, visible to readers; flush() also fsyncs
 
     def flush(self) -> None:
         if self._fh is None:

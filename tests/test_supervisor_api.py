@@ -1,9 +1,13 @@
 """Every API endpoint against a real ``dagserver serve`` with real workers (SPEC §7, §8).
 
-One server is shared by the module: read-only tests come first, then the lifecycle test
-(on its own DAG), then the test that kills a worker. The DAG folder also holds files that
-must be skipped: one that fails validation, one that is not JSON, one pinned to a worker
-that does not exist and one reusing another's name.
+One server is shared by the module, and every test passes alone and in any order: the
+lifecycle test works on its own DAG (``gamma``) and, like the test that kills a worker, puts
+every DAG back to ``running`` when it ends (the ``restores_running`` fixture), even when it
+fails. Worker restarts cannot be undone, so tests that kill a worker note it in
+``Api.kills`` and the others expect exactly that many restarts (none unless a test caused
+it); the kill test itself asserts against its own before and after. The DAG folder also holds
+files that must be skipped: one that fails validation, one that is not JSON, one pinned to a
+worker that does not exist and one reusing another's name.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ class Api:
         self.server = server
         self.root = root
         self.docs = docs
+        self.kills = {0: 0, 1: 0}  # worker id -> how many times a test killed it
+
+    def restarts(self, worker: int) -> int:
+        """The restarts a worker must show: one per kill by a test, and none of its own."""
+        return self.kills[worker]
 
     def out(self, name: str) -> Path:
         return self.root / f"{name}.jsonl"
@@ -70,6 +79,10 @@ def scrape(server: SupervisedServer) -> dict[str, float]:
             assert match, f"not a sample line: {line!r}"
             samples[match["name"] + (match["labels"] or "")] = float(match["value"])
     return samples
+
+
+def restarts_sample(worker: int) -> str:
+    return f'dagserver_worker_restarts_total{{worker="{worker}"}}'
 
 
 # -- read-only ---------------------------------------------------------------------------------------
@@ -142,7 +155,7 @@ def test_workers_list_their_process_and_dags(api: Api) -> None:
         assert isinstance(worker["pid"], int) and not process_gone(worker["pid"])
         assert worker["pid"] != api.server.pid
         assert worker["alive"] is True
-        assert worker["restarts"] == 0
+        assert worker["restarts"] == api.restarts(worker["id"])
     assert workers[0]["dags"] == ["alpha", "gamma"]
     assert workers[1]["dags"] == ["beta"]
 
@@ -177,7 +190,7 @@ def test_metrics_expose_every_documented_family(api: Api) -> None:
     assert samples['dagserver_records_published_total{dag="alpha",publisher="sink",worker="0"}'] > 0
     assert samples['dagserver_dag_state{dag="beta",worker="1",state="running"}'] == 1
     assert samples['dagserver_dag_state{dag="beta",worker="1",state="failed"}'] == 0
-    assert samples['dagserver_worker_restarts_total{worker="1"}'] == 0
+    assert samples[restarts_sample(1)] == api.restarts(1)
     assert 'dagserver_node_compute_seconds_count{dag="alpha",node="tick",worker="0"}' in samples
     assert 'dagserver_epoch_latency_seconds_bucket{dag="alpha",worker="0",le="+Inf"}' in samples
     assert 'dagserver_ingress_backlog{dag="alpha",worker="0"}' in samples
@@ -185,6 +198,23 @@ def test_metrics_expose_every_documented_family(api: Api) -> None:
 
 
 # -- state changes -----------------------------------------------------------------------------------
+RUNNING_AGAIN = {"suspended": "resume", "stopped": "start", "failed": "start"}
+
+
+@pytest.fixture
+def restores_running(api: Api) -> Iterator[None]:
+    """After the test, pass or fail: every DAG running and both workers up, as the other tests expect."""
+    yield
+    server = api.server
+    assert wait_until(lambda: all(w["alive"] for w in server.workers()), timeout=20, interval=0.05), \
+        (server.workers(), server.log()[-3000:])
+    for name, state in server.states().items():
+        if state in RUNNING_AGAIN:
+            status, body = server.post(f"/api/dags/{name}/{RUNNING_AGAIN[state]}")
+            assert status == 200, (name, state, body)
+    server.wait_dags("running", timeout=20)
+
+
 def control(api: Api, name: str, action: str, expect: str) -> None:
     status, body = api.server.post(f"/api/dags/{name}/{action}")
     assert status == 200, (action, body)
@@ -197,6 +227,7 @@ def refused(api: Api, name: str, action: str) -> None:
     assert status == 409, (action, body)
 
 
+@pytest.mark.usefixtures("restores_running")
 def test_suspend_resume_stop_start(api: Api) -> None:
     out = api.out("gamma")
     control(api, "gamma", "suspend", "suspended")
@@ -218,12 +249,15 @@ def test_suspend_resume_stop_start(api: Api) -> None:
     assert api.server.states() == {"alpha": "running", "beta": "running", "gamma": "running"}
 
 
+@pytest.mark.usefixtures("restores_running")
 def test_counters_never_go_down_across_a_worker_restart(api: Api) -> None:
     server = api.server
     assert wait_until(lambda: server.dag("beta")["nodes"]["tick"]["computes"] >= 3, timeout=10)
     before = scrape(server)
     victim = server.worker(1)
+    bystander = server.worker(0)
     os.kill(victim["pid"], signal.SIGKILL)
+    api.kills[1] += 1
     assert wait_until(lambda: server.worker(1)["pid"] != victim["pid"] and server.worker(1)["alive"],
                       timeout=10, interval=0.05)
     server.wait_dags("running", ["beta"])
@@ -235,6 +269,8 @@ def test_counters_never_go_down_across_a_worker_restart(api: Api) -> None:
     monotonic = [key for key in before if key.endswith("}") and re.match(r"dagserver_\w+_(total|count)\{", key)]
     went_down = {key: (before[key], after.get(key)) for key in monotonic if after.get(key, -1.0) < before[key]}
     assert not went_down
-    assert after['dagserver_worker_restarts_total{worker="1"}'] == 1
-    assert after['dagserver_worker_restarts_total{worker="0"}'] == 0
+    assert after[restarts_sample(1)] == before[restarts_sample(1)] + 1
+    assert after[restarts_sample(0)] == before[restarts_sample(0)]
+    assert server.worker(1)["restarts"] == victim["restarts"] + 1
+    assert (server.worker(0)["pid"], server.worker(0)["restarts"]) == (bystander["pid"], bystander["restarts"])
     assert server.get_ok("/healthz")["status"] == "ok"
