@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 
@@ -140,3 +141,28 @@ class HangOnceSink:
             self.release.wait()
             return
         self.written.extend(records)
+
+
+class CommitWatchingSource:
+    """Hands out ``config["count"]`` records; at each commit, notes how many dead letters are on disk."""
+
+    seen: ClassVar[list[tuple[int, int]]] = []
+
+    def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
+        self.count, self.dead = int(config["count"]), Path(config["dead"])
+        self.next = 0
+
+    def open(self, position: Any) -> None:
+        self.next = position or 0
+
+    def read_batch(self, max_records: int, timeout: float) -> list[Any]:
+        out = [{"n": i, "boom": True} for i in range(self.next, min(self.count, self.next + min(max_records, 7)))]
+        self.next += len(out)
+        return out
+
+    def position(self) -> int:
+        return self.next
+
+    def commit(self, position: int) -> None:
+        lines = self.dead.read_bytes().count(b"\n") if self.dead.exists() else 0
+        self.seen.append((position, lines))

@@ -5,6 +5,7 @@ Shared by the test suites: keep the names and behaviour stable.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,6 +63,17 @@ def _junk_for(record: dict, key: str = "a") -> Any:
     if value == 3:
         return 3.5
     return dict(record)
+
+
+class SleepyCalculator(Calculator):
+    """Copies the record, sleeping ``config["seconds"]`` first when ``record.get("sleep")``."""
+
+    CONFIG_KEYS: dict[str, str] = {"seconds": "how long a marked record takes"}
+
+    def calculate(self, record: dict) -> dict | None:
+        if record.get("sleep"):
+            time.sleep(float(self.config.get("seconds", 0.01)))
+        return dict(record)
 
 
 class UpperNameTransformer(DataTransformer):

@@ -1,0 +1,188 @@
+"""What a running DAG holds and reports, in one process (SPEC §3 bounds, §7 details, §8 metrics).
+
+* the ingress gate bounds bytes as well as records (``epochs.max_bytes``);
+* details carry previews of big node values, whole values on request;
+* ``node_compute_seconds`` has one observation per compute, ``dead_letters`` counts with or
+  without a ``dead_letter`` destination, ``ingress_backlog`` is what was read and not
+  completed and the subscriber's ``backlog`` what still waits at the source;
+* dead letters are durable before the positions they cover are committed, and the
+  checkpoint's directory is fsynced after the rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import checkpoint as checkpoint_module
+from actors.details import PREVIEW_CHARS, node_details, preview
+from actors.runtime import DagRuntime
+from actors.stats import COMPUTE_BUCKETS
+from adapters.mem import MemSink, mem_put, mem_size, reset_mem_broker
+from graphs.loader import load_dag_dict
+from tests.useradapters import CommitWatchingSource
+from tests.waiting import wait_until
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    reset_mem_broker()
+    yield
+    reset_mem_broker()
+
+
+def chain(calculator: dict[str, Any] | None = None, **extra: Any) -> Any:
+    nodes: list[dict[str, Any]] = [{"name": "ingest", "type": "SubscriptionNode", "subscriber": "in"},
+                                   {"name": "publish", "type": "PublicationNode", "publishers": ["out"]}]
+    if calculator is not None:
+        nodes[0]["calculator"] = calculator["name"]
+    return load_dag_dict({
+        "name": "figures",
+        "subscribers": [{"name": "in", "config": {"source": extra.pop("source", "mem://queue/in")}}],
+        "publishers": [{"name": "out", "config": {"destination": "mem://queue/out"}}],
+        "calculators": [calculator] if calculator else [],
+        "nodes": nodes,
+        "edges": [{"from_node": "ingest", "to_node": "publish"}],
+        **extra,
+    })
+
+
+class GatedSink(MemSink):
+    """Writes only once ``gate`` is set: holds every epoch open until then."""
+
+    def __init__(self, uri: str, config: Mapping[str, Any], gate: threading.Event) -> None:
+        super().__init__(uri, config)
+        self.gate = gate
+
+    def write_batch(self, records: list[dict]) -> None:
+        self.gate.wait()
+        super().write_batch(records)
+
+
+def blocked(dag: Any) -> tuple[DagRuntime, threading.Event]:
+    gate = threading.Event()
+    runtime = DagRuntime(dag, sink_factory=lambda uri, config: GatedSink(uri, config, gate))
+    runtime.start()
+    return runtime, gate
+
+
+def test_the_gate_bounds_bytes_in_flight_not_only_records() -> None:
+    runtime, gate = blocked(chain(epochs={"max_records": 100, "max_inflight": 4, "max_bytes": 20_000}))
+    mem_put("in", [{"n": i, "pad": "x" * 1000} for i in range(2000)])
+    try:
+        assert wait_until(lambda: runtime.stats.subscribers["in"].records > 0)
+        assert not wait_until(lambda: runtime.stats.subscribers["in"].records > 120, timeout=0.5)
+        # 20 KB of 1 KB records, plus the one batch of 100 that crossed the limit; by records
+        # alone the gate would have let 100 * (4 + 1) + 1 in
+        assert runtime.stats.subscribers["in"].records <= 120
+    finally:
+        gate.set()
+    assert wait_until(lambda: mem_size("out") == 2000, timeout=20)
+    assert runtime.stop(timeout=10)
+
+
+def test_backlog_figures_while_a_sink_holds_everything() -> None:
+    runtime, gate = blocked(chain(epochs={"max_records": 10, "max_inflight": 2}))
+    mem_put("in", [{"n": i} for i in range(100)])
+    capacity = 10 * (2 + 1) + 1
+    try:
+        assert wait_until(lambda: runtime.details()["ingress_backlog"] == capacity)
+        assert wait_until(lambda: runtime.details()["subscribers"]["in"]["backlog"] == 100 - capacity)
+    finally:
+        gate.set()
+    assert wait_until(lambda: runtime.details()["ingress_backlog"] == 0)
+    assert runtime.stop(timeout=10)
+
+
+def test_details_preview_big_values_and_node_details_give_them_whole() -> None:
+    runtime = DagRuntime(chain())
+    runtime.start()
+    big = {"n": 1, "blob": "y" * 50_000}
+    mem_put("in", [big])
+    assert wait_until(lambda: runtime.stats.nodes["publish"].computes == 1)
+    node = runtime.details()["nodes"]["publish"]
+    assert node["input_truncated"] and node["output_truncated"]
+    assert isinstance(node["input"], str) and len(node["input"]) <= PREVIEW_CHARS + 1
+    assert node["input"].startswith('{"n": 1, "blob": "yyyy')
+    assert node_details(runtime, "publish")["input"] == big
+    assert runtime.details(full=True)["nodes"]["publish"]["output"] == big
+    assert runtime.stop(timeout=10)
+
+
+def test_previews_keep_small_values_and_are_bounded_for_any_value() -> None:
+    assert preview({"a": [1, 2.5, None, True, "x"]}) == ({"a": [1, 2.5, None, True, "x"]}, False)
+    for value in ({"k": b"\x00" * 10_000}, {"k": [float("nan")] * 10_000}, {"k": {str(i): i for i in range(5000)}},
+                  ["x" * 100_000]):
+        text, cut = preview(value)
+        assert cut and isinstance(text, str) and len(text) <= PREVIEW_CHARS + 1
+        assert "NaN" not in text
+
+
+def test_node_compute_seconds_observes_each_compute() -> None:
+    slow = {"name": "slow", "type": "tests.userclasses.SleepyCalculator", "config": {"seconds": 0.03}}
+    runtime = DagRuntime(chain(slow, epochs={"max_records": 1000}))
+    runtime.start()
+    mem_put("in", [{"n": i, "sleep": i == 7} for i in range(50)])
+    assert wait_until(lambda: runtime.stats.nodes["ingest"].computes == 50)
+    histogram = runtime.stats.nodes["ingest"].compute_seconds
+    assert histogram.count == 50
+    slow_buckets = sum(n for bound, n in zip((*COMPUTE_BUCKETS, float("inf")), histogram.counts, strict=True)
+                       if bound > 0.01)
+    assert slow_buckets == 1  # the one slow compute; an epoch average would have smeared it over all 50
+    assert runtime.stop(timeout=10)
+
+
+def test_dead_letters_are_counted_without_a_destination() -> None:
+    raising = {"name": "risky", "type": "tests.userclasses.RaisingCalculator"}
+    runtime = DagRuntime(chain(raising))
+    runtime.start()
+    mem_put("in", [{"n": i, "boom": i % 2 == 0} for i in range(10)] + [[1, 2]])  # 5 errors, 1 reject
+    assert wait_until(lambda: runtime.stats.dead_letters == 6)
+    assert runtime.stats.nodes["ingest"].errors == 5
+    assert runtime.details()["dead_letters"] == 6
+    assert runtime.stop(timeout=10)
+
+
+def test_dead_letters_are_durable_before_the_positions_they_cover_are_committed(tmp_path: Path) -> None:
+    dead = tmp_path / "dead.jsonl"
+    CommitWatchingSource.seen = []
+    dag = chain({"name": "risky", "type": "tests.userclasses.RaisingCalculator"},
+                source="custom://tests.useradapters.CommitWatchingSource",
+                dead_letter=f"file://{dead}", checkpoint={"every_epochs": 1}, epochs={"max_records": 7})
+    dag = load_dag_dict({**dag.raw, "subscribers": [{"name": "in", "config": {
+        "source": "custom://tests.useradapters.CommitWatchingSource", "count": 100, "dead": str(dead)}}]})
+    runtime = DagRuntime(dag, state_dir=tmp_path / "state")
+    runtime.start()
+    assert wait_until(lambda: any(position == 100 for position, _ in CommitWatchingSource.seen), timeout=20)
+    assert runtime.stop(timeout=10)
+    assert CommitWatchingSource.seen
+    for position, lines in CommitWatchingSource.seen:
+        assert lines >= position, (position, lines)  # every record before the position has its letter on disk
+    assert [json.loads(line)["input"]["n"] for line in dead.read_text().splitlines()] == list(range(100))
+
+
+def test_the_checkpoint_directory_is_fsynced_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def replace(src: Any, dst: Any) -> None:
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoint_module.os, "fsync", fsync)
+    monkeypatch.setattr(checkpoint_module.os, "replace", replace)
+    path = checkpoint_module.checkpoint_path(tmp_path / "state", "d")
+    checkpoint_module.write_checkpoint(path, {"positions": {}, "nodes": {}})
+    assert events == ["fsync file", "rename", "fsync dir"]
+    assert checkpoint_module.read_checkpoint(path) == {"positions": {}, "nodes": {}}
