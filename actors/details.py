@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from actors.runtime import DagRuntime
 
-PREVIEW_CHARS = 2048
+PREVIEW_CHARS = 1024
 
 
 def dag_details(runtime: DagRuntime, full: bool = False) -> dict[str, Any]:

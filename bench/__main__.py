@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ceiling import ceiling_msgpack_rps, ceiling_rps
+from bench.scrape import scrape_figures
 from bench.workloads import idle_dag, pipeline_dag
 
 
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency": {str(rate): latency(rate, seconds, tmp) for rate in (1000, 5000)},
             "rss_mb_per_dag": rss_mb_per_dag(10 if args.quick else 40, tmp),
             "scrape_ms_100_dags": scrape_ms(100, tmp),
+            **scrape_figures(100, 50_000),
             "python": platform.python_version(),
             "cpu": cpu_name(),
         }
@@ -150,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
           for rate, lat in figures["latency"].items()],
         ("memory per idle DAG", f"{figures['rss_mb_per_dag']:.2f} MB"),
         ("/metrics with 100 DAGs", f"{figures['scrape_ms_100_dags']:.1f} ms"),
+        ("/metrics, 100 DAGs of 50 KB records", f"{figures['metrics_render_ms_100_dags_50kb']:.1f} ms"),
+        ("heartbeat, 100 DAGs of 50 KB records", f"{figures['heartbeat_ms_100_dags_50kb']:.1f} ms, "
+                                                 f"{figures['heartbeat_bytes_100_dags_50kb'] / 1e6:.2f} MB"),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"dagserver bench ({'quick' if args.quick else 'full'}): Python {figures['python']}, {figures['cpu']}")
