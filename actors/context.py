@@ -20,6 +20,7 @@ import pykka
 
 from actors.deadletters import DeadLetterBox
 from actors.gate import IngressGate
+from actors.messages import Control
 from actors.stats import DagStats
 from graphs.model import DagModel
 from graphs.values import describe_error
@@ -27,7 +28,6 @@ from graphs.values import describe_error
 log = logging.getLogger("dagserver.actors")
 
 COORDINATOR = "coordinator"
-READY = "ready"  # asked of every actor once built: answered after its on_open succeeded
 
 
 @dataclass
@@ -95,12 +95,12 @@ class DagActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if self.ctx.tearing_down.is_set():
             return None
-        if message == READY:
+        if message == Control.READY:  # asked once built: the actor's on_open has succeeded
             return True
         return self.receive(message)
 
     def receive(self, message: Any) -> Any:
-        """Handle one message (msgpack bytes, or a control string sent with ``ask``)."""
+        """Handle one message (msgpack bytes, or a :class:`~actors.messages.Control` sent with ``ask``)."""
         raise NotImplementedError
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:

@@ -19,24 +19,23 @@ from typing import Any
 
 from actors.context import COORDINATOR, DagActor, DagContext
 from actors.messages import (
-    ACK,
-    COMMIT,
-    EPOCH,
     FLAG_CHECKPOINT,
-    INGEST,
     RUN_RECORDS,
     RUN_TICK,
-    STATE,
-    TICK,
+    Ack,
+    Commit,
+    Control,
+    Epoch,
+    Ingest,
+    State,
+    Tick,
     decode,
     encode,
 )
 from actors.node import node_actor_name
 from actors.publisher import publisher_actor_name
 from actors.subscriber import subscriber_actor_name
-from adapters.metronome import tick_record
-
-DRAIN = "drain"
+from graphs.ticks import tick_record
 
 
 @dataclass
@@ -89,25 +88,23 @@ class CoordinatorActor(DagActor):
 
     # -- messages ---------------------------------------------------------------------------------
     def receive(self, message: Any) -> Any:
-        if message == DRAIN:
+        if message == Control.DRAIN:
             self.draining = True
             self._cut()
             self._check_drained()
             return True
-        decoded = decode(message)
-        kind = decoded[0]
-        if kind == INGEST:
-            _, subscriber, count, position, payload = decoded
-            self.pending.append(Batch(subscriber, count, payload, position, self.ctx.clock()))
-            self.pending_records += count
-        elif kind == ACK:
-            self.open[decoded[1]].acks.discard(decoded[2])
+        msg = decode(message)
+        if type(msg) is Ingest:
+            self.pending.append(Batch(msg.subscriber, msg.count, msg.records, msg.position, self.ctx.clock()))
+            self.pending_records += msg.count
+        elif type(msg) is Ack:
+            self.open[msg.epoch].acks.discard(msg.sender)
             self._complete()
-        elif kind == STATE:
-            self.open[decoded[1]].states[decoded[2]] = decoded[3]
+        elif type(msg) is State:
+            self.open[msg.epoch].states[msg.node] = msg.state
             self._complete()
-        elif kind == TICK:
-            self._tick(decoded[1], decoded[2] if len(decoded) > 2 else None)
+        elif type(msg) is Tick:
+            self._tick(msg.node, msg.record)
         self._cut()
         self.ctx.stats.ingress_backlog = self.ctx.gate.backlog
         return None
@@ -169,7 +166,7 @@ class CoordinatorActor(DagActor):
         self.open[epoch] = OpenEpoch(set(self.terminals), gated, gated_bytes, started, flags, positions)
         self.ctx.stats.epochs_open = len(self.open)
         for root, root_runs in runs.items():
-            self.ctx.send(node_actor_name(root), encode([EPOCH, epoch, flags, root_runs, COORDINATOR]))
+            self.ctx.send(node_actor_name(root), encode(Epoch(epoch, flags, root_runs, COORDINATOR)))
         self._complete()
 
     # -- completing epochs --------------------------------------------------------------------------
@@ -201,7 +198,7 @@ class CoordinatorActor(DagActor):
         for subscriber, position in self.positions.items():
             target = subscriber_actor_name(subscriber)
             if target in self.ctx.refs:
-                self.ctx.send(target, encode([COMMIT, position]))
+                self.ctx.send(target, encode(Commit(position)))
 
     def _check_drained(self) -> None:
         if self.draining and not self.pending and not self.open and not self.since_checkpoint:

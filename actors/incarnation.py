@@ -29,18 +29,18 @@ from typing import Any
 
 import pykka
 
-from actors.context import COORDINATOR, READY, DagContext
+from actors.context import COORDINATOR, DagContext
 from actors.coordinator import CoordinatorActor
 from actors.deadletters import DeadLetterBox
 from actors.gate import IngressGate
-from actors.messages import TICK, encode
+from actors.messages import Control, Tick, encode
 from actors.node import NodeActor, node_actor_name
 from actors.nodelogic import NodeLogic
 from actors.publisher import PublisherActor, publisher_actor_name
 from actors.stats import DagStats
 from actors.subscriber import SubscriberActor, subscriber_actor_name
 from adapters.base import Sink, Source
-from graphs.components import build_component, callable_of
+from graphs.catalog import build_component, callable_of
 from graphs.model import METRONOME_NODE, DagModel
 from graphs.values import describe_error
 
@@ -93,10 +93,6 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
             sink = wiring.open_sink(dag.dead_letter, {})
             sink.open()
             box.sink = sink
-        step = "components"
-        calcs = {n: callable_of(build_component(s, "calculator"), "calculator") for n, s in dag.calculators.items()}
-        trans = {n: callable_of(build_component(s, "transformer"), "transformer")
-                 for n, s in dag.transformers.items()}
         step = "coordinator"
         ctx.refs[COORDINATOR] = CoordinatorActor.start(ctx, wiring.write_checkpoint)
         for name, spec in dag.publishers.items():
@@ -108,6 +104,7 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
         on_error = _node_error_reporter(ctx)
         for name in reversed(dag.topo_order):
             step = f"node {name!r}"
+            calcs, trans = node_components(dag, name)
             logic = NodeLogic(dag, name, calcs, trans, stats.nodes[name], on_error, wiring.clock)
             if name in node_states:
                 parents = [(node_states.get(e.from_node) or {}).get("output") for e in dag.parents[name]]
@@ -133,6 +130,21 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
     return ctx
 
 
+def node_components(dag: DagModel, node: str) -> tuple[dict[str, Callable], dict[str, Callable]]:
+    """The calculator and transformers one node uses, built for it alone (user classes need not be
+    thread-safe: each instance lives in one actor)."""
+    spec = dag.nodes[node]
+    calcs = {}
+    if spec.calculator:
+        calcs[spec.calculator] = callable_of(build_component(dag.calculators[spec.calculator], "calculator"),
+                                             "calculator")
+    names = [*spec.input_transformers, *spec.output_transformers,
+             *(e.data_transformer for e in dag.parents[node] if e.data_transformer)]
+    trans = {t: callable_of(build_component(dag.transformers[t], "transformer"), "transformer")
+             for t in dict.fromkeys(names)}
+    return calcs, trans
+
+
 def _node_error_reporter(ctx: DagContext) -> Callable[[str, str, Any], None]:
     def report(node: str, message: str, input_value: Any) -> None:
         ctx.dead_letter({"dag": ctx.dag.name, "node": node, "error": message, "input": input_value})
@@ -141,8 +153,8 @@ def _node_error_reporter(ctx: DagContext) -> Callable[[str, str, Any], None]:
 
 
 def _wait_ready(ctx: DagContext, deadline: float) -> None:
-    """Every actor answered READY, i.e. its on_open succeeded; raise otherwise."""
-    futures = [(name, ref.ask(READY, block=False)) for name, ref in ctx.refs.items()]
+    """Every actor answered Control.READY, i.e. its on_open succeeded; raise otherwise."""
+    futures = [(name, ref.ask(Control.READY, block=False)) for name, ref in ctx.refs.items()]
     for name, future in futures:
         try:
             future.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -198,7 +210,7 @@ def _start_helpers(ctx: DagContext, wiring: Wiring) -> None:
 def _tick(ctx: DagContext, node: str, interval: float) -> None:
     while not ctx.tearing_down.wait(interval):
         if ctx.reading.is_set():
-            ctx.send(COORDINATOR, encode([TICK, node, None]))
+            ctx.send(COORDINATOR, encode(Tick(node, None)))
 
 
 def _watch(ctx: DagContext, limits: Mapping[str, float]) -> None:

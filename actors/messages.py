@@ -1,50 +1,128 @@
-"""Messages between actors: msgpack bytes, one encode per hop per epoch.
+"""Messages between a DAG's actors: one named type per kind, msgpack bytes on the wire.
 
-Every message is a msgpack array whose first element is its kind::
+Every message an actor tells another is one of the types below, encoded once per hop
+(``encode``) as a msgpack array whose first element is its kind, and decoded by the
+receiver (``decode``) back into its type::
 
-    [INGEST, subscriber, count, position, records]   subscriber -> coordinator
-    [EPOCH, epoch, flags, runs, "coordinator"]       coordinator -> root node
-    [EPOCH, epoch, flags, [seqs, outputs], node]     node -> child node
-    [PUBLISH, epoch, flags, [seqs, outputs], node]   node -> publisher
-    [ACK, epoch, sender]                             publisher or terminal node -> coordinator
-    [STATE, epoch, node, state]                      node -> coordinator, on checkpoint epochs
-    [TICK, node, record | None]                      ticker -> coordinator (a MetronomeNode fires)
-    [COMMIT, position]                               coordinator -> subscriber
+    Ingest(subscriber, count, position, records)     subscriber -> coordinator
+    Epoch(epoch, flags, changes, sender)             coordinator -> root node, node -> child node
+    Publish(epoch, flags, changes, sender)           node -> publisher
+    Ack(epoch, sender)                               publisher or terminal node -> coordinator
+    State(epoch, node, state)                        node -> coordinator, on checkpoint epochs
+    Tick(node, record)                               ticker -> coordinator (a MetronomeNode fires)
+    Poll()                                           subscriber -> itself (read again)
+    Commit(position)                                 coordinator -> subscriber
 
-``records`` is the msgpack encoding of the batch's record list, made once by the
-subscriber; the coordinator never decodes it, it hands it on inside a run
+``Ingest.records`` is the msgpack encoding of the batch's record list, made once by the
+subscriber; the coordinator never decodes it, it hands it on inside a root's run
 ``[first_seq, RUN_RECORDS, records]`` (or ``[seq, RUN_TICK, tick_record]``) and the root
-node decodes it. Changes travel as two parallel lists, sequence numbers and outputs.
+node decodes it. A node's ``changes`` are two parallel lists, sequence numbers and outputs.
+Decoding gives every receiver its own copy of the records, so no actor can change what
+another actor holds; nothing else needs to copy them.
 
-Decoding gives every receiver its own copy of the records, so no actor can change
-what another actor holds; nothing else needs to copy them.
+Control requests sent with ``ask`` inside the process (pause, resume, drain, ready) are
+:class:`Control` values, never encoded.
+
+Usage::
+
+    data = encode(Ack(7, "publisher:out"))
+    message = decode(data)           # Ack(epoch=7, sender='publisher:out')
 """
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 import msgpack
-
-EPOCH = 0
-PUBLISH = 1
-ACK = 2
-STATE = 3
-INGEST = 4
-TICK = 5
-POLL = 6
-COMMIT = 7
 
 FLAG_CHECKPOINT = 1
 RUN_RECORDS = 0
 RUN_TICK = 1
 
 
+class Ingest(NamedTuple):
+    subscriber: str
+    count: int
+    position: Any
+    records: bytes
 
-def encode(message: list[Any]) -> bytes:
+
+class Epoch(NamedTuple):
+    epoch: int
+    flags: int
+    changes: Any  # roots: a list of runs; other nodes: [seqs, outputs]
+    sender: str
+
+
+class Publish(NamedTuple):
+    epoch: int
+    flags: int
+    changes: Any  # [seqs, outputs]
+    sender: str
+
+
+class Ack(NamedTuple):
+    epoch: int
+    sender: str
+
+
+class State(NamedTuple):
+    epoch: int
+    node: str
+    state: dict[str, Any]
+
+
+class Tick(NamedTuple):
+    node: str
+    record: dict[str, Any] | None  # None: the coordinator makes the tick record
+
+
+class Poll(NamedTuple):
+    pass
+
+
+class Commit(NamedTuple):
+    position: Any
+
+
+class Control(StrEnum):
+    """Requests asked of an actor within the process (not encoded)."""
+
+    PAUSE = "pause"  # a subscriber stops reading; answered once no read is running
+    RESUME = "resume"
+    DRAIN = "drain"  # the coordinator cuts what is pending and reports when all completed
+    READY = "ready"  # answered once the actor opened what it needs
+
+
+Message = Ingest | Epoch | Publish | Ack | State | Tick | Poll | Commit
+KINDS: tuple[type, ...] = (Epoch, Publish, Ack, State, Ingest, Tick, Poll, Commit)  # position = kind on the wire
+_KIND_OF: dict[type, int] = {cls: kind for kind, cls in enumerate(KINDS)}
+
+
+def encode(message: Message) -> bytes:
     """msgpack-encode one message (raises TypeError/ValueError for unencodable values)."""
-    return msgpack.packb(message, use_bin_type=True)
+    return msgpack.packb([_KIND_OF[type(message)], *message], use_bin_type=True)
 
 
-def decode(data: bytes) -> list[Any]:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+def decode(data: bytes) -> Message:
+    kind, *fields = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    return KINDS[kind]._make(fields)  # type: ignore[no-any-return]
+
+
+def encode_records(records: list[Any]) -> bytes:
+    """A batch of records as it travels inside :class:`Ingest` (raises for unencodable values)."""
+    return msgpack.packb(records, use_bin_type=True)
+
+
+def decode_records(data: bytes) -> list[Any]:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)  # type: ignore[no-any-return]
+
+
+def encodable(value: Any) -> bool:
+    """Whether msgpack can carry ``value`` (a node output about to be sent on)."""
+    try:
+        msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True

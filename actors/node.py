@@ -13,7 +13,7 @@ from typing import Any
 
 from actors.alignment import EpochAligner
 from actors.context import COORDINATOR, DagActor, DagContext, log
-from actors.messages import ACK, EPOCH, FLAG_CHECKPOINT, PUBLISH, STATE, decode, encode
+from actors.messages import FLAG_CHECKPOINT, Ack, Epoch, Publish, State, decode, encodable, encode
 from actors.nodelogic import NodeLogic
 
 
@@ -34,10 +34,11 @@ class NodeActor(DagActor):
         self.aligner = EpochAligner(self.parent_index)
 
     def receive(self, message: Any) -> None:
-        kind, epoch, flags, items, sender = decode(message)
-        if kind != EPOCH:
-            log.warning("%s: unexpected message kind %r", self.actor_name, kind)
+        msg = decode(message)
+        if type(msg) is not Epoch:
+            log.warning("%s: unexpected message %r", self.actor_name, type(msg).__name__)
             return
+        epoch, flags, items, sender = msg
         if self.is_root:
             self._finish(epoch, flags, *self.logic.run_root(items))
             return
@@ -48,31 +49,29 @@ class NodeActor(DagActor):
         ctx = self.ctx
         name = self.logic.name
         if self.children:
-            data = self._encode_changes(EPOCH, epoch, flags, changes)
+            data = self._encode_changes(Epoch, epoch, flags, changes)
             for child in self.children:
                 ctx.send(child, data)
         if self.publishers:
-            data = self._encode_changes(PUBLISH, epoch, flags, publications)
+            data = self._encode_changes(Publish, epoch, flags, publications)
             for publisher in self.publishers:
                 ctx.send(publisher, data)
         if flags & FLAG_CHECKPOINT:
-            ctx.send(COORDINATOR, encode([STATE, epoch, name, self.logic.snapshot()]))
+            ctx.send(COORDINATOR, encode(State(epoch, name, self.logic.snapshot())))
         if self.terminal:
-            ctx.send(COORDINATOR, encode([ACK, epoch, self.actor_name]))
+            ctx.send(COORDINATOR, encode(Ack(epoch, self.actor_name)))
 
-    def _encode_changes(self, kind: int, epoch: int, flags: int, changes: list) -> bytes:
+    def _encode_changes(self, kind: type[Epoch] | type[Publish], epoch: int, flags: int, changes: list) -> bytes:
         try:
-            return encode([kind, epoch, flags, changes, self.logic.name])
+            return encode(kind(epoch, flags, changes, self.logic.name))
         except (TypeError, ValueError, OverflowError):
             seqs, outs = changes
             kept_seqs, kept_outs = [], []
             for seq, out in zip(seqs, outs, strict=True):
-                try:
-                    encode(out)
-                except (TypeError, ValueError, OverflowError) as exc:
-                    self.logic.record_error(f"output cannot be encoded: {exc}", out)
+                if not encodable(out):
+                    self.logic.record_error("output cannot be encoded (msgpack)", out)
                     continue
                 kept_seqs.append(seq)
                 kept_outs.append(out)
             changes[:] = [kept_seqs, kept_outs]
-            return encode([kind, epoch, flags, changes, self.logic.name])
+            return encode(kind(epoch, flags, changes, self.logic.name))

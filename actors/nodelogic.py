@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any
 
-from actors.messages import RUN_TICK, decode
+from actors.messages import RUN_TICK, decode_records
 from actors.stats import NodeStats
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
 from graphs.values import describe_error, nan_equal, not_a_map  # nan_equal: same_value(), inlined
@@ -97,7 +97,7 @@ class NodeLogic:
                     seqs.append(first)
                     outs.append(out)
                 continue
-            records = decode(payload)
+            records = decode_records(payload)
             if metronome:
                 if records:
                     self.latest = records[-1]

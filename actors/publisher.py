@@ -17,7 +17,7 @@ from typing import Any
 
 from actors.alignment import EpochAligner
 from actors.context import COORDINATOR, DagActor, DagContext
-from actors.messages import ACK, FLAG_CHECKPOINT, PUBLISH, decode, encode
+from actors.messages import FLAG_CHECKPOINT, Ack, Publish, decode, encode
 from adapters.base import Sink
 
 
@@ -43,9 +43,10 @@ class PublisherActor(DagActor):
         self.stats.status = self.sink.status
 
     def receive(self, message: Any) -> None:
-        kind, epoch, flags, items, node = decode(message)
-        if kind != PUBLISH:
+        msg = decode(message)
+        if type(msg) is not Publish:
             return
+        epoch, flags, items, node = msg
         for ready, ready_flags, slots in self.aligner.add(epoch, node, flags, items):
             self._publish(ready, ready_flags, slots)
         self.stats.backlog = len(self.aligner.pending)  # epochs waiting for another feeding node
@@ -74,7 +75,7 @@ class PublisherActor(DagActor):
             finally:
                 busy.pop(self.actor_name, None)
                 self.stats.status = self.sink.status
-        self.ctx.send(COORDINATOR, encode([ACK, epoch, self.actor_name]))
+        self.ctx.send(COORDINATOR, encode(Ack(epoch, self.actor_name)))
 
     def on_teardown(self, failed: bool) -> None:
         if not self.opened:

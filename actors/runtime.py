@@ -34,13 +34,11 @@ import pykka
 from actors import details as details_mod
 from actors.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
 from actors.context import COORDINATOR, DagContext
-from actors.coordinator import DRAIN
 from actors.incarnation import BuildError, Wiring, build, teardown
-from actors.messages import TICK, encode
+from actors.messages import Control, Tick, encode
 from actors.restart import RestartPolicy
 from actors.states import DagState
 from actors.stats import DagStats
-from actors.subscriber import PAUSE, RESUME
 from adapters.base import Sink, Source
 from adapters.registry import open_sink, open_source
 from graphs.model import DagModel
@@ -118,7 +116,7 @@ class DagRuntime:
         if ctx is not None:
             if not ctx.tearing_down.is_set():
                 self._pause(ctx, deadline)
-                ctx.send(COORDINATOR, DRAIN)
+                ctx.send(COORDINATOR, Control.DRAIN)
                 if not ctx.drained.wait(max(0.0, deadline - time.monotonic())):
                     problems.append(f"in-flight epochs did not drain within {timeout:g}s")
                 elif ctx.failure:
@@ -175,7 +173,7 @@ class DagRuntime:
         """Fire a MetronomeNode now (``record`` None: the coordinator makes the tick record)."""
         ctx = self._ctx
         if ctx is not None:
-            ctx.send(COORDINATOR, encode([TICK, node, record]))
+            ctx.send(COORDINATOR, encode(Tick(node, record)))
 
     @property
     def ingress_backlog(self) -> int:
@@ -274,11 +272,11 @@ class DagRuntime:
         ctx.reading.set()
         for name in list(ctx.refs):
             if name.startswith("subscriber:"):
-                ctx.send(name, RESUME)
+                ctx.send(name, Control.RESUME)
 
     def _pause(self, ctx: DagContext, deadline: float) -> None:
         ctx.reading.clear()
-        self._ask_subscribers(ctx, PAUSE, deadline)
+        self._ask_subscribers(ctx, Control.PAUSE, deadline)
 
     def _ask_subscribers(self, ctx: DagContext, message: str, deadline: float) -> None:
         """Ask every subscriber actor at once; returns when all answered or at ``deadline``."""

@@ -12,16 +12,14 @@ import logging
 from typing import Any
 
 from actors.context import COORDINATOR, DagActor, DagContext
-from actors.messages import COMMIT, INGEST, POLL, decode, encode
+from actors.messages import Commit, Control, Ingest, Poll, decode, encode, encode_records
 from adapters.base import RejectedRecord, Source
 from graphs.values import reject_reason
 
 log = logging.getLogger("dagserver.ingress")
 
-POLL_MESSAGE = encode([POLL])
+POLL_MESSAGE = encode(Poll())
 READ_WAIT = 0.05  # seconds a poll may wait for the gate and again for the source
-PAUSE = "pause"
-RESUME = "resume"
 
 
 def subscriber_actor_name(subscriber: str) -> str:
@@ -48,19 +46,19 @@ class SubscriberActor(DagActor):
             self._schedule()
 
     def receive(self, message: Any) -> Any:
-        if message == PAUSE:  # control plane, sent with ask(): returns once no read is running
+        if message == Control.PAUSE:  # control plane, sent with ask(): returns once no read is running
             self.reading = False
             return True
-        if message == RESUME:
+        if message == Control.RESUME:
             self.reading = True
             if not self.polling:
                 self._schedule()
             return True
-        decoded = decode(message)
-        if decoded[0] == POLL:
+        msg = decode(message)
+        if type(msg) is Poll:
             self._poll()
-        elif decoded[0] == COMMIT:
-            self.source.commit(decoded[1])
+        elif type(msg) is Commit:
+            self.source.commit(msg.position)
         return None
 
     def _schedule(self) -> None:
@@ -117,7 +115,7 @@ class SubscriberActor(DagActor):
                 self._reject(item, reject_reason(item) or "record is not acceptable")
         position = self.source.position()
         try:
-            payload = encode(records)
+            payload = encode_records(records)
         except (TypeError, ValueError, OverflowError):
             kept = []
             for record in records:
@@ -126,8 +124,8 @@ class SubscriberActor(DagActor):
                     kept.append(record)
                 else:
                     self._reject(record, reason)
-            records, payload = kept, encode(kept)
-        return records, len(payload), encode([INGEST, self.name, len(records), position, payload])
+            records, payload = kept, encode_records(kept)
+        return records, len(payload), encode(Ingest(self.name, len(records), position, payload))
 
     def _reject(self, raw: Any, reason: str) -> None:
         self.stats.rejected += 1

@@ -1,13 +1,7 @@
 """The worker process: hosts DAG runtimes and obeys the supervisor over a pipe (SPEC §4-§5).
 
-Frames are msgpack arrays sent with ``send_bytes``::
-
-    supervisor -> worker   [REQUEST, id, command, args]
-    worker -> supervisor   [REPLY, id, ok, payload, seq]
-                           [HEARTBEAT, seq, {dag: details, ...}]   every HEARTBEAT_INTERVAL seconds
-
-``seq`` numbers every snapshot this worker takes, in the order it takes them, so the
-supervisor can keep the newest view of each DAG whichever frame arrives last.
+The frames are those of :mod:`actors.control`; a heartbeat goes every HEARTBEAT_INTERVAL
+seconds with every DAG's snapshot.
 
 Each DAG has its own **lane**, a single thread running its commands in order (deploy,
 start, stop, suspend, resume, and the periodic window check), so a slow stop of one DAG
@@ -29,27 +23,17 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import msgpack
-
+from actors.control import HEARTBEAT, REPLY, pack, unpack
 from actors.details import node_details
 from actors.restart import RestartPolicy
 from actors.runtime import DagRuntime
-from graphs.loader import load_dag_dict
+from graphs.building import build_model
 
-REQUEST, REPLY, HEARTBEAT = 0, 1, 2
 HEARTBEAT_INTERVAL = 0.5
 WINDOW_CHECK_INTERVAL = 1.0
 READ_ONLY = frozenset({"details", "node"})
 
 log = logging.getLogger("dagserver.worker")
-
-
-def pack(frame: list[Any]) -> bytes:
-    return msgpack.packb(frame, use_bin_type=True, default=repr)
-
-
-def unpack(data: bytes) -> list[Any]:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
 def _die_with_parent() -> None:
@@ -133,7 +117,8 @@ class Worker:
         return runtime.details()
 
     def deploy(self, raw: dict[str, Any], path: str) -> dict[str, Any]:
-        dag = load_dag_dict(raw, source_path=path)
+        """Host the DAG ``raw``: a document the supervisor validated, so it is not checked again."""
+        dag = build_model(raw, source_path=path)
         if dag.name in self.runtimes:
             return self.runtimes[dag.name].details()
         policy = RestartPolicy(max_restarts=self.max_restarts, within_seconds=self.within_seconds)

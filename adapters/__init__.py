@@ -1,7 +1,7 @@
 """Adapters: one module per external system, looked up by URI scheme.
 
 Importing this package is cheap: adapter modules (and their client libraries) are only
-imported when a URI of their scheme is first opened.
+imported when a URI of their scheme is first used.
 
 Usage::
 
@@ -16,6 +16,7 @@ from adapters.base import (
     CLOSED,
     CONNECTED,
     RECONNECTING,
+    Adapter,
     ParsedUri,
     RejectedRecord,
     Sink,
@@ -23,12 +24,14 @@ from adapters.base import (
     parse_uri,
 )
 from adapters.registry import (
-    KNOWN_SCHEMES,
+    MODULES,
     AdapterNotAvailable,
     check_uri,
+    config_keys,
     is_shareable,
     open_sink,
     open_source,
+    register,
     register_sink,
     register_source,
 )
@@ -36,18 +39,21 @@ from adapters.registry import (
 __all__ = [
     "CLOSED",
     "CONNECTED",
-    "KNOWN_SCHEMES",
+    "MODULES",
     "RECONNECTING",
+    "Adapter",
     "AdapterNotAvailable",
     "ParsedUri",
     "RejectedRecord",
     "Sink",
     "Source",
     "check_uri",
+    "config_keys",
     "is_shareable",
     "open_sink",
     "open_source",
     "parse_uri",
+    "register",
     "register_sink",
     "register_source",
 ]

@@ -2,8 +2,10 @@
 
 A source hands out records in batches without ever blocking its caller for longer than
 the timeout it is given, reports a resumable position, and forgets records once told
-they are committed. A sink writes batches and flushes. Adapters are looked up by URI
-scheme in :mod:`adapters.registry`.
+they are committed. A sink writes batches and flushes. Each adapter module declares an
+:class:`Adapter`: its scheme, the shape its URIs must have, the config keys it accepts,
+whether replicas may share its sources, and its classes. :mod:`adapters.registry` maps a
+scheme to the module that declares it.
 
 Usage::
 
@@ -35,7 +37,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 CONNECTED = "connected"
@@ -147,6 +149,58 @@ class RejectedRecord:
     reason: str
 
 
+def never_shared(uri: ParsedUri) -> bool:
+    return False
+
+
+def always_shared(uri: ParsedUri) -> bool:
+    return True
+
+
+SOURCE, DESTINATION = "source", "destination"
+BOTH_ROLES = (SOURCE, DESTINATION)
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """What an adapter module declares about its scheme (SPEC §6: each adapter owns its rules).
+
+    ``check_uri`` returns one line saying what is wrong with a URI of this scheme, or None.
+    ``source_keys`` / ``sink_keys`` are the config keys a subscriber / publisher of this
+    scheme accepts besides the URI itself (None: any key, e.g. for user classes).
+    ``source`` / ``sink`` are None while the adapter has no implementation for that role.
+    """
+
+    scheme: str
+    check_uri: Callable[[ParsedUri], str | None]
+    source: type[Source] | None = None
+    sink: type[Sink] | None = None
+    roles: tuple[str, ...] = BOTH_ROLES
+    source_keys: tuple[str, ...] | None = ()
+    sink_keys: tuple[str, ...] | None = ()
+    shareable: Callable[[ParsedUri], bool] = never_shared
+    extra: str = ""  # the ``pip install 'dagserver[EXTRA]'`` extra holding its client library
+
+
+def positive_param(u: ParsedUri, key: str) -> str | None:
+    """A problem with the query parameter ``key`` unless it is absent or a positive number."""
+    if key not in u.params:
+        return None
+    try:
+        ok = float(u.params[key]) > 0
+    except ValueError:
+        ok = False
+    return None if ok else f"{key!r} in {u.raw!r} must be a positive number, got {u.params[key]!r}"
+
+
+def kind_and_name(u: ParsedUri, kinds: tuple[str, ...]) -> str | None:
+    """A problem unless the URI is ``scheme://KIND/NAME`` with KIND one of ``kinds``."""
+    shapes = " or ".join(f"{u.scheme}://{k}/NAME" for k in kinds)
+    if len(u.parts) != 2 or u.parts[0] not in kinds:
+        return f"{u.scheme} URI {u.raw!r} must look like {shapes}"
+    return None
+
+
 class Source(ABC):
     """Where records come from. Subclasses set ``status`` as their connection changes.
 
@@ -154,18 +208,11 @@ class Source(ABC):
     what is immediately available, never more than ``max_records``; ``[]`` if nothing came.
     """
 
-    shareable: ClassVar[bool] = False  # True when replicas of a DAG may share one source
-
     def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
         self.uri = uri
         self.config: dict[str, Any] = dict(config or {})
         self.parsed = parse_uri(uri)
         self.status: str = CLOSED
-
-    @classmethod
-    def shareable_for(cls, uri: ParsedUri) -> bool:
-        """Whether a source for this particular URI may be shared (default: ``shareable``)."""
-        return cls.shareable
 
     @abstractmethod
     def open(self, position: Any | None) -> None:

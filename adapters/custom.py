@@ -23,31 +23,42 @@ Usage::
 
 from __future__ import annotations
 
-import importlib
+import re
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.base import CLOSED, CONNECTED, ParsedUri, Sink, Source
-from adapters.registry import register_sink, register_source
+from adapters.base import CLOSED, CONNECTED, Adapter, ParsedUri, Sink, Source
+from graphs.dotted import DottedPathError, load_dotted
+
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
 
 def load_class(target: str) -> type:
     """Import ``package.module.Class`` (or ``package.module:Class``); ValueError if it fails."""
-    module_name, sep, attr = target.rpartition(":") if ":" in target else target.rpartition(".")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"custom adapter {target!r} must be given as package.module.Class")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"custom adapter {target!r}: cannot import module {module_name!r}: {exc}") from exc
-    try:
-        cls = getattr(module, attr)
-    except AttributeError as exc:
-        raise ValueError(f"custom adapter {target!r}: module {module_name!r} has no {attr!r}") from exc
+        cls = load_dotted(target)
+    except DottedPathError as exc:
+        if exc.module is not None:
+            raise ValueError(f"custom adapter {target!r}: {exc.reason}") from exc
+        if "module.Class" in exc.reason:
+            raise ValueError(f"custom adapter {target!r} must be given as package.module.Class") from exc
+        raise ValueError(f"custom adapter {target!r}: cannot import: {exc.reason}") from exc
     if not callable(cls):
         raise ValueError(f"custom adapter {target!r} is not a class")
     return cls
+
+
+def check_custom_uri(parsed: ParsedUri) -> str | None:
+    target = parsed.body.replace(":", ".")
+    if not _DOTTED.match(target):
+        return f"custom URI {parsed.raw!r} must name a class as custom://package.module.Class"
+    return None
+
+
+def _shareable(parsed: ParsedUri) -> bool:
+    """A user source class says so with a class attribute ``shareable = True``."""
+    return bool(getattr(load_class(parsed.body), "shareable", False))
 
 
 def _build(parsed: ParsedUri, uri: str, config: Mapping[str, Any], needs: str, role: str) -> Any:
@@ -90,10 +101,6 @@ class CustomSource(_UserStatus, Source):
         self._extra: deque[Any] = deque()
         self._before: Any = None
         self._own_status = CLOSED
-
-    @classmethod
-    def shareable_for(cls, uri: ParsedUri) -> bool:
-        return bool(getattr(load_class(uri.body), "shareable", False))
 
     def open(self, position: Any | None) -> None:
         self._extra.clear()
@@ -144,5 +151,6 @@ class CustomSink(_UserStatus, Sink):
         self.status = CLOSED
 
 
-register_source("custom", CustomSource)
-register_sink("custom", CustomSink)
+ADAPTER = Adapter("custom", check_custom_uri, source=CustomSource, sink=CustomSink,
+                  source_keys=None, sink_keys=None,  # a user class takes whatever config it likes
+                  shareable=_shareable)

@@ -32,8 +32,7 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any
 
-from adapters.base import CLOSED, CONNECTED, ParsedUri, RejectedRecord, Sink, Source
-from adapters.registry import register_sink, register_source
+from adapters.base import CLOSED, CONNECTED, Adapter, ParsedUri, RejectedRecord, Sink, Source
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,10 @@ def file_path(parsed: ParsedUri) -> str:
     if not parsed.body.strip("/"):
         raise ValueError(f"file URI {parsed.raw!r} has no path")
     return os.path.abspath(parsed.body)
+
+
+def check_file_uri(parsed: ParsedUri) -> str | None:
+    return None if parsed.body.strip("/") else f"file URI {parsed.raw!r} has no path (use file:///abs/path.jsonl)"
 
 
 def _json_default(value: Any) -> Any:
@@ -251,5 +254,5 @@ class FileSink(Sink):
         self.status = CLOSED
 
 
-register_source("file", FileSource)
-register_sink("file", FileSink)
+ADAPTER = Adapter("file", check_file_uri, source=FileSource, sink=FileSink,
+                  source_keys=("start",), sink_keys=("fsync",))  # a file is read by one tail: not shareable

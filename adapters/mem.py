@@ -32,8 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from adapters.base import CLOSED, CONNECTED, ParsedUri, Sink, Source, setting
-from adapters.registry import register_sink, register_source
+from adapters.base import CLOSED, CONNECTED, Adapter, ParsedUri, Sink, Source, kind_and_name, positive_param, setting
 
 DEFAULT_MAX_SIZE = 10000
 QUEUE, TOPIC = "queue", "topic"
@@ -242,10 +241,16 @@ def mem_size(name: str) -> int:
     return len(get_queue(name))
 
 
-def _target(parsed: ParsedUri) -> tuple[str, str]:
-    if len(parsed.parts) != 2 or parsed.parts[0] not in (QUEUE, TOPIC):
-        raise ValueError(f"mem URI {parsed.raw!r} must be mem://queue/NAME or mem://topic/NAME")
+def mem_target(parsed: ParsedUri) -> tuple[str, str]:
+    """``(kind, name)`` of ``mem://queue/NAME`` or ``mem://topic/NAME`` (the one parser of that shape)."""
+    problem = kind_and_name(parsed, (QUEUE, TOPIC))
+    if problem:
+        raise ValueError(problem)
     return parsed.parts[0], parsed.parts[1]
+
+
+def check_mem_uri(parsed: ParsedUri) -> str | None:
+    return kind_and_name(parsed, (QUEUE, TOPIC)) or positive_param(parsed, "max_size")
 
 
 def _max_size(config: Mapping[str, Any], parsed: ParsedUri) -> int | None:
@@ -264,7 +269,7 @@ class MemSource(Source):
 
     def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
         super().__init__(uri, config)
-        self.kind, self.name = _target(self.parsed)
+        self.kind, self.name = mem_target(self.parsed)
         self._max_size = _max_size(self.config, self.parsed)
         self._queue: MemQueue | None = None
         self._topic: MemTopic | None = None
@@ -272,10 +277,6 @@ class MemSource(Source):
         self._uncommitted: deque[Any] = deque()
         self._count = 0
         self._committed = 0
-
-    @classmethod
-    def shareable_for(cls, uri: ParsedUri) -> bool:
-        return uri.part(0) == QUEUE
 
     def open(self, position: Any | None) -> None:
         self._count = self._committed = position if isinstance(position, int) else 0
@@ -330,7 +331,7 @@ class MemSink(Sink):
 
     def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
         super().__init__(uri, config)
-        self.kind, self.name = _target(self.parsed)
+        self.kind, self.name = mem_target(self.parsed)
         self._max_size = _max_size(self.config, self.parsed)
         self.put_timeout: float | None = setting(self.config, self.parsed, "put_timeout", None, float)
         self._queue: MemQueue | None = None
@@ -356,5 +357,8 @@ class MemSink(Sink):
         self.status = CLOSED
 
 
-register_source("mem", MemSource)
-register_sink("mem", MemSink)
+ADAPTER = Adapter(
+    "mem", check_mem_uri, source=MemSource, sink=MemSink,
+    source_keys=("max_size",), sink_keys=("max_size", "put_timeout"),
+    shareable=lambda u: u.part(0) == QUEUE,  # a queue's records go to one reader each; a topic's to all
+)

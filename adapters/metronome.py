@@ -21,24 +21,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from adapters.base import CLOSED, CONNECTED, Source, setting
-from adapters.registry import register_source
+from adapters.base import CLOSED, CONNECTED, SOURCE, Adapter, ParsedUri, Source, positive_param, setting
+from graphs.ticks import tick_record
 
 DEFAULT_INTERVAL = 1.0
 DEFAULT_MESSAGE = "tick"
 
 
-def tick_record(message: str, n: int, now: float) -> dict[str, Any]:
-    """The record for tick ``n`` happening at ``now`` (epoch seconds, local time stamp).
-
-    >>> tick_record("tick", 3, 0.0)["tick"]
-    3
-    """
-    return {
-        "message": message,
-        "current_timestamp": time.strftime("%Y%m%d%H%M%S", time.localtime(now)),
-        "tick": n,
-    }
+def check_metronome_uri(parsed: ParsedUri) -> str | None:
+    if parsed.body:
+        return f"metronome URI {parsed.raw!r} takes no path (use metronome://?interval=SECONDS)"
+    return positive_param(parsed, "interval")
 
 
 class MetronomeSource(Source):
@@ -93,4 +86,5 @@ class MetronomeSource(Source):
         self.status = CLOSED
 
 
-register_source("metronome", MetronomeSource)
+ADAPTER = Adapter("metronome", check_metronome_uri, source=MetronomeSource, roles=(SOURCE,),
+                  source_keys=("interval", "message"))

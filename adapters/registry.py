@@ -1,99 +1,188 @@
-"""URI scheme -> adapter class, plus cheap URI checks used by DAG validation.
+"""URI scheme -> the adapter module that declares it; and the questions asked of adapters by scheme.
 
-Built-in adapter modules are imported only when their scheme is first opened, so
-importing this module never pulls in a broker client.
+Each adapter module declares an :class:`~adapters.base.Adapter` named ``ADAPTER`` (its URI
+rules, config keys, shareability and classes). This module only maps schemes to those
+modules, importing one when its scheme is first used, so importing the registry pulls in
+no adapter and no broker client. Adding a scheme is one new module and one line below.
+
+The module-level functions answer validation's questions (:func:`check_uri`,
+:func:`config_keys`, :func:`is_shareable`: the module itself is the ``uris`` rules
+:mod:`graphs.validation` takes) and build sources and sinks for the runtime.
 
 Usage::
 
-    from adapters.registry import check_uri, is_shareable, open_sink, open_source
+    from adapters import registry
 
-    check_uri("memm://queue/x", "source")   # "unknown URI scheme 'memm' (did you mean 'mem'?)"
-    is_shareable("mem://queue/jobs")         # True: replicas compete for its records
-    sink = open_sink("file:///tmp/out.jsonl", {})
+    registry.check_uri("memm://queue/x", "source")   # "unknown URI scheme 'memm' (did you mean 'mem'?)"
+    registry.is_shareable("mem://queue/jobs")         # True: replicas compete for its records
+    sink = registry.open_sink("file:///tmp/out.jsonl", {})
     sink.open()
 
 A third-party adapter registers itself::
 
-    register_source("myq", MyQueueSource)
+    registry.register(Adapter("myq", check_uri=lambda u: None, source=MyQueueSource))
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from adapters.base import ParsedUri, Sink, Source, parse_uri
+from adapters.base import DESTINATION, SOURCE, Adapter, ParsedUri, Sink, Source, parse_uri
+from graphs.dotted import DottedPathError
+from graphs.suggest import did_you_mean
 
-KNOWN_SCHEMES: frozenset[str] = frozenset(
-    {"mem", "file", "metronome", "kafka", "activemq", "redis", "sql", "aerospike", "custom"}
-)
+MODULES: dict[str, str] = {
+    "mem": "adapters.mem",
+    "file": "adapters.file",
+    "metronome": "adapters.metronome",
+    "custom": "adapters.custom",
+    "kafka": "adapters.kafka",
+    "activemq": "adapters.activemq",
+    "redis": "adapters.redis",
+    "sql": "adapters.sql",
+    "aerospike": "adapters.aerospike",
+}
+SUBSCRIBER_KEYS = ("source",)  # what every subscriber config may hold, besides its adapter's keys
+PUBLISHER_KEYS = ("destination", "publish_timeout")  # publish_timeout: SPEC §4, actors/incarnation.py
+ROLES = {"source": SOURCE, "destination": DESTINATION, "sink": DESTINATION}
 
-# Where each built-in scheme's adapter lives; imported on first use.
-_BUILTIN_MODULES = {scheme: f"adapters.{scheme}" for scheme in KNOWN_SCHEMES}
-_SOURCE_ONLY = frozenset({"metronome"})
-_ROLES = {"source": "source", "destination": "sink", "sink": "sink"}
-
-_lock = threading.RLock()
-_sources: dict[str, type[Source]] = {}
-_sinks: dict[str, type[Sink]] = {}
+_lock = threading.Lock()
+_adapters: dict[str, Adapter] = {}
 
 
 class AdapterNotAvailable(NotImplementedError):
     """No adapter can be loaded for a scheme (not written yet, or a client library is missing)."""
 
 
-def register_source(scheme: str, cls: type[Source]) -> None:
-    """Make ``scheme://`` URIs open ``cls`` as a source (replaces an earlier registration)."""
+def register(adapter: Adapter) -> None:
+    """Make ``adapter.scheme`` URIs use ``adapter`` (replaces an earlier registration)."""
     with _lock:
-        _sources[scheme.lower()] = cls
+        _adapters[adapter.scheme.lower()] = adapter
+
+
+def register_source(scheme: str, cls: type[Source]) -> None:
+    """Register ``cls`` as the source of a third-party ``scheme`` (any URI shape, any config key)."""
+    _register_class(scheme, source=cls)
 
 
 def register_sink(scheme: str, cls: type[Sink]) -> None:
-    """Make ``scheme://`` URIs open ``cls`` as a sink (replaces an earlier registration)."""
+    """Register ``cls`` as the sink of a third-party ``scheme`` (any URI shape, any config key)."""
+    _register_class(scheme, sink=cls)
+
+
+def _register_class(scheme: str, **classes: Any) -> None:
+    known = _adapters.get(scheme.lower())
+    source = classes.get("source", known.source if known else None)
+    sink = classes.get("sink", known.sink if known else None)
+    roles = tuple(role for role, cls in ((SOURCE, source), (DESTINATION, sink)) if cls is not None)
+    shareable = bool(getattr(source, "shareable", False))
+    register(Adapter(scheme.lower(), check_uri=lambda u: None, source=source, sink=sink, roles=roles,
+                     source_keys=None, sink_keys=None, shareable=lambda u: shareable))
+
+
+def adapter_for(scheme: str) -> Adapter:
+    """The adapter declared for ``scheme``; ValueError naming close schemes when there is none."""
+    scheme = scheme.lower()
     with _lock:
-        _sinks[scheme.lower()] = cls
-
-
-def _load_builtin(scheme: str) -> None:
-    module = _BUILTIN_MODULES.get(scheme)
+        found = _adapters.get(scheme)
+    if found is not None:
+        return found
+    module = MODULES.get(scheme)
     if module is None:
-        return
+        raise ValueError(_unknown_scheme(scheme))
     try:
-        importlib.import_module(module)
+        loaded = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name == module:
-            raise AdapterNotAvailable(f"no adapter for URI scheme {scheme!r} is available yet") from exc
-        raise AdapterNotAvailable(
-            f"URI scheme {scheme!r} needs the Python package {exc.name!r}, which is not installed"
-        ) from exc
-
-
-def _lookup(table: Mapping[str, type[Any]], scheme: str, role: str) -> type[Any]:
+            raise AdapterNotAvailable(f"no adapter for URI scheme {scheme!r} is available") from exc
+        raise AdapterNotAvailable(f"URI scheme {scheme!r} needs the Python package {exc.name!r}, "
+                                  "which is not installed") from exc
+    declared: Adapter = loaded.ADAPTER
     with _lock:
-        if scheme not in table:
-            _load_builtin(scheme)
-        cls = table.get(scheme)
-    if cls is not None:
-        return cls
-    if scheme not in KNOWN_SCHEMES:
-        raise ValueError(_unknown_scheme(scheme))
-    if scheme in _SOURCE_ONLY and role == "sink":
-        raise ValueError(f"URI scheme {scheme!r} can only be a source")
-    raise AdapterNotAvailable(f"no {role} adapter for URI scheme {scheme!r} is available yet")
+        return _adapters.setdefault(scheme, declared)
 
 
+def _unknown_scheme(scheme: str) -> str:
+    known = sorted(set(MODULES) | set(_adapters))
+    close = did_you_mean(scheme, known)
+    hint = f" (did you mean {close!r}?)" if close else f" (known: {', '.join(known)})"
+    return f"unknown URI scheme {scheme!r}{hint}"
+
+
+# -- what validation asks ----------------------------------------------------------------------
+def check_uri(uri: str, role: str) -> str | None:
+    """One line describing what is wrong with ``uri`` used as ``role``, or None if it looks fine.
+
+    ``role`` is ``"source"`` or ``"destination"``. The check is structural and cheap: it
+    imports no client library or user code, so a custom class that cannot be imported is
+    only reported when the DAG starts.
+
+    >>> check_uri("memm://queue/x", "source")
+    "unknown URI scheme 'memm' (did you mean 'mem'?)"
+    >>> check_uri("metronome", "source") is None
+    True
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be 'source' or 'destination', not {role!r}")
+    if not isinstance(uri, str):
+        return f"URI must be a string, got {type(uri).__name__}"
+    try:
+        parsed = parse_uri(uri)
+        adapter = adapter_for(parsed.scheme)
+    except (ValueError, AdapterNotAvailable) as exc:
+        return str(exc)
+    if ROLES[role] not in adapter.roles:
+        if adapter.roles == (SOURCE,):
+            return f"URI scheme {parsed.scheme!r} can only be a source, not a {role}"
+        return f"URI scheme {parsed.scheme!r} cannot be used as a {role}"
+    return adapter.check_uri(parsed)
+
+
+def config_keys(uri: str, role: str) -> tuple[str, ...] | None:
+    """The config keys an endpoint reading (``source``) or writing ``uri`` accepts; None: any."""
+    adapter = adapter_for(parse_uri(uri).scheme)
+    if ROLES[role] == SOURCE:
+        return None if adapter.source_keys is None else (*SUBSCRIBER_KEYS, *adapter.source_keys)
+    return None if adapter.sink_keys is None else (*PUBLISHER_KEYS, *adapter.sink_keys)
+
+
+def is_shareable(uri: str) -> bool:
+    """True if replicas of one DAG may read ``uri`` together (each record goes to one of them).
+
+    >>> is_shareable("mem://queue/jobs"), is_shareable("mem://topic/news")
+    (True, False)
+    """
+    try:
+        parsed = parse_uri(uri)
+        return bool(adapter_for(parsed.scheme).shareable(parsed))
+    except (ValueError, AdapterNotAvailable, DottedPathError):
+        return False
+
+
+# -- what the runtime asks ---------------------------------------------------------------------
 def source_class(uri: str) -> type[Source]:
     """The class that :func:`open_source` would build for ``uri``."""
-    return _lookup(_sources, parse_uri(uri).scheme, "source")
+    return _class_for(parse_uri(uri), SOURCE)
 
 
 def sink_class(uri: str) -> type[Sink]:
     """The class that :func:`open_sink` would build for ``uri``."""
-    return _lookup(_sinks, parse_uri(uri).scheme, "sink")
+    return _class_for(parse_uri(uri), DESTINATION)
+
+
+def _class_for(parsed: ParsedUri, role: str) -> Any:
+    adapter = adapter_for(parsed.scheme)
+    if role not in adapter.roles:
+        raise ValueError(check_uri(parsed.raw, role))
+    cls = adapter.source if role == SOURCE else adapter.sink
+    if cls is None:
+        extra = f" (pip install 'dagserver[{adapter.extra}]' once it is)" if adapter.extra else ""
+        raise AdapterNotAvailable(f"no {'source' if role == SOURCE else 'sink'} adapter for URI scheme "
+                                  f"{parsed.scheme!r} is available yet{extra}")
+    return cls
 
 
 def open_source(uri: str, config: Mapping[str, Any] | None = None) -> Source:
@@ -104,153 +193,3 @@ def open_source(uri: str, config: Mapping[str, Any] | None = None) -> Source:
 def open_sink(uri: str, config: Mapping[str, Any] | None = None) -> Sink:
     """Construct (not open) the sink for ``uri``. The caller calls ``open()``."""
     return sink_class(uri)(uri, dict(config or {}))
-
-
-# --- validation -------------------------------------------------------------------------
-
-
-def _unknown_scheme(scheme: str) -> str:
-    known = sorted(KNOWN_SCHEMES | set(_sources) | set(_sinks))
-    close = difflib.get_close_matches(scheme.lower(), known, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
-    return f"unknown URI scheme {scheme!r}{hint}"
-
-
-def _kind_name(u: ParsedUri, kinds: tuple[str, ...]) -> str | None:
-    shapes = " or ".join(f"{u.scheme}://{k}/NAME" for k in kinds)
-    if len(u.parts) != 2 or u.parts[0] not in kinds:
-        return f"{u.scheme} URI {u.raw!r} must look like {shapes}"
-    return None
-
-
-def _positive(u: ParsedUri, key: str) -> str | None:
-    if key not in u.params:
-        return None
-    try:
-        ok = float(u.params[key]) > 0
-    except ValueError:
-        ok = False
-    return None if ok else f"{key!r} in {u.raw!r} must be a positive number, got {u.params[key]!r}"
-
-
-_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
-
-
-def _check_mem(u: ParsedUri) -> str | None:
-    return _kind_name(u, ("queue", "topic")) or _positive(u, "max_size")
-
-
-def _check_file(u: ParsedUri) -> str | None:
-    return None if u.body.strip("/") else f"file URI {u.raw!r} has no path (use file:///abs/path.jsonl)"
-
-
-def _check_metronome(u: ParsedUri) -> str | None:
-    if u.body:
-        return f"metronome URI {u.raw!r} takes no path (use metronome://?interval=SECONDS)"
-    return _positive(u, "interval")
-
-
-def _check_custom(u: ParsedUri) -> str | None:
-    target = u.body.replace(":", ".")
-    if not _DOTTED.match(target):
-        return f"custom URI {u.raw!r} must name a class as custom://package.module.Class"
-    return None
-
-
-def _check_named(what: str) -> Callable[[ParsedUri], str | None]:
-    def check(u: ParsedUri) -> str | None:
-        return None if u.parts else f"{u.scheme} URI {u.raw!r} must name {what}"
-
-    return check
-
-
-def _check_aerospike(u: ParsedUri) -> str | None:
-    if len(u.parts) != 2:
-        return f"aerospike URI {u.raw!r} must look like aerospike://NAMESPACE/SET"
-    return None
-
-
-_CHECKS: dict[str, Callable[[ParsedUri], str | None]] = {
-    "mem": _check_mem,
-    "file": _check_file,
-    "metronome": _check_metronome,
-    "custom": _check_custom,
-    "kafka": lambda u: _kind_name(u, ("topic",)),
-    "activemq": lambda u: _kind_name(u, ("queue", "topic")),
-    "redis": _check_named("a list, channel or stream"),
-    "sql": _check_named("a connection label (sql://LABEL)"),
-    "aerospike": _check_aerospike,
-}
-
-
-def check_uri(uri: str, role: str) -> str | None:
-    """One line describing what is wrong with ``uri`` used as ``role``, or None if it looks fine.
-
-    ``role`` is ``"source"`` or ``"destination"``. The check is structural and cheap: it
-    imports no adapter or user code, so a custom class that cannot be imported is only
-    reported when the DAG starts.
-
-    >>> check_uri("memm://queue/x", "source")
-    "unknown URI scheme 'memm' (did you mean 'mem'?)"
-    >>> check_uri("metronome", "source") is None
-    True
-    """
-    if role not in _ROLES:
-        raise ValueError(f"role must be 'source' or 'destination', not {role!r}")
-    if not isinstance(uri, str):
-        return f"URI must be a string, got {type(uri).__name__}"
-    try:
-        u = parse_uri(uri)
-    except ValueError as exc:
-        return str(exc)
-    scheme = u.scheme
-    registered = _sources if _ROLES[role] == "source" else _sinks
-    if scheme not in KNOWN_SCHEMES:
-        if scheme in registered:
-            return None
-        if scheme in _sources or scheme in _sinks:
-            return f"URI scheme {scheme!r} cannot be used as a {role}"
-        return _unknown_scheme(scheme)
-    if scheme in _SOURCE_ONLY and role != "source":
-        return f"URI scheme {scheme!r} can only be a source, not a {role}"
-    return _CHECKS[scheme](u)
-
-
-# --- sharing between replicas ------------------------------------------------------------
-
-_STATIC_SHAREABLE: dict[str, Callable[[ParsedUri], bool]] = {
-    "mem": lambda u: u.part(0) == "queue",
-    "file": lambda u: False,
-    "metronome": lambda u: False,
-    "kafka": lambda u: True,
-    "activemq": lambda u: u.part(0) == "queue",
-    "redis": lambda u: "group" in u.params or u.part(0) in ("list", "stream"),
-    "sql": lambda u: False,
-    "aerospike": lambda u: False,
-}
-
-
-def is_shareable(uri: str) -> bool:
-    """True if replicas of one DAG may read ``uri`` together (each record goes to one of them).
-
-    Built-in schemes are answered without importing their adapters; ``custom://`` looks at
-    the user class's ``shareable`` attribute; a registered third-party scheme asks its class.
-
-    >>> is_shareable("mem://queue/jobs"), is_shareable("mem://topic/news")
-    (True, False)
-    """
-    try:
-        u = parse_uri(uri)
-    except ValueError:
-        return False
-    rule = _STATIC_SHAREABLE.get(u.scheme)
-    if rule is not None:
-        return rule(u)
-    try:
-        cls = _lookup(_sources, u.scheme, "source")
-    except (ValueError, NotImplementedError):
-        return False
-    try:
-        return bool(cls.shareable_for(u))
-    except Exception:  # a user class that cannot be imported is simply not shareable
-        return False

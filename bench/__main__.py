@@ -19,13 +19,12 @@ from typing import Any
 from bench.ceiling import ceiling_msgpack_rps, ceiling_rps
 from bench.scrape import scrape_figures
 from bench.workloads import idle_dag, pipeline_dag
+from supervision.config import ServerConfig
+from supervisor import Supervisor
 
 
 def run_server(dags: list[dict[str, Any]], workers: int, results: list[Path], timeout: float = 120.0) -> list[dict]:
     """Start a supervisor with ``dags`` on ``workers`` processes; wait for every result file."""
-    from graphs.server_config import ServerConfig
-    from supervisor import Supervisor
-
     with tempfile.TemporaryDirectory(prefix="dagserver-bench-") as tmp:
         for dag in dags:
             (Path(tmp) / f"{dag['name']}.json").write_text(json.dumps(dag))
@@ -61,9 +60,6 @@ def latency(rate: float, seconds: float, tmp: Path) -> dict[str, float]:
 
 def start_idle(folder: Path, count: int, workers: int) -> Any:
     """A supervisor running ``count`` idle DAGs spread over ``workers``, once all are running."""
-    from graphs.server_config import ServerConfig
-    from supervisor import Supervisor
-
     folder.mkdir()
     for i in range(count):
         (folder / f"idle{i}.json").write_text(json.dumps(idle_dag(f"idle{i}", i % workers)))

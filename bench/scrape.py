@@ -17,10 +17,10 @@ import statistics
 import time
 from typing import Any
 
+from actors.control import HEARTBEAT, pack, unpack
 from actors.runtime import DagRuntime
-from actors.worker import HEARTBEAT, pack, unpack
 from graphs.loader import load_dag_dict
-from graphs.server_config import ServerConfig
+from supervision.config import ServerConfig
 from supervisor import DagEntry, Supervisor
 
 NODES = 6

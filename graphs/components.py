@@ -1,4 +1,4 @@
-"""Calculators and transformers as components: errors, config checks, shared operations, lookup.
+"""Calculators and transformers as components: errors, config checks, shared operations.
 
 A component is built from a :class:`~graphs.model.ComponentSpec` as
 ``Cls(name=spec.name, config=spec.config)``. ``spec.type`` is either a built-in name
@@ -13,19 +13,9 @@ This module holds what calculators and transformers share:
 * :class:`Component`, the common base that stores ``name`` and ``config`` and rejects
   config keys a built-in does not declare in ``CONFIG_KEYS``;
 * the config readers (:func:`string_list`, :func:`mapping_value`...);
-* the record operations, one function each, used by both families (:func:`drop_attributes`...);
-* the lookup: :func:`resolve_component_class`, :func:`build_component`, :func:`callable_of`
-  and ``CALCULATOR_TYPES`` / ``TRANSFORMER_TYPES`` (built-ins by name, loaded on first
-  access from :mod:`graphs.calculators` / :mod:`graphs.transformers`: no import cycle).
+* the record operations, one function each, used by both families (:func:`drop_attributes`...).
 
-Usage::
-
-    from graphs.components import build_component, callable_of
-    from graphs.model import ComponentSpec
-
-    spec = ComponentSpec("total", "AdditionCalculator", {"arguments": ["a", "b"]})
-    calc = callable_of(build_component(spec, "calculator"), "calculator")
-    calc({"a": 1, "b": "2"})          # {'result': 3.0}
+Finding and building a component by its ``type`` is :mod:`graphs.catalog`'s job.
 
 Operations never mutate their input record: records are shared between nodes.
 """
@@ -33,19 +23,10 @@ Operations never mutate their input record: records are shared between nodes.
 from __future__ import annotations
 
 import copy
-import difflib
-import importlib
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
-from graphs.model import ComponentSpec
-
-Kind = Literal["calculator", "transformer"]
-METHOD_OF_KIND: dict[str, str] = {"calculator": "calculate", "transformer": "transform"}
-
-if TYPE_CHECKING:  # provided by __getattr__ below
-    CALCULATOR_TYPES: dict[str, type]
-    TRANSFORMER_TYPES: dict[str, type]
+from graphs.suggest import did_you_mean
 
 _MAX_REPR = 80
 
@@ -57,9 +38,8 @@ def short_repr(value: Any) -> str:
 
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:
-    """The candidate closest to ``word`` (difflib), or None when none is close."""
-    matches = difflib.get_close_matches(word, list(candidates), n=1)
-    return matches[0] if matches else None
+    """The candidate closest to ``word``, or None when none is close (see :mod:`graphs.suggest`)."""
+    return did_you_mean(word, candidates)
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -267,132 +247,3 @@ def rename_attributes(record: dict, mapping: Mapping[str, str]) -> dict:
         elif key not in targets:
             out[key] = value
     return out
-
-
-# -- resolution and construction ----------------------------------------------------------------
-def _check_kind(kind: str) -> str:
-    if kind not in METHOD_OF_KIND:
-        raise ValueError(f"kind must be 'calculator' or 'transformer', not {kind!r}")
-    return METHOD_OF_KIND[kind]
-
-
-def builtin_types(kind: Kind) -> dict[str, type]:
-    """The built-ins of ``kind`` by type name (``CALCULATOR_TYPES`` or ``TRANSFORMER_TYPES``)."""
-    _check_kind(kind)
-    if kind == "calculator":
-        from graphs.calculators import CALCULATOR_TYPES
-
-        return CALCULATOR_TYPES
-    from graphs.transformers import TRANSFORMER_TYPES
-
-    return TRANSFORMER_TYPES
-
-
-def __getattr__(name: str) -> Any:
-    """``CALCULATOR_TYPES`` and ``TRANSFORMER_TYPES``, loaded on first access."""
-    if name == "CALCULATOR_TYPES":
-        return builtin_types("calculator")
-    if name == "TRANSFORMER_TYPES":
-        return builtin_types("transformer")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _resolve_builtin(type_name: str, kind: Kind) -> type:
-    registry = builtin_types(kind)
-    if type_name in registry:
-        return registry[type_name]
-    other_kind: Kind = "transformer" if kind == "calculator" else "calculator"
-    if type_name in builtin_types(other_kind):
-        reason = f"{type_name!r} is a built-in {other_kind}, not a {kind}"
-    else:
-        reason = f"unknown {kind} type {type_name!r} (a user class is given as 'module.Class')"
-    suffix = "Calculator" if kind == "calculator" else "DataTransformer"
-    stems = {name.removesuffix(suffix): name for name in registry}  # 'Adition' ~ 'Addition'
-    suggestion = closest(type_name, registry) or stems.get(closest(type_name, stems) or "")
-    raise UnknownComponentType(type_name, kind, suggestion, reason)
-
-
-def _resolve_dotted(type_name: str, kind: Kind) -> type:
-    module_name, _, class_name = type_name.rpartition(".")
-    if not module_name or not class_name or "" in module_name.split("."):
-        raise UnknownComponentType(type_name, kind, reason=f"{type_name!r} is not a 'module.Class' path")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if module_name == missing or module_name.startswith(missing + "."):
-            reason = f"{kind} type {type_name!r}: module {module_name!r} not found"
-        else:
-            reason = f"{kind} type {type_name!r}: importing module {module_name!r} failed: {exc}"
-        raise UnknownComponentType(type_name, kind, reason=reason) from exc
-    except Exception as exc:
-        reason = (f"{kind} type {type_name!r}: importing module {module_name!r} failed: "
-                  f"{type(exc).__name__}: {exc}")
-        raise UnknownComponentType(type_name, kind, reason=reason) from exc
-    found = getattr(module, class_name, _MISSING)
-    if found is _MISSING:
-        classes = [n for n, v in vars(module).items() if isinstance(v, type) and not n.startswith("_")]
-        suggestion = closest(class_name, classes)
-        raise UnknownComponentType(
-            type_name, kind, f"{module_name}.{suggestion}" if suggestion else None,
-            f"{kind} type {type_name!r}: module {module_name!r} has no class {class_name!r}",
-        )
-    if not isinstance(found, type):
-        raise UnknownComponentType(
-            type_name, kind,
-            reason=f"{kind} type {type_name!r} is a {type(found).__name__}, not a class",
-        )
-    return found
-
-
-def resolve_component_class(type_name: str, kind: Kind) -> type:
-    """The class a component ``type`` names.
-
-    A name without a dot is a built-in of ``kind``; ``module.Class`` is imported. The class
-    must have the method of its kind (``calculate`` / ``transform``). Raises
-    :class:`UnknownComponentType` (with a suggestion when a name is close) otherwise.
-    """
-    method = _check_kind(kind)
-    if not isinstance(type_name, str) or not type_name:
-        raise UnknownComponentType(str(type_name), kind, reason=f"{kind} type must be a non-empty string")
-    if "." not in type_name:
-        return _resolve_builtin(type_name, kind)
-    cls = _resolve_dotted(type_name, kind)
-    if not callable(getattr(cls, method, None)):
-        raise UnknownComponentType(
-            type_name, kind, reason=f"{kind} type {type_name!r} has no {method}(record) method"
-        )
-    return cls
-
-
-def build_component(spec: ComponentSpec, kind: Kind) -> object:
-    """Build ``Cls(name=spec.name, config=...)`` for ``spec`` (config: a private deep copy).
-
-    Raises :class:`UnknownComponentType` when the type resolves to nothing, and
-    :class:`ComponentConfigError` when the constructor rejects the config; any other
-    exception from a (user) constructor is wrapped in a ComponentConfigError with ``key=""``.
-    """
-    cls = resolve_component_class(spec.type, kind)
-    config = deep_copy_value(dict(spec.config))
-    try:
-        return cls(name=spec.name, config=config)
-    except ComponentConfigError:
-        raise
-    except Exception as exc:
-        raise ComponentConfigError(
-            "", spec.type, f"{kind} {spec.name!r} ({spec.type}) failed to build: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def callable_of(component: object, kind: Kind) -> Callable[[dict], dict | None]:
-    """The bound ``calculate`` (calculators) or ``transform`` (transformers) of ``component``."""
-    method = _check_kind(kind)
-    bound = getattr(component, method, None)
-    if not callable(bound):
-        cls = type(component)
-        raise UnknownComponentType(
-            f"{cls.__module__}.{cls.__qualname__}", kind,
-            reason=f"{kind} {cls.__qualname__!r} has no {method}(record) method",
-        )
-    return bound
-

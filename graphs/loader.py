@@ -2,11 +2,14 @@
 
 Every problem is reported at once: :func:`load_dag` raises :class:`DagValidationError`
 listing all of them, :func:`validate_file` returns them. JSON syntax errors carry a line
-and column; duplicate keys and non-finite numbers are problems too.
+and column; duplicate keys and non-finite numbers are problems too. URIs and endpoint
+config keys are checked against the ``uris`` rules given (the adapters' registry in the
+server and the CLI); without them, only the DAG itself is.
 
 Usage::
 
-    dag = load_dag("examples/dags/prices.json")
+    from adapters import registry
+    dag = load_dag("examples/dags/prices.json", uris=registry)
     dag = load_dag_dict({"name": "t", "nodes": [...]})
     for problem in validate_file("broken.json"):
         print(problem)
@@ -19,11 +22,11 @@ import math
 import os
 from typing import Any
 
+from graphs.building import build_model
 from graphs.errors import MISSING, DagValidationError, Problem, shorten
 from graphs.model import DagModel
-from graphs.validate import validate_dag
-from graphs.validate_base import item_path, key_path
-from graphs.validate_build import build_model
+from graphs.validation import UriRules, validate_dag
+from graphs.validation.base import item_path, key_path
 
 __all__ = [
     "DagValidationError",
@@ -112,13 +115,14 @@ def _read_text(path: str) -> tuple[str | None, list[Problem]]:
                               f"not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be decoded")]
 
 
-def check_dag_dict(data: Any, source_path: str = "<memory>") -> tuple[DagModel | None, list[Problem]]:
+def check_dag_dict(data: Any, source_path: str = "<memory>",
+                   uris: UriRules | None = None) -> tuple[DagModel | None, list[Problem]]:
     """Validate ``data`` and build its model: ``(model, [])`` or ``(None, problems)``.
 
     Never raises for bad input; an unexpected failure inside validation becomes a problem.
     """
     try:
-        problems = validate_dag(data, source_path)
+        problems = validate_dag(data, source_path, uris)
         if problems:
             return None, problems
         return build_model(data, source_path), []
@@ -127,7 +131,8 @@ def check_dag_dict(data: Any, source_path: str = "<memory>") -> tuple[DagModel |
                               f"internal error while validating: {type(exc).__name__}: {exc}")]
 
 
-def check_dag_file(path: str | os.PathLike[str]) -> tuple[DagModel | None, list[Problem]]:
+def check_dag_file(path: str | os.PathLike[str],
+                   uris: UriRules | None = None) -> tuple[DagModel | None, list[Problem]]:
     """Read, parse, validate and build the DAG in ``path``; see :func:`check_dag_dict`."""
     file = os.fspath(path)
     text, problems = _read_text(file)
@@ -136,31 +141,31 @@ def check_dag_file(path: str | os.PathLike[str]) -> tuple[DagModel | None, list[
     data, problems = parse_dag_text(text, file)
     if data is None and problems:
         return None, problems
-    model, more = check_dag_dict(data, file)
+    model, more = check_dag_dict(data, file, uris)
     if problems:
         return None, problems + more
     return model, more
 
 
-def load_dag(path: str | os.PathLike[str]) -> DagModel:
+def load_dag(path: str | os.PathLike[str], uris: UriRules | None = None) -> DagModel:
     """The validated model of the DAG file at ``path``.
 
     Raises :class:`DagValidationError` listing every problem found.
     """
-    model, problems = check_dag_file(path)
+    model, problems = check_dag_file(path, uris)
     if model is None:
         raise DagValidationError(problems)
     return model
 
 
-def load_dag_dict(data: Any, source_path: str = "<memory>") -> DagModel:
+def load_dag_dict(data: Any, source_path: str = "<memory>", uris: UriRules | None = None) -> DagModel:
     """The validated model of an in-memory DAG document; raises :class:`DagValidationError`."""
-    model, problems = check_dag_dict(data, source_path)
+    model, problems = check_dag_dict(data, source_path, uris)
     if model is None:
         raise DagValidationError(problems)
     return model
 
 
-def validate_file(path: str | os.PathLike[str]) -> list[Problem]:
+def validate_file(path: str | os.PathLike[str], uris: UriRules | None = None) -> list[Problem]:
     """Every problem in the DAG file at ``path`` (empty when it is valid)."""
-    return check_dag_file(path)[1]
+    return check_dag_file(path, uris)[1]

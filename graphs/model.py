@@ -26,6 +26,8 @@ PUBLICATION_NODE = "PublicationNode"
 METRONOME_NODE = "MetronomeNode"
 NODE_TYPES = (SUBSCRIPTION_NODE, CALCULATION_NODE, PUBLICATION_NODE, METRONOME_NODE)
 
+DEFAULT_TYPES = {"calculator": "NullCalculator", "transformer": "NullDataTransformer"}  # a component without "type"
+
 PROPAGATE_CHANGES = "changes"
 PROPAGATE_ALWAYS = "always"
 

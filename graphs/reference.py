@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphs.components import build_component, callable_of
+from graphs.catalog import build_component, callable_of
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
 from graphs.values import describe_error, not_a_map, reject_reason, same_value
 

@@ -137,12 +137,13 @@ def test_check_uri_rejects_non_strings_and_bad_roles():
 
 
 def test_later_schemes_are_known_but_say_they_are_not_available(monkeypatch):
-    monkeypatch.setitem(registry._BUILTIN_MODULES, "aerospike", "adapters._not_written_yet")
-    monkeypatch.delitem(registry._sinks, "aerospike", raising=False)
     with pytest.raises(NotImplementedError, match="'aerospike'"):
         open_sink("aerospike://test/prices", {})
-    with pytest.raises(AdapterNotAvailable):
+    with pytest.raises(AdapterNotAvailable, match=r"dagserver\[aerospike\]"):
         open_sink("aerospike://test/prices", {})
+    monkeypatch.setitem(registry.MODULES, "later", "adapters._not_written_yet")
+    with pytest.raises(AdapterNotAvailable, match="'later'"):
+        open_source("later://x", {})
     with pytest.raises(ValueError, match="did you mean 'mem'"):
         open_source("mme://queue/x", {})
 
@@ -173,15 +174,14 @@ def test_third_party_registration(monkeypatch):
         def close(self):
             pass
 
-    monkeypatch.setattr(registry, "_sources", dict(registry._sources))
-    monkeypatch.setattr(registry, "_sinks", dict(registry._sinks))
+    monkeypatch.setattr(registry, "_adapters", dict(registry._adapters))
     register_source("echo", Echo)
     register_sink("void", Nowhere)
     src = open_source("echo://anything", {})
     src.open(None)
     assert src.read_batch(5, 0) == [{"uri": "echo://anything"}]
     assert check_uri("echo://x", "source") is None
-    assert "cannot be used as a destination" in (check_uri("echo://x", "destination") or "")
+    assert "can only be a source" in (check_uri("echo://x", "destination") or "")
     assert is_shareable("echo://x")
     assert isinstance(open_sink("void://x", {}), Nowhere)
 

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from adapters.metronome import MetronomeSource, tick_record
+from adapters.metronome import MetronomeSource
 from adapters.registry import check_uri, is_shareable, open_source
+from graphs.ticks import tick_record
 
 
 class FakeClock:

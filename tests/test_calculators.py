@@ -21,15 +21,14 @@ from graphs.calculators import (
     NullCalculator,
     PassthruCalculator,
 )
-from graphs.components import (
+from graphs.catalog import (
     CALCULATOR_TYPES,
     TRANSFORMER_TYPES,
-    ComponentConfigError,
-    UnknownComponentType,
     build_component,
     callable_of,
     resolve_component_class,
 )
+from graphs.components import ComponentConfigError, UnknownComponentType
 from graphs.model import ComponentSpec, frozen
 
 RECORD: dict[str, Any] = {"a": 1, "b": "2.5", "c": None, "nested": {"xs": [1, 2]}, "name": "x"}

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graphs.check import run_check
 from graphs.errors import DagValidationError
 from graphs.loader import load_dag_dict
 from graphs.model import DagModel
-from graphs.validate import TOP_KEYS
-from graphs.validate_nodes import NODE_KEYS
+from graphs.validation import TOP_KEYS
+from graphs.validation.nodes import NODE_KEYS
+from supervision.check import run_check
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

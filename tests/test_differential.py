@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 
 import supervisor
 from actors import replay as replay_module
-from actors.replay import replay_actors, replay_reference, run_actors
 from graphs.loader import load_dag_dict
 from graphs.model import DagModel
 from graphs.reference import ReferenceEvaluator
+from supervision.replay import replay_actors, replay_reference, run_actors
 from tests.dag_strategies import DagCase, Event, dag_cases
 
 ROOT = Path(__file__).resolve().parent.parent

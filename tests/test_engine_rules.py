@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 import supervisor
-from actors.replay import read_events, run_actors
 from graphs.loader import load_dag_dict
 from graphs.reference import ReferenceEvaluator
+from supervision.replay import read_events, run_actors
 
 ENGINES = ("reference", "actors")
 

@@ -9,7 +9,7 @@ import pytest
 
 from graphs.loader import load_dag_dict
 from graphs.model import DagModel
-from graphs.placement import linked_groups, mem_endpoints, place_dags
+from supervision.placement import linked_groups, mem_endpoints, place_dags
 
 
 def dag(name: str, *, reads: tuple[str, ...] = (), writes: tuple[str, ...] = (), worker: int | None = None,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from graphs.server_config import ServerConfig, ServerConfigError, load_server_config, parse_server_config
+from supervision.config import ServerConfig, ServerConfigError, load_server_config, parse_server_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

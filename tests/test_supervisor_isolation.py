@@ -13,12 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import multiprocess
 
-from actors.worker import HEARTBEAT, REPLY, pack
-from supervisor import Supervisor, WorkerHandle
+from actors.control import HEARTBEAT, REPLY, pack
+from supervision.config import ServerConfig
+from supervision.workers import WorkerHandle, WorkerPool
 from tests.supervised import SupervisedServer, line_count, metronome_dag
 from tests.waiting import wait_until
 
@@ -59,19 +59,13 @@ def test_stopping_a_dag_stuck_in_a_slow_sink_touches_nothing_else(tmp_path: Path
         assert "hung" not in server.log()
 
 
-class FakeConfig(SimpleNamespace):
-    max_restarts = 5
-    within_seconds = 60.0
-    workers = 1
-
-
 def test_the_newest_snapshot_of_a_dag_wins_whatever_arrives_last() -> None:
-    supervisor = Supervisor(FakeConfig())
+    pool = WorkerPool(ServerConfig(workers=1))
     ours, theirs = multiprocess.Pipe(duplex=True)
     handle = WorkerHandle(0, conn=ours)
-    thread = threading.Thread(target=supervisor._read, args=(handle, ours, handle.pending), daemon=True)
+    thread = threading.Thread(target=pool._read, args=(handle, ours, handle.pending), daemon=True)
     thread.start()
-    future = supervisor._request_async(handle, "stop", {"name": "d"})
+    future = pool.request_async(handle, "stop", {"name": "d"})
     request_id = next(iter(handle.pending))
     theirs.recv_bytes()  # the request
     # the stop's reply (snapshot 11) overtakes a heartbeat taken before it (snapshot 10)
@@ -79,14 +73,14 @@ def test_the_newest_snapshot_of_a_dag_wins_whatever_arrives_last() -> None:
     theirs.send_bytes(pack([HEARTBEAT, 10, {"d": {"state": "running"}}]))
     ok, payload, seq, conn = future.result(5)
     assert (ok, seq, conn is ours) == (True, 11, True)
-    with supervisor._lock:
-        assert supervisor._store(handle, conn, "d", payload, seq)
+    with pool.lock:
+        assert pool.store(handle, conn, "d", payload, seq)
     theirs.send_bytes(pack([HEARTBEAT, 12, {"e": {"state": "running"}}]))  # a marker: everything before is read
     assert wait_until(lambda: "e" in handle.details)
     assert handle.details["d"] == {"state": "stopped"}
     # a reply that comes from a connection that is no longer the worker's is dropped
-    with supervisor._lock:
-        assert not supervisor._store(handle, theirs, "d", {"state": "running"}, 99)
+    with pool.lock:
+        assert not pool.store(handle, theirs, "d", {"state": "running"}, 99)
     assert handle.details["d"] == {"state": "stopped"}
     theirs.close()
     thread.join(5)

@@ -14,14 +14,13 @@ from graphs.calculators import (
     AttributeNameChangeCalculator,
     NullCalculator,
 )
-from graphs.components import (
+from graphs.catalog import (
     TRANSFORMER_TYPES,
-    ComponentConfigError,
-    UnknownComponentType,
     build_component,
     callable_of,
     resolve_component_class,
 )
+from graphs.components import ComponentConfigError, UnknownComponentType
 from graphs.model import ComponentSpec
 from graphs.transformers import (
     ApplyDefaultsDataTransformer,

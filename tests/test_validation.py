@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from graphs.check import run_check
 from graphs.errors import MISSING, DagValidationError, Problem, format_value
 from graphs.loader import load_dag, load_dag_dict, validate_file
 from graphs.suggest import did_you_mean
+from supervision.check import run_check
 
 BASE: dict[str, Any] = {
     "name": "prices",

@@ -19,11 +19,11 @@ from typing import Any
 
 from prometheus_client.utils import floatToGoString
 
-from actors.states import DagState
+from web.service import DAG_STATES as STATES
 
 PREFIX = "dagserver_"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-DAG_STATES = tuple(str(state) for state in DagState)
+DAG_STATES = tuple(str(state) for state in STATES)
 ENDPOINT_STATUSES = ("connected", "reconnecting", "closed", "failed")
 
 

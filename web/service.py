@@ -1,12 +1,17 @@
 """What the web layer asks of the supervisor, and the errors it may answer with.
 
 The Flask views (``web/api.py``) only ever call a :class:`SupervisorService`; the
-supervisor process implements it. Tests use a small in-memory one.
+supervisor process implements it. Tests use a small in-memory one. A DAG's ``state`` is
+one of :class:`DagState` (defined once, with the runtime that sets it).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
+
+from actors.states import DAG_STATES, DagState
+
+__all__ = ["ACTIONS", "DAG_STATES", "DagState", "ServiceError", "SupervisorService", "UnknownDag", "WrongState"]
 
 ACTIONS = ("start", "stop", "suspend", "resume")
 

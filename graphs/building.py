@@ -1,7 +1,8 @@
 """Turn a validated DAG document into a :class:`graphs.model.DagModel`.
 
-Only call :func:`build_model` on a document :func:`graphs.validate.validate_dag` found no
-problem in: it trusts every key, type and reference.
+Only call :func:`build_model` on a document :func:`graphs.validation.validate_dag` found no
+problem in: it trusts every key, type and reference. That is how a worker builds the DAGs the
+supervisor validated, without checking them again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from graphs.model import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_RECORDS,
+    DEFAULT_TYPES,
     PROPAGATE_CHANGES,
     ComponentSpec,
     DagModel,
@@ -26,7 +28,6 @@ from graphs.model import (
     build_topology,
     frozen,
 )
-from graphs.validate_sections import DEFAULT_TYPES
 from graphs.window import parse_duration
 
 

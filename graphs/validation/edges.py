@@ -6,9 +6,9 @@ from typing import Any
 
 from graphs.model import CALCULATION_NODE, PUBLICATION_NODE, EdgeSpec, NodeSpec, find_cycle
 from graphs.suggest import did_you_mean
-from graphs.validate_base import Collector, check_keys, expect_string, item_path, key_path
-from graphs.validate_nodes import ROOT_TYPES, check_ref
-from graphs.validate_sections import Index, section_entries
+from graphs.validation.base import Collector, check_keys, expect_string, item_path, key_path
+from graphs.validation.nodes import ROOT_TYPES, check_ref
+from graphs.validation.sections import Index, section_entries
 
 EDGE_KEYS = ("from_node", "to_node", "data_transformer")
 NEEDS_PARENT = (CALCULATION_NODE, PUBLICATION_NODE)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
-from graphs.errors import MISSING
-from graphs.model import ComponentSpec, frozen
-from graphs.suggest import did_you_mean
-from graphs.validate_base import (
+from graphs.catalog import build_component
+from graphs.components import ComponentConfigError, UnknownComponentType
+from graphs.model import DEFAULT_TYPES, ComponentSpec, frozen
+from graphs.suggest import did_you_mean, mean_phrase
+from graphs.validation.base import (
     Collector,
     a,
     check_keys,
@@ -24,7 +23,6 @@ from graphs.validate_base import (
 SUBSCRIBER_KEYS = ("name", "config")
 PUBLISHER_KEYS = ("name", "config")
 COMPONENT_KEYS = ("name", "type", "config")
-DEFAULT_TYPES = {"calculator": "NullCalculator", "transformer": "NullDataTransformer"}
 
 
 @dataclass
@@ -38,16 +36,6 @@ class Index:
     transformers: dict[str, int] = field(default_factory=dict)
     nodes: dict[str, int] = field(default_factory=dict)
     node_types: dict[str, str | None] = field(default_factory=dict)
-
-
-def optional_module(name: str) -> ModuleType | None:
-    """Import ``name`` if it exists; None only when that very module is absent."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
 
 
 def section_entries(col: Collector, data: dict[str, Any], key: str, what: str) -> list[tuple[int, dict]]:
@@ -88,17 +76,28 @@ def register_name(
 
 
 def check_uri(col: Collector, uri: str, path: str, role: str) -> None:
-    """Ask the adapter registry whether ``uri`` names a known scheme for ``role``."""
-    registry = optional_module("adapters.registry")
-    if registry is None:
-        return
+    """Ask the collector's URI rules whether ``uri`` names a known scheme for ``role``."""
     try:
-        message = registry.check_uri(uri, role)
-    except Exception as exc:  # a registry bug must not hide the rest of the report
+        message = col.uris.check_uri(uri, role)
+    except Exception as exc:  # a rules bug must not hide the rest of the report
         col.add(path, f"cannot check this URI: {type(exc).__name__}: {exc}", uri)
         return
     if message:
         col.add(path, str(message), uri)
+
+
+def check_config_keys(col: Collector, uri: str, config: dict[str, Any], path: str, role: str) -> None:
+    """Every key of an endpoint's ``config`` must be one its adapter accepts (SPEC §6)."""
+    try:
+        accepted = col.uris.config_keys(uri, role)
+    except Exception:  # the URI itself was reported, or the rules cannot tell: nothing to add
+        return
+    if accepted is None:
+        return
+    for key in config:
+        if key not in accepted:
+            col.add(key_path(path, key), f"unknown config key for {uri.split('://', 1)[0]} {role}s", config[key],
+                    mean_phrase(key, accepted) or f"accepted: {', '.join(accepted)}")
 
 
 def _endpoint_section(
@@ -128,6 +127,7 @@ def _endpoint_section(
         upath = key_path(cpath, uri_key)
         if expect_string(col, uri, upath, f"the {uri_key} URI"):
             check_uri(col, uri, upath, role)
+            check_config_keys(col, uri, config, cpath, role)
             if name is not None:
                 uris[name] = uri
     return seen, uris
@@ -165,21 +165,12 @@ def config_path(path: str, key: Any) -> str:
 
 def build_component_problems(col: Collector, spec: ComponentSpec, path: str, kind: str) -> None:
     """Resolve and construct one component, reporting type and config problems."""
-    components = optional_module("graphs.components")
-    if components is None:
-        return
     try:
-        components.build_component(spec, kind)
-    except components.UnknownComponentType as exc:
-        message = getattr(exc, "reason", None) or str(exc)
-        col.add(key_path(path, "type"), str(message), spec.type,
-                _suggestion_text(getattr(exc, "suggestion", None)))
-    except components.ComponentConfigError as exc:
-        key = getattr(exc, "key", None)
-        message = getattr(exc, "message", None) or str(exc)
-        value = getattr(exc, "value", MISSING)
-        col.add(config_path(path, key), str(message), value,
-                _suggestion_text(getattr(exc, "suggestion", None)))
+        build_component(spec, kind)  # type: ignore[arg-type]
+    except UnknownComponentType as exc:
+        col.add(key_path(path, "type"), exc.reason, spec.type, _suggestion_text(exc.suggestion))
+    except ComponentConfigError as exc:
+        col.add(config_path(path, exc.key), exc.message, exc.value, _suggestion_text(exc.suggestion))
     except (Exception, SystemExit) as exc:  # user classes may fail in any way at all
         col.add(path, f"{kind} {spec.name!r} of type {spec.type!r} cannot be built: "
                 f"{type(exc).__name__}: {exc}", spec.type)

@@ -16,6 +16,7 @@ import os
 import sys
 from typing import TextIO
 
+from adapters import registry
 from graphs.errors import MISSING, Problem
 from graphs.loader import check_dag_file
 from graphs.model import DagModel
@@ -51,7 +52,7 @@ def _summary(path: str, dag: DagModel) -> str:
 
 def _check_one(path: str) -> tuple[DagModel | None, list[Problem]]:
     try:
-        return check_dag_file(path)
+        return check_dag_file(path, uris=registry)
     except Exception as exc:  # never a traceback: a failure here is a bug, reported as a problem
         return None, [Problem(path, "file", MISSING,
                               f"internal error while validating: {type(exc).__name__}: {exc}")]

@@ -1,11 +1,11 @@
-"""Shared helpers for DAG validation: the problem collector, JSON paths, type checks."""
+"""Shared helpers for DAG validation: the problem collector, the URI rules it is given, JSON paths, type checks."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from graphs.errors import MISSING, Problem
 from graphs.suggest import mean_phrase
@@ -13,11 +13,41 @@ from graphs.suggest import mean_phrase
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-class Collector:
-    """Accumulates :class:`Problem` objects for one file."""
+class UriRules(Protocol):
+    """What validation asks of the adapters about a URI (``adapters.registry`` is one).
 
-    def __init__(self, file: str) -> None:
+    Validation never imports adapters itself: whoever validates passes the rules in.
+    """
+
+    def check_uri(self, uri: str, role: str) -> str | None:
+        """One line saying what is wrong with ``uri`` as a ``source``/``destination``, or None."""
+
+    def config_keys(self, uri: str, role: str) -> tuple[str, ...] | None:
+        """The config keys an endpoint of this URI accepts (None: any)."""
+
+    def is_shareable(self, uri: str) -> bool:
+        """Whether replicas of a DAG may share a source reading ``uri``."""
+
+
+class AnyUri:
+    """Rules that accept every well-formed URI: validation of the DAG alone, without adapters."""
+
+    def check_uri(self, uri: str, role: str) -> str | None:
+        return None
+
+    def config_keys(self, uri: str, role: str) -> tuple[str, ...] | None:
+        return None
+
+    def is_shareable(self, uri: str) -> bool:
+        return True
+
+
+class Collector:
+    """Accumulates :class:`Problem` objects for one file, checking URIs with ``uris``."""
+
+    def __init__(self, file: str, uris: UriRules | None = None) -> None:
         self.file = file
+        self.uris: UriRules = uris if uris is not None else AnyUri()
         self.problems: list[Problem] = []
 
     def add(self, where: str, message: str, value: Any = MISSING, suggestion: str | None = None) -> None:

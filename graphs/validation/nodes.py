@@ -14,7 +14,7 @@ from graphs.model import (
     SUBSCRIPTION_NODE,
 )
 from graphs.suggest import mean_phrase
-from graphs.validate_base import (
+from graphs.validation.base import (
     Collector,
     check_keys,
     expect_object,
@@ -24,7 +24,7 @@ from graphs.validate_base import (
     key_path,
     name_list,
 )
-from graphs.validate_sections import Index, register_name, section_entries
+from graphs.validation.sections import Index, register_name, section_entries
 
 NODE_KEYS = (
     "name", "type", "config", "subscriber", "publishers", "calculator",

@@ -20,13 +20,15 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from actors.runtime import DagRuntime
+from actors.states import DagState
+from adapters import registry
 from adapters.base import Sink, Source
-from adapters.metronome import tick_record
 from graphs.errors import DagValidationError
 from graphs.loader import load_dag
 from graphs.model import METRONOME_NODE, DagModel
 from graphs.reference import evaluate
 from graphs.suggest import did_you_mean
+from graphs.ticks import tick_record
 
 Event = tuple[str, str, Any]  # ("record", subscriber, record) or ("tick", node, tick record)
 Publication = tuple[str, Any]
@@ -149,7 +151,7 @@ class ReplayScript:
                     self.cond.notify_all()
                     continue
                 left = deadline - time.monotonic()
-                if left <= 0 or runtime.state not in ("running", "restarting"):
+                if left <= 0 or runtime.state not in (DagState.RUNNING, DagState.RESTARTING):
                     raise RuntimeError(f"replay stalled with {len(self.steps)} steps left ({runtime.state}: "
                                        f"{runtime.reason})")
                 self.cond.wait(min(left, 0.1))
@@ -246,7 +248,7 @@ def run_replay(dag_path: str, events_path: str, engine: str = "actors", epoch_re
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     try:
-        dag = load_dag(dag_path)
+        dag = load_dag(dag_path, uris=registry)
     except DagValidationError as exc:
         print(str(exc), file=err)
         return 2

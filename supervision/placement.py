@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from adapters.base import parse_uri
+from adapters.mem import mem_target
 from graphs.model import DagModel
 
 
@@ -29,7 +31,8 @@ def mem_endpoints(dag: DagModel) -> set[str]:
     uris += [p.destination for p in dag.publishers.values()]
     if dag.dead_letter:
         uris.append(dag.dead_letter)
-    return {uri.split("://", 1)[1].split("?", 1)[0] for uri in uris if uri.startswith("mem://")}
+    parsed = [parse_uri(uri) for uri in uris]
+    return {"/".join(mem_target(u)) for u in parsed if u.scheme == "mem"}
 
 
 def linked_groups(dags: list[DagModel]) -> list[list[DagModel]]:

@@ -1,13 +1,15 @@
 """DAG validation: every problem in a parsed DAG document, not just the first.
 
 :func:`validate_dag` checks the top-level keys and values here and delegates the named
-sections, the nodes and the edges to :mod:`graphs.validate_sections`,
-:mod:`graphs.validate_nodes` and :mod:`graphs.validate_edges`. It never raises for bad
-input: whatever the document holds, the result is a list of :class:`Problem`.
+sections, the nodes and the edges to :mod:`.sections`, :mod:`.nodes` and :mod:`.edges`.
+It never raises for bad input: whatever the document holds, the result is a list of
+:class:`Problem`. URIs are checked with the :class:`UriRules` it is given (the adapters'
+registry, in the server); without them only the DAG itself is checked.
 
 Usage::
 
-    problems = validate_dag(json.load(f), "examples/dags/x.json")
+    from adapters import registry
+    problems = validate_dag(json.load(f), "examples/dags/x.json", uris=registry)
     for problem in problems:
         print(problem)
 """
@@ -18,8 +20,10 @@ import re
 from typing import Any
 
 from graphs.errors import Problem
-from graphs.validate_base import (
+from graphs.validation.base import (
+    AnyUri,
     Collector,
+    UriRules,
     check_keys,
     expect_object,
     expect_positive_int,
@@ -28,15 +32,14 @@ from graphs.validate_base import (
     key_path,
     kind_of,
 )
-from graphs.validate_edges import check_edges
-from graphs.validate_nodes import check_nodes, check_propagate
-from graphs.validate_sections import (
+from graphs.validation.edges import check_edges
+from graphs.validation.nodes import check_nodes, check_propagate
+from graphs.validation.sections import (
     Index,
     check_components,
     check_publishers,
     check_subscribers,
     check_uri,
-    optional_module,
 )
 from graphs.window import parse_duration, parse_hhmm
 
@@ -50,9 +53,12 @@ EPOCHS_KEYS = ("max_records", "max_inflight", "max_bytes")
 DAG_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-def validate_dag(data: Any, file: str = "<memory>") -> list[Problem]:
+__all__ = ["AnyUri", "UriRules", "validate_dag"]
+
+
+def validate_dag(data: Any, file: str = "<memory>", uris: UriRules | None = None) -> list[Problem]:
     """Every problem in the DAG document ``data`` (an empty list when it is valid)."""
-    col = Collector(file)
+    col = Collector(file, uris)
     if not isinstance(data, dict):
         col.add("top level", f"a DAG must be a JSON object, not {kind_of(data)}", data)
         return col.problems
@@ -136,12 +142,9 @@ def _check_replicas_sharing(col: Collector, data: dict[str, Any], index: Index) 
     replicas = data.get("replicas")
     if not is_int(replicas) or replicas <= 1:
         return
-    registry = optional_module("adapters.registry")
-    if registry is None:
-        return
     for sub, uri in index.sources.items():
         try:
-            shareable = bool(registry.is_shareable(uri))
+            shareable = bool(col.uris.is_shareable(uri))
         except Exception as exc:  # a registry bug must not hide the rest of the report
             col.add("replicas", f"cannot tell whether {uri!r} can be shared: {type(exc).__name__}: {exc}")
             continue
