@@ -103,9 +103,8 @@ class Supervisor:
             if entry.worker == handle.id:
                 self.pool.request_async(handle, "deploy", {"raw": entry.raw, "path": entry.path})
                 if entry.desired != DagState.STOPPED:
-                    self.pool.request_async(handle, "start", {"name": entry.name})
-                if entry.desired == DagState.SUSPENDED:
-                    self.pool.request_async(handle, "suspend", {"name": entry.name})
+                    self.pool.request_async(handle, "start", {"name": entry.name,
+                                                              "suspended": entry.desired == DagState.SUSPENDED})
 
     def _carry(self, handle: WorkerHandle) -> None:
         """A worker died: keep what its DAGs had counted (SPEC §8: counters never go down)."""

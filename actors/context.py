@@ -48,6 +48,7 @@ class DagContext:
     reading: threading.Event = field(default_factory=threading.Event)  # metronome tickers tick while set
     busy: dict[str, float] = field(default_factory=dict)  # actor -> monotonic start of a sink call
     failure: str = ""  # the first actor failure of this incarnation, described
+    generation: int = -1  # the runtime generation that installed this incarnation
 
     def send(self, target: str, data: Any) -> None:
         """Tell ``target``; a receiver that already died is ignored (the DAG is restarting)."""
@@ -67,6 +68,11 @@ class DagContext:
         self.on_actor_failure(actor, exc)
 
 
+def _escaped(exc: BaseException) -> RuntimeError:
+    """A BaseException from user code (``sys.exit()``...) as an ordinary failure of its actor."""
+    return RuntimeError(f"{type(exc).__name__} raised: {exc}")
+
+
 class DagActor(pykka.ThreadingActor):
     """Base of every actor of a DAG.
 
@@ -84,10 +90,12 @@ class DagActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         try:
             self.on_open()
-        except Exception as exc:  # pykka stops the actor without on_failure here: report it
-            self.on_teardown(failed=True)
-            self.ctx.fail(self.actor_name, exc)
-            raise
+        except BaseException as exc:  # pykka stops the actor without on_failure here: report it
+            self.ctx.fail(self.actor_name, exc if isinstance(exc, Exception) else _escaped(exc))
+            self._release(failed=True)
+            if isinstance(exc, Exception):
+                raise
+            raise _escaped(exc) from exc
 
     def on_open(self) -> None:
         """Acquire what the actor needs (open a source or sink); runs in the actor's thread."""
@@ -95,20 +103,32 @@ class DagActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if self.ctx.tearing_down.is_set():
             return None
-        if message == Control.READY:  # asked once built: the actor's on_open has succeeded
+        if message == Control.READY:  # asked once built (or as a barrier): everything before it is handled
             return True
-        return self.receive(message)
+        try:
+            return self.receive(message)
+        except Exception:
+            raise
+        except BaseException as exc:  # e.g. sys.exit() in user code: pykka would stop every actor of the process
+            raise _escaped(exc) from exc
 
     def receive(self, message: Any) -> Any:
         """Handle one message (msgpack bytes, or a :class:`~actors.messages.Control` sent with ``ask``)."""
         raise NotImplementedError
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        self.on_teardown(failed=True)
-        self.ctx.fail(self.actor_name, exception_value)
+        self.ctx.fail(self.actor_name, exception_value)  # reported first: a failing cleanup must not hide it
+        self._release(failed=True)
 
     def on_stop(self) -> None:
-        self.on_teardown(failed=False)
+        self._release(failed=False)
+
+    def _release(self, failed: bool) -> None:
+        try:
+            self.on_teardown(failed)
+        except Exception as exc:
+            log.warning("dag %s: %s could not release what it holds: %s", self.ctx.dag.name, self.actor_name,
+                        describe_error(exc))
 
     def on_teardown(self, failed: bool) -> None:
         """Release what the actor holds (sources, sinks); runs on stop and on failure."""

@@ -12,6 +12,7 @@ checkpoint and only then tells the subscribers to commit their sources' position
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -190,7 +191,12 @@ class CoordinatorActor(DagActor):
         self._check_drained()
 
     def _checkpoint(self, info: OpenEpoch) -> None:
-        self.ctx.dead_letters.flush()  # durable before the positions they cover are committed
+        busy = self.ctx.busy
+        busy[COORDINATOR] = time.monotonic()  # the watchdog fails a dead-letter sink that hangs here
+        try:
+            self.ctx.dead_letters.flush()  # durable before the positions they cover are committed
+        finally:
+            busy.pop(COORDINATOR, None)
         if self.write_checkpoint is not None:
             self.write_checkpoint({"dag": self.dag.name, "written_at": self.ctx.clock(),
                                    "positions": dict(self.positions), "nodes": info.states,

@@ -43,20 +43,26 @@ class DeadLetterBox:
                 self._pending.append(letter)
 
     def flush(self) -> None:
-        """Write what is pending and make it durable; raises when the sink fails (the DAG restarts)."""
+        """Write what is pending and make it durable; raises when the sink fails (the DAG restarts).
+
+        The coordinator calls it and is marked busy meanwhile, so a dead-letter sink that
+        hangs counts as a hung sink (``publish_timeout``) like any other.
+        """
         with self._lock:
             letters, self._pending = self._pending, []
-        if self.sink is None:
+            sink = self.sink
+        if sink is None:
             return
         if letters:
-            self.sink.write_batch(letters)
-        self.sink.flush()
+            sink.write_batch(letters)
+        sink.flush()
 
     def close(self) -> None:
         """Flush and close the sink, once (errors are the caller's to log)."""
         try:
             self.flush()
         finally:
-            sink, self.sink = self.sink, None
+            with self._lock:
+                sink, self.sink = self.sink, None
             if sink is not None:
                 sink.close()

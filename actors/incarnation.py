@@ -49,6 +49,7 @@ log = logging.getLogger("dagserver.runtime")
 DEFAULT_PUBLISH_TIMEOUT = 30.0  # seconds a sink call may take before its publisher counts as failed
 BUILD_TIMEOUT = 30.0  # seconds every actor of a new incarnation gets to open its source or sink
 WATCH_INTERVAL = 0.25
+TEARDOWN_GRACE = 0.2  # seconds each group of actors gets to stop even past a teardown's deadline
 
 
 class BuildError(RuntimeError):
@@ -74,6 +75,7 @@ class Wiring:
 
 
 def publish_timeout(config: Mapping[str, Any]) -> float:
+    """A publisher's ``publish_timeout`` (validated: a positive number of seconds), or the default."""
     value = config.get("publish_timeout")
     return DEFAULT_PUBLISH_TIMEOUT if value is None else float(value)
 
@@ -120,13 +122,17 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
                     ctx, name, wiring.open_source(spec.source, spec.config), positions.get(name), reading)
         step = "opening sources and sinks"
         _wait_ready(ctx, time.monotonic() + wiring.build_timeout)
+        step = "its watchdog"
+        limits = {publisher_actor_name(n): publish_timeout(s.config) for n, s in dag.publishers.items()}
+        # the coordinator flushing the dead-letter sink waits no longer than the DAG's publishers do
+        limits[COORDINATOR] = min(limits.values(), default=DEFAULT_PUBLISH_TIMEOUT)
     except Exception as exc:
         teardown(ctx, time.monotonic() + 5.0)
         cause = ctx.failure or describe_error(exc)
         raise BuildError(f"could not build {step}: {cause}") from exc
     if reading:
         ctx.reading.set()
-    _start_helpers(ctx, wiring)
+    _start_helpers(ctx, wiring, limits)
     return ctx
 
 
@@ -180,30 +186,41 @@ def teardown(ctx: DagContext, deadline: float) -> list[str]:
             if ref is not None:
                 futures.append((name, ref.stop(block=False)))
         for name, future in futures:
-            try:
-                future.get(timeout=max(0.0, deadline - time.monotonic()))
+            try:  # each group gets a moment even when an earlier one used the deadline up
+                future.get(timeout=max(TEARDOWN_GRACE, deadline - time.monotonic()))
             except pykka.Timeout:
                 stuck.append(name)
             except pykka.ActorDeadError:
                 pass
+    if not _closed_in_time(ctx, max(TEARDOWN_GRACE, deadline - time.monotonic())):
+        stuck.append("the dead-letter sink")
     if stuck:
         log.warning("dag %s: %s still busy at the deadline; left to finish on their own",
                     ctx.dag.name, ", ".join(stuck))
-    try:
-        ctx.dead_letters.close()
-    except Exception as exc:
-        log.error("dag %s: dead letters could not be written: %s", ctx.dag.name, describe_error(exc))
     return stuck
 
 
-def _start_helpers(ctx: DagContext, wiring: Wiring) -> None:
+def _closed_in_time(ctx: DagContext, timeout: float) -> bool:
+    """Flush and close the dead letters on a thread of their own, waiting at most ``timeout``."""
+    def close() -> None:
+        try:
+            ctx.dead_letters.close()
+        except Exception as exc:
+            log.error("dag %s: dead letters could not be written: %s", ctx.dag.name, describe_error(exc))
+
+    closer = threading.Thread(target=close, daemon=True, name=f"dead-letters-{ctx.dag.name}")
+    closer.start()
+    closer.join(timeout)
+    return not closer.is_alive()
+
+
+def _start_helpers(ctx: DagContext, wiring: Wiring, limits: Mapping[str, float]) -> None:
     dag = ctx.dag
     if wiring.tickers:
         for name, node in dag.nodes.items():
             if node.type == METRONOME_NODE:
                 threading.Thread(target=_tick, args=(ctx, name, node.interval), daemon=True,
                                  name=f"ticker-{dag.name}-{name}").start()
-    limits = {publisher_actor_name(n): publish_timeout(s.config) for n, s in dag.publishers.items()}
     threading.Thread(target=_watch, args=(ctx, limits), daemon=True, name=f"watchdog-{dag.name}").start()
 
 
@@ -221,6 +238,6 @@ def _watch(ctx: DagContext, limits: Mapping[str, float]) -> None:
         for actor, since in list(ctx.busy.items()):
             limit = limits.get(actor)
             if limit is not None and now - since > limit:
-                ctx.fail(actor, PublishTimeout(f"a sink call has not returned for {now - since:.1f}s "
-                                               f"(publish_timeout {limit:g}s)"))
+                ctx.fail(actor, PublishTimeout(f"a sink call (write or flush) has not returned for "
+                                               f"{now - since:.1f}s (publish_timeout {limit:g}s)"))
                 return

@@ -166,7 +166,7 @@ class NodeLogic:
                 output = trans(output)
                 if output is not None and not isinstance(output, dict):
                     raise not_a_map("transformer", name, output)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
                 output = _EdgeFailure(describe_error(exc))
         self.parent_out[i] = output or None
 
@@ -199,7 +199,7 @@ class NodeLogic:
                     return None
                 if not isinstance(value, dict):
                     raise not_a_map("transformer", name, value)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
             self.record_error(describe_error(exc), record)
             return None
         if compare_input and not always and (value == self.input or nan_equal(value, self.input)):
@@ -218,7 +218,7 @@ class NodeLogic:
                         break
                     if not isinstance(out, dict):
                         raise not_a_map("transformer", name, out)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
             self.observe(perf_counter() - started)
             self.record_error(describe_error(exc), value)
             return None

@@ -82,10 +82,14 @@ class DagRuntime:
         self._cancel = threading.Event()  # set when the current generation's restarts are called off
         self._restarter: threading.Thread | None = None
         self._suspended_by_window = False
+        self._suspended_by_operator = False  # kept across restarts: an operator's suspend holds until resume
 
     # -- lifecycle ----------------------------------------------------------------------------------
-    def start(self, now: datetime | None = None) -> None:
-        """Build the DAG's actors (resuming from its checkpoint) and go running, or restarting on failure."""
+    def start(self, now: datetime | None = None, suspended: bool = False) -> None:
+        """Build the DAG's actors (resuming from its checkpoint) and go running, or restarting on failure.
+
+        ``suspended``: come up suspended, as the operator left it (nothing is read meanwhile).
+        """
         active = self.window.is_active(now or datetime.now())
         with self._lock:
             if self.state in (RUNNING, SUSPENDED, RESTARTING):
@@ -93,6 +97,7 @@ class DagRuntime:
             generation = self._next_generation()
             self.restart_policy.history.clear()  # an operator's start gives a fresh budget
             self._suspended_by_window = not active
+            self._suspended_by_operator = suspended
             self.state, self.reason = RESTARTING, "starting"
         if self._ckpt_path is not None and self._last_checkpoint is None:
             self._last_checkpoint = read_checkpoint(self._ckpt_path)
@@ -107,40 +112,58 @@ class DagRuntime:
         deadline = time.monotonic() + timeout
         with self._lock:
             self._next_generation()
+            self._suspended_by_operator = False
             ctx, restarter, failed = self._ctx, self._restarter, self.state == FAILED
             if ctx is not None:
                 ctx.stopping.set()
+        problems: list[str] = []
         if restarter is not None and restarter is not threading.current_thread():
             restarter.join(max(0.0, deadline - time.monotonic()))  # a build in progress gives itself up
-        problems: list[str] = []
+            if restarter.is_alive():
+                problems.append("a restart was still building its actors (it tears them down when done)")
         if ctx is not None:
-            if not ctx.tearing_down.is_set():
-                self._pause(ctx, deadline)
-                ctx.send(COORDINATOR, Control.DRAIN)
-                if not ctx.drained.wait(max(0.0, deadline - time.monotonic())):
-                    problems.append(f"in-flight epochs did not drain within {timeout:g}s")
-                elif ctx.failure:
-                    problems.append(f"{ctx.failure} while stopping")
+            if ctx.tearing_down.is_set():
+                problems.append(f"it had failed ({ctx.failure or 'restarting'}), nothing was drained")
+            else:
+                problems += self._drain(ctx, deadline, timeout)
             stuck = teardown(ctx, max(deadline, time.monotonic() + 0.2))
             if stuck:
                 problems.append(f"{', '.join(stuck)} still busy, left behind")
         problem = "; ".join(problems)
         with self._lock:
-            if self._ctx is ctx:
-                self._ctx = None
-            if failed:
-                return True  # nothing ran: a failed DAG stays failed, with its reason, until started
-            self.state = STOPPED
-            self.reason = (f"stopped without finishing: {problem}; input not yet committed will be read "
-                           "again on the next start") if problem else "stopped cleanly"
+            leftover = self._ctx if self._ctx is not ctx else None  # installed by a race: never leave one running
+            self._ctx = None
+            if not failed:
+                self.state = STOPPED
+                self.reason = (f"stopped without finishing: {problem}; input not yet committed will be read "
+                               "again on the next start") if problem else "stopped cleanly"
+        if leftover is not None:
+            teardown(leftover, time.monotonic() + STOP_WAIT)
+        if failed:
+            return True  # nothing ran: a failed DAG stays failed, with its reason, until started
         if problem:
             log.error("dag %s: %s", self.dag.name, self.reason)
         return not problem
 
+    def _drain(self, ctx: DagContext, deadline: float, timeout: float) -> list[str]:
+        """Pause, drain, and let the subscribers commit what the last checkpoint covers; the problems."""
+        self._pause(ctx, deadline)
+        ctx.send(COORDINATOR, Control.DRAIN)
+        if not ctx.drained.wait(max(0.0, deadline - time.monotonic())):
+            return [f"in-flight epochs did not drain within {timeout:g}s"]
+        if ctx.failure:
+            return [f"{ctx.failure} while stopping"]
+        # The last checkpoint's commits are queued to the subscribers: a READY behind them returns once
+        # they are done, before the teardown drops whatever is left in the inboxes.
+        self._ask_subscribers(ctx, Control.READY, deadline)
+        return []
+
     def suspend(self, reason: str = "suspended by request") -> None:
-        """Stop reading; in-flight epochs finish, node state is kept."""
+        """Stop reading; in-flight epochs finish, node state is kept (also across restarts)."""
         with self._lock:
             ctx = self._ctx
+            if reason == "suspended by request" and self.state in (RUNNING, RESTARTING):
+                self._suspended_by_operator = True
             if self.state != RUNNING or ctx is None:
                 return
             ctx.reading.clear()
@@ -152,6 +175,7 @@ class DagRuntime:
     def resume(self) -> None:
         with self._lock:
             ctx = self._ctx
+            self._suspended_by_operator = False
             if self.state != SUSPENDED or ctx is None:
                 return
             self._suspended_by_window = False
@@ -199,23 +223,26 @@ class DagRuntime:
         current one, so a failure of theirs always finds supervision ready for it.
         """
         with self._lock:
-            reading = not self._suspended_by_window
+            why_not = ("suspended by request" if self._suspended_by_operator
+                       else "outside its time window" if self._suspended_by_window else "")
             restore = self._last_checkpoint
         try:
             ctx = build(self.dag, self.stats, self._wiring, restore, reading=False)
-        except BuildError as exc:
-            self._schedule_restart(generation, None, str(exc))
+        except Exception as exc:  # a BuildError, or a bug: either way nothing of it is left running
+            message = str(exc) if isinstance(exc, BuildError) else f"could not build: {describe_error(exc)}"
+            self._schedule_restart(generation, None, message)
             return
+        ctx.generation = generation
         with self._lock:
             current = generation == self._generation and self.state == RESTARTING
             if current:
                 self._ctx = ctx
-                self.state, self.reason = ((RUNNING, "") if reading else (SUSPENDED, "outside its time window"))
+                self.state, self.reason = (SUSPENDED, why_not) if why_not else (RUNNING, "")
         if not current:
             teardown(ctx, time.monotonic() + STOP_WAIT)
         elif ctx.failure:  # an actor died between its start and now
             self._incarnation_failed(ctx, ctx.failure)
-        elif reading:
+        elif not why_not:
             self._start_reading(ctx)
 
     def _actor_failed(self, ctx: DagContext, actor: str, exc: BaseException) -> None:
@@ -228,17 +255,19 @@ class DagRuntime:
 
     def _incarnation_failed(self, ctx: DagContext, message: str) -> None:
         with self._lock:
-            if ctx is not self._ctx or ctx.tearing_down.is_set():
-                return  # not installed yet (its build reports it) or already being replaced
+            if ctx.stopping.is_set():  # a stop raced the failure: it tears down, nothing restarts
+                ctx.drained.set()
+                return
+            if ctx is not self._ctx or ctx.tearing_down.is_set() or ctx.generation != self._generation:
+                return  # not installed yet (its build reports it), already being replaced, or stale
             ctx.tearing_down.set()
-            generation = self._generation
-        self._schedule_restart(generation, ctx, message)
+        self._schedule_restart(ctx.generation, ctx, message)
 
     def _schedule_restart(self, generation: int, failed: DagContext | None, message: str) -> None:
-        delay = self.restart_policy.next_delay(time.monotonic())
         with self._lock:
             if generation != self._generation:
-                return
+                return  # an operator's command came in between: its own doing wins, no budget spent
+            delay = self.restart_policy.next_delay(time.monotonic())
             if delay is None:
                 self.state = FAILED
                 self.reason = (f"over the restart budget ({self.restart_policy.max_restarts} restarts "

@@ -60,7 +60,7 @@ class EndpointStats:
     rejected: int = 0
     dropped: int = 0  # records lost by nature of the source (an at-most-once channel's overflow)
     errors: int = 0
-    backlog: int = 0
+    backlog: int | None = 0  # subscriber: records waiting at the source (None: unknown); publisher: epochs
     last_activity: float | None = None
     status: str = "connected"
 

@@ -86,7 +86,7 @@ class SubscriberActor(DagActor):
                 self.ctx.send(COORDINATOR, data)
             else:
                 gate.give_back(granted)
-        self.stats.backlog = self.source.backlog() or 0
+        self.stats.backlog = self.source.backlog()  # None: the source cannot tell (source_lag is left out)
         self.actor_ref.tell(POLL_MESSAGE)
 
     def _read(self, granted: int) -> tuple[list[Any], int]:

@@ -32,6 +32,7 @@ from graphs.building import build_model
 HEARTBEAT_INTERVAL = 0.5
 WINDOW_CHECK_INTERVAL = 1.0
 READ_ONLY = frozenset({"details", "node"})
+SNAPSHOT_REPLIES = frozenset({"start", "stop", "suspend", "resume", "details", "deploy"})
 
 log = logging.getLogger("dagserver.worker")
 
@@ -57,7 +58,8 @@ class Worker:
         self.send = send
         self.runtimes: dict[str, DagRuntime] = {}
         self.stopping = threading.Event()
-        self.snapshots = itertools.count()  # next() is atomic: numbers snapshots across threads
+        self.snapshots = itertools.count()  # numbers the snapshots sent, under _snapshot_lock
+        self._snapshot_lock = threading.Lock()  # held only to snapshot and send, never across a DAG's command
         self._lanes: dict[str, ThreadPoolExecutor] = {}
         self._lanes_lock = threading.Lock()
         self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reads")
@@ -87,9 +89,12 @@ class Worker:
         except Exception as exc:
             log.exception("command %s failed", command)
             payload, ok = f"{type(exc).__name__}: {exc}", False
-        seq = next(self.snapshots)
+        runtime = self.runtimes.get(args.get("name", "")) if ok and command in SNAPSHOT_REPLIES else None
         try:
-            self.send([REPLY, request_id, ok, payload, seq])
+            with self._snapshot_lock:  # numbered, taken and sent in one go: arrival order is number order
+                if runtime is not None:
+                    payload = runtime.details()
+                self.send([REPLY, request_id, ok, payload, next(self.snapshots)])
         except (OSError, ValueError):
             os._exit(1)
 
@@ -105,7 +110,7 @@ class Worker:
         if command == "node":
             return node_details(runtime, str(args.get("node", "")))
         if command == "start":
-            runtime.start()
+            runtime.start(suspended=bool(args.get("suspended")))
         elif command == "stop":
             runtime.stop(timeout=float(args.get("timeout", 15)))
         elif command == "suspend":
@@ -138,14 +143,14 @@ class Worker:
     # -- periodic work ----------------------------------------------------------------------------
     def heartbeat(self) -> None:
         """Every DAG's snapshot, numbered; never waits on a DAG."""
-        seq = next(self.snapshots)
-        details = {}
-        for name, runtime in list(self.runtimes.items()):
-            try:
-                details[name] = runtime.details()
-            except Exception as exc:  # a snapshot must never stop the heartbeat
-                log.warning("details of %s failed: %s", name, exc)
-        self.send([HEARTBEAT, seq, details])
+        with self._snapshot_lock:
+            details = {}
+            for name, runtime in list(self.runtimes.items()):
+                try:
+                    details[name] = runtime.details()
+                except Exception as exc:  # a snapshot must never stop the heartbeat
+                    log.warning("details of %s failed: %s", name, exc)
+            self.send([HEARTBEAT, next(self.snapshots), details])
 
     def check_windows(self) -> None:
         """Queue each DAG's window check on its own lane (one at a time), so no check waits here."""

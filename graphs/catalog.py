@@ -110,7 +110,7 @@ def build_component(spec: ComponentSpec, kind: Kind) -> object:
         return cls(name=spec.name, config=config)
     except ComponentConfigError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a user constructor may fail in any way
         raise ComponentConfigError(
             "", spec.type, f"{kind} {spec.name!r} ({spec.type}) failed to build: {type(exc).__name__}: {exc}"
         ) from exc

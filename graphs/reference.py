@@ -112,7 +112,7 @@ class ReferenceEvaluator:
             node = self.dag.nodes[name]
             try:
                 merged = self._merge_parents(name)
-            except Exception as exc:  # an edge data_transformer raised
+            except (Exception, SystemExit) as exc:  # an edge data_transformer raised
                 self._record_error(name, exc, None)
                 continue
             if not merged:  # nothing from any parent yet: the node does not compute
@@ -146,7 +146,7 @@ class ReferenceEvaluator:
             value = self._apply_chain(node.input_transformers, record)
         except Filtered:
             return None
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self._record_error(name, exc, record)
             return None
         if compare_input and not always and same_value(value, state.input):
@@ -158,7 +158,7 @@ class ReferenceEvaluator:
             out = self._apply_chain(node.output_transformers, out)
         except Filtered:
             return None
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self._record_error(name, exc, value)
             return None
         if not always and same_value(out, state.output):

@@ -153,10 +153,11 @@ class WorkerPool:
         """Send a request; the future gives ``(ok, payload, seq, conn)``."""
         future: Future = Future()
         request_id = next(self._ids)
-        pending = handle.pending
-        pending[request_id] = future
+        with self.lock:  # the pending map and the connection of one incarnation, together
+            pending, conn = handle.pending, handle.conn
+            pending[request_id] = future
         try:
-            handle.conn.send_bytes(pack([REQUEST, request_id, command, args]))
+            conn.send_bytes(pack([REQUEST, request_id, command, args]))
         except (OSError, ValueError, AttributeError) as exc:
             pending.pop(request_id, None)
             future.set_result((False, f"worker {handle.id} unreachable: {exc}", -1, None))

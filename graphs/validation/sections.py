@@ -15,6 +15,7 @@ from graphs.validation.base import (
     check_keys,
     expect_object,
     expect_string,
+    is_number,
     item_path,
     key_path,
     kind_of,
@@ -125,6 +126,11 @@ def _endpoint_section(
             continue
         uri = config[uri_key]
         upath = key_path(cpath, uri_key)
+        if role == "destination" and config.get("publish_timeout") is not None:
+            timeout = config["publish_timeout"]
+            if not (is_number(timeout) and timeout > 0):
+                col.add(key_path(cpath, "publish_timeout"), "publish_timeout must be a positive number of seconds",
+                        timeout)
         if expect_string(col, uri, upath, f"the {uri_key} URI"):
             check_uri(col, uri, upath, role)
             check_config_keys(col, uri, config, cpath, role)
