@@ -53,6 +53,9 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:  # a directory in its place, no permission, an I/O error
+        log.error("checkpoint %s cannot be read (%s); starting without it", path, exc.strerror or exc)
+        return None
     try:
         data = msgpack.unpackb(raw, raw=False, strict_map_key=False)
     except Exception as exc:

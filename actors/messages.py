@@ -106,7 +106,7 @@ def encode(message: Message) -> bytes:
 
 
 def decode(data: bytes) -> Message:
-    kind, *fields = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    kind, *fields = _unpack(data)
     return KINDS[kind]._make(fields)  # type: ignore[no-any-return]
 
 
@@ -116,7 +116,22 @@ def encode_records(records: list[Any]) -> bytes:
 
 
 def decode_records(data: bytes) -> list[Any]:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)  # type: ignore[no-any-return]
+    return _unpack(data)  # type: ignore[no-any-return]
+
+
+def _unpack(data: bytes) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except TypeError:  # a map key that was a tuple arrives as a list: make it a tuple again
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, object_pairs_hook=_hashable_keys)
+
+
+def _hashable_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    return {_hashable(key): value for key, value in pairs}
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
 
 
 def encodable(value: Any) -> bool:

@@ -49,11 +49,11 @@ class NodeActor(DagActor):
         ctx = self.ctx
         name = self.logic.name
         if self.children:
-            data = self._encode_changes(Epoch, epoch, flags, changes)
+            data = self._encode(Epoch, epoch, flags, changes, publications)
             for child in self.children:
                 ctx.send(child, data)
         if self.publishers:
-            data = self._encode_changes(Publish, epoch, flags, publications)
+            data = self._encode(Publish, epoch, flags, publications, None)
             for publisher in self.publishers:
                 ctx.send(publisher, data)
         if flags & FLAG_CHECKPOINT:
@@ -61,17 +61,17 @@ class NodeActor(DagActor):
         if self.terminal:
             ctx.send(COORDINATOR, encode(Ack(epoch, self.actor_name)))
 
-    def _encode_changes(self, kind: type[Epoch] | type[Publish], epoch: int, flags: int, changes: list) -> bytes:
+    def _encode(self, kind: type[Epoch] | type[Publish], epoch: int, flags: int, changes: list,
+                also: list | None) -> bytes:
+        """``kind(...)`` encoded; outputs msgpack cannot carry are errors, dropped here and from ``also``."""
         try:
             return encode(kind(epoch, flags, changes, self.logic.name))
         except (TypeError, ValueError, OverflowError):
-            seqs, outs = changes
-            kept_seqs, kept_outs = [], []
-            for seq, out in zip(seqs, outs, strict=True):
-                if not encodable(out):
-                    self.logic.record_error("output cannot be encoded (msgpack)", out)
-                    continue
-                kept_seqs.append(seq)
-                kept_outs.append(out)
-            changes[:] = [kept_seqs, kept_outs]
+            bad = {seq for seq, out in zip(*changes, strict=True) if not encodable(out)}
+            for seq, out in zip(*changes, strict=True):
+                if seq in bad:
+                    self.logic.record_error("output cannot be encoded (msgpack)", repr(out))
+            for lists in {id(each): each for each in (changes, also) if each is not None}.values():
+                kept = [(seq, out) for seq, out in zip(*lists, strict=True) if seq not in bad]
+                lists[:] = [[seq for seq, _ in kept], [out for _, out in kept]]
             return encode(kind(epoch, flags, changes, self.logic.name))

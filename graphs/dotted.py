@@ -6,8 +6,8 @@ and ``custom://`` adapters alike. Every failure is a :class:`DottedPathError` wh
 
 Usage::
 
-    cls = load_dotted("tests.userclasses.RaisingCalculator")
-    load_dotted("tests.userclasses.Nope")   # DottedPathError: module 'tests.userclasses' has no 'Nope'
+    cls = load_dotted("tests.support.userclasses.RaisingCalculator")
+    load_dotted("tests.support.userclasses.Nope")   # DottedPathError: module 'tests.support.userclasses' has no 'Nope'
 """
 
 from __future__ import annotations
