@@ -1,4 +1,4 @@
-"""Shared test setup: make the project root importable, so ``tests.userclasses.X`` resolves."""
+"""Shared test setup: make the project root importable, so ``tests.support.userclasses.X`` resolves."""
 
 import sys
 from pathlib import Path

@@ -7,13 +7,13 @@ without re-reading committed lines and with the restored node state in effect (a
 output is not re-published, a merge node uses its parents' restored outputs); corrupt or
 unreadable checkpoints (logged, the DAG starts from scratch); and the atomic write (a leftover
 ``.tmp`` from a crashed write never breaks reading); checkpoints of the wrong shape are logged and ignored.
+The checkpoint file on its own (round trip, a crash before the rename, fsyncs) is in ``test_checkpoint.py``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import msgpack
 import pykka
 import pytest
 
-from actors.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
+from actors.checkpoint import checkpoint_path, read_checkpoint
 from actors.runtime import RUNNING, STOPPED, DagRuntime
 from adapters.mem import get_queue, mem_drain, reset_mem_broker
 from graphs.loader import load_dag_dict
@@ -265,27 +265,3 @@ def test_only_a_tmp_file_means_no_checkpoint_yet(tmp_path: Path, caplog: pytest.
         runtime = DagRuntime(keep_v_dag(source), state_dir=tmp_path / "state")
         assert run_until_published(runtime, "restore_out", 5) == [{"v": v} for v in range(5)]
     assert not [r for r in caplog.records if r.name == "dagserver.checkpoint"]
-
-
-def test_a_write_that_fails_before_its_rename_leaves_the_old_checkpoint(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = checkpoint_path(tmp_path / "state", NAME)
-    old = {"dag": NAME, "positions": {"in": 1}, "nodes": {}, "ticks": {}}
-    write_checkpoint(path, old)
-    assert read_checkpoint(path) == old
-    assert not path.with_name(path.name + ".tmp").exists()
-
-    def crash(src: Any, dst: Any) -> None:
-        raise OSError("power went out")
-
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="power went out"):
-        write_checkpoint(path, {**old, "positions": {"in": 2}})
-    monkeypatch.undo()
-    assert read_checkpoint(path) == old  # never half of one: the old checkpoint, whole
-    assert path.with_name(path.name + ".tmp").exists()
-
-    new = {**old, "positions": {"in": 3}}
-    write_checkpoint(path, new)  # the next write simply replaces the leftover
-    assert read_checkpoint(path) == new
-    assert not path.with_name(path.name + ".tmp").exists()

@@ -1,6 +1,6 @@
 """The actor runtime against the reference evaluator (SPEC §3: same publications, any batching).
 
-For random valid DAGs and random input (:mod:`tests.dag_strategies`) the actor runtime
+For random valid DAGs and random input (:mod:`tests.support.dag_strategies`) the actor runtime
 must publish, per publisher and globally, exactly what the reference evaluator publishes,
 whatever the epoch size and the number of epochs in flight. Also: a long random run
 through a diamond (with per-node compute counts), and the replay command line on every
@@ -22,14 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import supervisor
-from actors import replay as replay_module
 from graphs.loader import load_dag_dict
 from graphs.model import DagModel
 from graphs.reference import ReferenceEvaluator
+from supervision import replay as replay_module
 from supervision.replay import replay_actors, replay_reference, run_actors
-from tests.dag_strategies import DagCase, Event, dag_cases
+from tests.support.dag_strategies import DagCase, Event, dag_cases
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the project root
 EXAMPLE_DAGS = sorted((ROOT / "examples" / "dags").glob("*.json"))
 
 Publication = tuple[str, Any]
@@ -88,8 +88,8 @@ DIAMOND: dict[str, Any] = {
         {"name": "spread", "type": "AdditionCalculator",
          "config": {"arguments": ["price", "limit"], "output_attribute": "headroom"}},
         {"name": "keep", "type": "AttributeFilterCalculator", "config": {"keep_attributes": ["price", "side"]}},
-        {"name": "risky", "type": "tests.userclasses.RaisingCalculator"},
-        {"name": "drop", "type": "tests.userclasses.DropFilterCalculator"},
+        {"name": "risky", "type": "tests.support.userclasses.RaisingCalculator"},
+        {"name": "drop", "type": "tests.support.userclasses.DropFilterCalculator"},
     ],
     "transformers": [
         {"name": "rename_limit", "type": "AttributeNameChangeDataTransformer",

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def chain(calculators: list[dict[str, Any]], inner: list[dict[str, Any]], **extr
     }
 
 
-JUNK_DAG = chain([{"name": "junk", "type": "tests.userclasses.JunkCalculator"}], [], calculator="junk")
+JUNK_DAG = chain([{"name": "junk", "type": "tests.support.userclasses.JunkCalculator"}], [], calculator="junk")
 JUNK_EVENTS = [{"subscriber": "s", "record": r} for r in (
     {"a": 5}, {"a": 1}, {"a": 6}, {"a": 2}, {"a": 3}, {"a": 6}, {"a": 7},
 )]
@@ -127,3 +128,13 @@ def test_read_events_accepts_what_the_cli_writes(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in JUNK_EVENTS))
     assert [r for _, _, r in read_events(str(path), load_dag_dict(JUNK_DAG))] == [e["record"] for e in JUNK_EVENTS]
+
+
+def test_replay_ignores_the_daily_window(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    now = datetime.now()
+    dag = chain([], [])
+    dag["start_time"] = f"{(now.hour + 2) % 24:02d}00"  # a window that is closed now
+    dag["end_time"] = f"{(now.hour + 3) % 24:02d}00"
+    events = [{"subscriber": "s", "record": {"a": 1}}]
+    for engine in ENGINES:
+        assert replay(tmp_path, dag, events, engine, capsys) == [{"publisher": "out", "record": {"a": 1}}], engine

@@ -14,7 +14,7 @@ from adapters.mem import MemSink, get_queue, mem_drain, mem_put, reset_mem_broke
 from adapters.registry import open_sink, open_source
 from graphs.loader import load_dag_dict
 from graphs.reference import ReferenceEvaluator
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(autouse=True)

@@ -5,15 +5,13 @@
 * ``node_compute_seconds`` has one observation per compute, ``dead_letters`` counts with or
   without a ``dead_letter`` destination, ``ingress_backlog`` is what was read and not
   completed and the subscriber's ``backlog`` what still waits at the source;
-* dead letters are durable before the positions they cover are committed, and the
-  checkpoint's directory is fsynced after the rename.
+* dead letters are durable before the positions they cover are committed (the
+  checkpoint's directory fsync is in ``test_checkpoint.py``).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import stat
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,14 +19,14 @@ from typing import Any
 
 import pytest
 
-from actors import checkpoint as checkpoint_module
 from actors.details import PREVIEW_CHARS, node_details, preview
 from actors.runtime import DagRuntime
 from actors.stats import COMPUTE_BUCKETS
 from adapters.mem import MemSink, mem_put, mem_size, reset_mem_broker
 from graphs.loader import load_dag_dict
-from tests.useradapters import CommitWatchingSource
-from tests.waiting import wait_until
+from tests.support.useradapters import CommitWatchingSource
+from tests.support.waiting import wait_until
+from web.metrics import render_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -126,7 +124,7 @@ def test_previews_keep_small_values_and_are_bounded_for_any_value() -> None:
 
 
 def test_node_compute_seconds_observes_each_compute() -> None:
-    slow = {"name": "slow", "type": "tests.userclasses.SleepyCalculator", "config": {"seconds": 0.03}}
+    slow = {"name": "slow", "type": "tests.support.userclasses.SleepyCalculator", "config": {"seconds": 0.03}}
     runtime = DagRuntime(chain(slow, epochs={"max_records": 1000}))
     runtime.start()
     mem_put("in", [{"n": i, "sleep": i == 7} for i in range(50)])
@@ -140,7 +138,7 @@ def test_node_compute_seconds_observes_each_compute() -> None:
 
 
 def test_dead_letters_are_counted_without_a_destination() -> None:
-    raising = {"name": "risky", "type": "tests.userclasses.RaisingCalculator"}
+    raising = {"name": "risky", "type": "tests.support.userclasses.RaisingCalculator"}
     runtime = DagRuntime(chain(raising))
     runtime.start()
     mem_put("in", [{"n": i, "boom": i % 2 == 0} for i in range(10)] + [[1, 2]])  # 5 errors, 1 reject
@@ -153,11 +151,11 @@ def test_dead_letters_are_counted_without_a_destination() -> None:
 def test_dead_letters_are_durable_before_the_positions_they_cover_are_committed(tmp_path: Path) -> None:
     dead = tmp_path / "dead.jsonl"
     CommitWatchingSource.seen = []
-    dag = chain({"name": "risky", "type": "tests.userclasses.RaisingCalculator"},
-                source="custom://tests.useradapters.CommitWatchingSource",
+    dag = chain({"name": "risky", "type": "tests.support.userclasses.RaisingCalculator"},
+                source="custom://tests.support.useradapters.CommitWatchingSource",
                 dead_letter=f"file://{dead}", checkpoint={"every_epochs": 1}, epochs={"max_records": 7})
     dag = load_dag_dict({**dag.raw, "subscribers": [{"name": "in", "config": {
-        "source": "custom://tests.useradapters.CommitWatchingSource", "count": 100, "dead": str(dead)}}]})
+        "source": "custom://tests.support.useradapters.CommitWatchingSource", "count": 100, "dead": str(dead)}}]})
     runtime = DagRuntime(dag, state_dir=tmp_path / "state")
     runtime.start()
     assert wait_until(lambda: any(position == 100 for position, _ in CommitWatchingSource.seen), timeout=20)
@@ -168,21 +166,14 @@ def test_dead_letters_are_durable_before_the_positions_they_cover_are_committed(
     assert [json.loads(line)["input"]["n"] for line in dead.read_text().splitlines()] == list(range(100))
 
 
-def test_the_checkpoint_directory_is_fsynced_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    events: list[str] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
-        real_fsync(fd)
-
-    def replace(src: Any, dst: Any) -> None:
-        events.append("rename")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(checkpoint_module.os, "fsync", fsync)
-    monkeypatch.setattr(checkpoint_module.os, "replace", replace)
-    path = checkpoint_module.checkpoint_path(tmp_path / "state", "d")
-    checkpoint_module.write_checkpoint(path, {"positions": {}, "nodes": {}})
-    assert events == ["fsync file", "rename", "fsync dir"]
-    assert checkpoint_module.read_checkpoint(path) == {"positions": {}, "nodes": {}}
+def test_source_lag_is_left_out_when_the_source_cannot_tell(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"n": 1}\n')
+    runtime = DagRuntime(chain(source=f"file://{source}"))
+    runtime.start()
+    assert wait_until(lambda: runtime.stats.subscribers["in"].records == 1)
+    details = runtime.details()
+    assert details["subscribers"]["in"]["backlog"] is None  # a file cannot tell what waits in it
+    text = render_metrics([{**details, "worker": 0}], []).decode()
+    assert "dagserver_source_lag{" not in text
+    assert runtime.stop(timeout=5)

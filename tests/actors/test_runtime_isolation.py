@@ -21,8 +21,8 @@ from actors.restart import RestartPolicy
 from actors.runtime import FAILED, RESTARTING, RUNNING, STOPPED, DagRuntime
 from adapters.mem import mem_put, reset_mem_broker
 from graphs.loader import load_dag_dict
-from tests.useradapters import HangOnceSink
-from tests.waiting import wait_until
+from tests.support.useradapters import HangOnceSink
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,7 @@ def _fresh() -> Iterator[None]:
     reset_mem_broker()
 
 
-def dag(source: str = "mem://queue/in", sink: str = "custom://tests.useradapters.HangOnceSink",
+def dag(source: str = "mem://queue/in", sink: str = "custom://tests.support.useradapters.HangOnceSink",
         sink_config: dict[str, Any] | None = None, **extra: Any) -> Any:
     return load_dag_dict({
         "name": "iso",
@@ -87,8 +87,8 @@ def test_a_clean_stop_says_so() -> None:
 
 
 @pytest.mark.parametrize(("source", "sink", "reason"), [
-    ("custom://tests.useradapters.ExplodingSource", "mem://queue/out", "no broker here"),
-    ("mem://queue/in", "custom://tests.useradapters.FailingOpenSink", "connection refused"),
+    ("custom://tests.support.useradapters.ExplodingSource", "mem://queue/out", "no broker here"),
+    ("mem://queue/in", "custom://tests.support.useradapters.FailingOpenSink", "connection refused"),
 ], ids=["source constructor raises", "sink open raises"])
 def test_actors_that_cannot_be_built_end_failed_with_nothing_left(source: str, sink: str, reason: str) -> None:
     before = live_threads()

@@ -15,7 +15,7 @@ import pytest
 from actors.runtime import RUNNING, STOPPED, SUSPENDED, DagRuntime
 from adapters.mem import MemSink, get_queue, mem_drain, mem_put, mem_size, reset_mem_broker
 from graphs.loader import load_dag_dict
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(autouse=True)

@@ -20,9 +20,9 @@ from adapters.registry import (
     register_sink,
     register_source,
 )
-from tests import useradapters
+from tests.support import useradapters
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]  # the project root
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,7 @@ def _clean_collector():
 
 
 def test_custom_source_delegates_to_the_user_class():
-    src = open_source("custom://tests.useradapters.ListSource", {"records": [{"a": 1}, {"a": 2}, {"a": 3}]})
+    src = open_source("custom://tests.support.useradapters.ListSource", {"records": [{"a": 1}, {"a": 2}, {"a": 3}]})
     assert isinstance(src, CustomSource)
     assert src.status == "closed"
     src.open(1)
@@ -46,11 +46,11 @@ def test_custom_source_delegates_to_the_user_class():
     assert src.user.committed == 3
     src.close()
     assert src.status == "closed"
-    assert not is_shareable("custom://tests.useradapters.ListSource")
+    assert not is_shareable("custom://tests.support.useradapters.ListSource")
 
 
 def test_missing_optional_methods_are_no_ops_and_batches_are_capped():
-    src = open_source("custom://tests.useradapters:GreedySource", {"records": [{"n": i} for i in range(5)]})
+    src = open_source("custom://tests.support.useradapters:GreedySource", {"records": [{"n": i} for i in range(5)]})
     src.open(None)
     assert src.status == "connected"
     assert src.read_batch(2, timeout=0) == [{"n": 0}, {"n": 1}]
@@ -60,11 +60,11 @@ def test_missing_optional_methods_are_no_ops_and_batches_are_capped():
     assert src.read_batch(2, timeout=0) == []
     src.commit(None)
     src.close()
-    assert is_shareable("custom://tests.useradapters.GreedySource")
+    assert is_shareable("custom://tests.support.useradapters.GreedySource")
 
 
 def test_custom_sink_collects_and_flushes():
-    sink = open_sink("custom://tests.useradapters.CollectingSink", {"key": "out"})
+    sink = open_sink("custom://tests.support.useradapters.CollectingSink", {"key": "out"})
     assert isinstance(sink, CustomSink)
     sink.open()
     sink.write_batch([{"x": 1}])
@@ -78,11 +78,11 @@ def test_custom_sink_collects_and_flushes():
 
 def test_custom_errors_are_clear():
     with pytest.raises(TypeError, match="cannot be a source"):
-        open_source("custom://tests.useradapters.CollectingSink", {})
+        open_source("custom://tests.support.useradapters.CollectingSink", {})
     with pytest.raises(TypeError, match="cannot be a sink"):
-        open_sink("custom://tests.useradapters.ListSource", {})
+        open_sink("custom://tests.support.useradapters.ListSource", {})
     with pytest.raises(ValueError, match="has no 'Nope'"):
-        open_source("custom://tests.useradapters.Nope", {})
+        open_source("custom://tests.support.useradapters.Nope", {})
     with pytest.raises(ValueError, match="cannot import"):
         open_source("custom://no_such_pkg_here.Mod", {})
     assert not is_shareable("custom://no_such_pkg_here.Mod")
@@ -200,4 +200,4 @@ def test_importing_the_registry_loads_no_adapter_or_client():
         "'psycopg', 'aerospike', 'adapters.mem', 'adapters.file'))]\n"
         "assert not bad, bad\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=HERE.parent, timeout=30)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=30)

@@ -292,12 +292,12 @@ def test_transformer_name_used_as_calculator_is_explained() -> None:
 
 
 def test_user_classes_resolve_by_dotted_path() -> None:
-    raising = build_component(ComponentSpec("r", "tests.userclasses.RaisingCalculator"), "calculator")
+    raising = build_component(ComponentSpec("r", "tests.support.userclasses.RaisingCalculator"), "calculator")
     run = callable_of(raising, "calculator")
     assert run({"x": 1}) == {"x": 1}
     with pytest.raises(ValueError, match="boom"):
         run({"boom": True})
-    drop = build_component(ComponentSpec("d", "tests.userclasses.DropFilterCalculator"), "calculator")
+    drop = build_component(ComponentSpec("d", "tests.support.userclasses.DropFilterCalculator"), "calculator")
     assert not isinstance(drop, Calculator)
     assert callable_of(drop, "calculator")({"drop": 1}) is None
     assert callable_of(drop, "calculator")({"keep": 1}) == {"keep": 1}
@@ -312,11 +312,11 @@ def test_builtins_also_resolve_by_dotted_path() -> None:
     [
         ("no_such_module_xyz.Calc", "module 'no_such_module_xyz' not found", None),
         ("tests.no_such_module.Calc", "module 'tests.no_such_module' not found", None),
-        ("tests.userclasses.RaisingCalculatr", "has no class 'RaisingCalculatr'",
-         "tests.userclasses.RaisingCalculator"),
-        ("tests.userclasses.NOT_A_CLASS", "is a int, not a class", None),
-        ("tests.userclasses.NoMethodComponent", "has no calculate(record) method", None),
-        ("tests.userclasses.", "not a 'module.Class' path", None),
+        ("tests.support.userclasses.RaisingCalculatr", "has no class 'RaisingCalculatr'",
+         "tests.support.userclasses.RaisingCalculator"),
+        ("tests.support.userclasses.NOT_A_CLASS", "is a int, not a class", None),
+        ("tests.support.userclasses.NoMethodComponent", "has no calculate(record) method", None),
+        ("tests.support.userclasses.", "not a 'module.Class' path", None),
         (".Calc", "not a 'module.Class' path", None),
     ],
 )
@@ -339,7 +339,7 @@ def test_module_failing_on_import_is_reported(tmp_path: Any, monkeypatch: pytest
 
 
 def test_user_constructor_errors_are_wrapped() -> None:
-    spec = ComponentSpec("f", "tests.userclasses.FailingConstructorCalculator", {"fail": True})
+    spec = ComponentSpec("f", "tests.support.userclasses.FailingConstructorCalculator", {"fail": True})
     with pytest.raises(ComponentConfigError) as info:
         build_component(spec, "calculator")
     err = info.value

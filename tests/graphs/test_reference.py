@@ -16,9 +16,9 @@ from graphs.loader import load_dag_dict
 from graphs.model import DagModel
 from graphs.reference import ReferenceEvaluator, evaluate
 
-RAISING = "tests.userclasses.RaisingCalculator"
-DROP_FILTER = "tests.userclasses.DropFilterCalculator"
-UPPER_NAME = "tests.userclasses.UpperNameTransformer"
+RAISING = "tests.support.userclasses.RaisingCalculator"
+DROP_FILTER = "tests.support.userclasses.DropFilterCalculator"
+UPPER_NAME = "tests.support.userclasses.UpperNameTransformer"
 
 T1 = {"message": "tick", "current_timestamp": "20240101000000", "tick": 1}
 T2 = {"message": "tick", "current_timestamp": "20240101010000", "tick": 2}

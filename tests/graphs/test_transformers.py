@@ -123,7 +123,7 @@ def test_bad_config_is_rejected(
 
 
 def test_user_transformer_by_dotted_path() -> None:
-    spec = ComponentSpec("up", "tests.userclasses.UpperNameTransformer", {"any": "key"})
+    spec = ComponentSpec("up", "tests.support.userclasses.UpperNameTransformer", {"any": "key"})
     component = build_component(spec, "transformer")
     transform = callable_of(component, "transformer")
     record = {"name": "ada", "n": 1}
@@ -134,7 +134,7 @@ def test_user_transformer_by_dotted_path() -> None:
 
 def test_calculator_class_is_not_a_transformer() -> None:
     with pytest.raises(UnknownComponentType, match=r"has no transform\(record\) method"):
-        resolve_component_class("tests.userclasses.RaisingCalculator", "transformer")
+        resolve_component_class("tests.support.userclasses.RaisingCalculator", "transformer")
 
 
 def test_unknown_builtin_transformer_suggestions() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from supervision.config import ServerConfig, ServerConfigError, load_server_config, parse_server_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the project root
 
 
 def problems_of(data: dict[str, Any]) -> list[str]:

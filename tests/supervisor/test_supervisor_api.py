@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.supervised import SupervisedServer, line_count, metronome_dag, process_gone
-from tests.waiting import wait_until
+from tests.support.supervised import SupervisedServer, line_count, metronome_dag, process_gone
+from tests.support.waiting import wait_until
 
 METRIC_NAMES = {
     "node_computes_total": "counter", "node_errors_total": "counter", "node_compute_seconds": "histogram",

@@ -22,8 +22,8 @@ from typing import Any
 from actors.checkpoint import checkpoint_path, read_checkpoint
 from actors.runtime import DagRuntime
 from graphs.loader import load_dag_dict
-from tests.supervised import SupervisedServer, line_count, process_gone
-from tests.waiting import wait_until
+from tests.support.supervised import SupervisedServer, line_count, process_gone
+from tests.support.waiting import wait_until
 
 N = 50_000  # input records; ~3-4 s of stream on an idle 2-core machine, so two kills land mid-stream
 EVERY = 3  # checkpoint.every_epochs (K)

@@ -19,15 +19,15 @@ import multiprocess
 from actors.control import HEARTBEAT, REPLY, pack
 from supervision.config import ServerConfig
 from supervision.workers import WorkerHandle, WorkerPool
-from tests.supervised import SupervisedServer, line_count, metronome_dag
-from tests.waiting import wait_until
+from tests.support.supervised import SupervisedServer, line_count, metronome_dag
+from tests.support.waiting import wait_until
 
 SHUTDOWN_TIMEOUT = 3.0
 
 
 def slow_dag(name: str) -> dict:
     dag = metronome_dag(name, Path("/dev/null"), worker=0)
-    dag["publishers"] = [{"name": "sink", "config": {"destination": "custom://tests.useradapters.SlowSink",
+    dag["publishers"] = [{"name": "sink", "config": {"destination": "custom://tests.support.useradapters.SlowSink",
                                                      "delay": 8}}]
     return dag
 

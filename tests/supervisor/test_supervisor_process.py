@@ -12,8 +12,8 @@ import os
 import signal
 from pathlib import Path
 
-from tests.supervised import SupervisedServer, group_members, line_count, metronome_dag, process_gone
-from tests.waiting import wait_until
+from tests.support.supervised import SupervisedServer, group_members, line_count, metronome_dag, process_gone
+from tests.support.waiting import wait_until
 
 REPLACED_WITHIN = 3.0  # seconds from a worker's death to its replacement (the bound)
 
@@ -82,7 +82,7 @@ def test_a_crash_loop_fails_that_workers_dags_and_nothing_else(tmp_path: Path) -
     dags = {
         "steady": metronome_dag("steady", out, worker=0),
         "crasher": metronome_dag("crasher", tmp_path / "crasher.jsonl", worker=1,
-                                 calculator={"name": "bomb", "type": "tests.userclasses.ExitingCalculator",
+                                 calculator={"name": "bomb", "type": "tests.support.userclasses.ExitingCalculator",
                                              "config": {"code": 3}}),
     }
     with SupervisedServer(tmp_path, dags, max_restarts=2, within_seconds=120) as server:

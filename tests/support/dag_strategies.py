@@ -14,7 +14,7 @@ The shapes are chosen to reach the interesting corners of SPEC §2 often:
   are broken by declaration order);
 * PublicationNodes with 1-2 publishers, a publisher sometimes shared by several nodes;
 * every built-in calculator and transformer plus the user classes of
-  :mod:`tests.userclasses`, some of them made to drop or raise on everything, and some that
+  :mod:`tests.support.userclasses`, some of them made to drop or raise on everything, and some that
   return lists, strings or numbers instead of maps (an error, SPEC §2 rule 4);
 * empty maps everywhere: empty records, filters that keep nothing, so the rules about
   nodes whose merged input is still ``{}`` and outputs that are ``{}`` are exercised;
@@ -41,11 +41,11 @@ SCALARS: tuple[Any, ...] = (None, 0, 1, 2, 3, -1, 1.5, 0.25, "2", "x", "y", "", 
 NAMES = ("abc", "Abc", "ABC", "x")
 NOT_MAPS: tuple[Any, ...] = ([1, 2], "text", 7, None, [])
 
-RAISING = "tests.userclasses.RaisingCalculator"
-DROP_FILTER = "tests.userclasses.DropFilterCalculator"
-UPPER_NAME = "tests.userclasses.UpperNameTransformer"
-JUNK = "tests.userclasses.JunkCalculator"  # returns lists, strings and numbers for some records
-JUNK_TRANSFORMER = "tests.userclasses.JunkTransformer"
+RAISING = "tests.support.userclasses.RaisingCalculator"
+DROP_FILTER = "tests.support.userclasses.DropFilterCalculator"
+UPPER_NAME = "tests.support.userclasses.UpperNameTransformer"
+JUNK = "tests.support.userclasses.JunkCalculator"  # returns lists, strings and numbers for some records
+JUNK_TRANSFORMER = "tests.support.userclasses.JunkTransformer"
 
 METRONOME = "clock"
 METRONOME_SUBSCRIBER = "clock_feed"

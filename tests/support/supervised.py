@@ -28,9 +28,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the project root
 DAGSERVER = Path(sys.executable).with_name("dagserver")
 STARTUP_TIMEOUT = 20.0
 HTTP_TIMEOUT = 10.0

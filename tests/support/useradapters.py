@@ -2,8 +2,8 @@
 
 Usage (the project root is importable in tests, see conftest.py)::
 
-    open_source("custom://tests.useradapters.ListSource", {"records": [{"a": 1}]})
-    open_sink("custom://tests.useradapters.CollectingSink", {"key": "out"})
+    open_source("custom://tests.support.useradapters.ListSource", {"records": [{"a": 1}]})
+    open_sink("custom://tests.support.useradapters.CollectingSink", {"key": "out"})
     CollectingSink.collected["out"]    # what was written
 """
 
@@ -166,3 +166,36 @@ class CommitWatchingSource:
     def commit(self, position: int) -> None:
         lines = self.dead.read_bytes().count(b"\n") if self.dead.exists() else 0
         self.seen.append((position, lines))
+
+
+class BrokenConnectionSource:
+    """Reads fail once the first batch is out, and so does close: one broken connection."""
+
+    opened: ClassVar[int] = 0
+
+    def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
+        self.reads = 0
+
+    def open(self, position: Any) -> None:
+        type(self).opened += 1
+
+    def read_batch(self, max_records: int, timeout: float) -> list[Any]:
+        self.reads += 1
+        if self.reads > 1:
+            raise ConnectionResetError("connection reset by peer")
+        return [{"n": 1}]
+
+    def close(self) -> None:
+        raise ConnectionResetError("connection reset by peer")
+
+
+class HangingSink:
+    """Every write blocks until ``HangingSink.release`` is set."""
+
+    release = threading.Event()
+
+    def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
+        pass
+
+    def write_batch(self, records: list[dict]) -> None:
+        self.release.wait()

@@ -1,10 +1,11 @@
-"""User-style component classes for tests, referred to by dotted path (``tests.userclasses.X``).
+"""User-style component classes for tests, referred to by dotted path (``tests.support.userclasses.X``).
 
 Shared by the test suites: keep the names and behaviour stable.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -116,3 +117,23 @@ class ExitingCalculator(Calculator):
         import os
 
         os._exit(int(self.config.get("code", 3)))
+
+
+class SysExitCalculator(Calculator):
+    """Calls ``sys.exit(3)`` on a record with ``exit``; copies the others (an error, never an exit)."""
+
+    def calculate(self, record: dict) -> dict | None:
+        if record.get("exit"):
+            sys.exit(3)
+        return dict(record)
+
+
+class OddOutputCalculator(Calculator):
+    """``a == 0``: an empty map; ``a == 9``: a number msgpack cannot carry (2**70); otherwise a copy."""
+
+    def calculate(self, record: dict) -> dict | None:
+        if record.get("a") == 0:
+            return {}
+        if record.get("a") == 9:
+            return {"v": 2**70}
+        return dict(record)

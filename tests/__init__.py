@@ -1,0 +1,1 @@
+"""dagserver's tests: a package per part of the code (actors, graphs, adapters, supervisor, web); helpers in support."""

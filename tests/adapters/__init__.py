@@ -1,0 +1,1 @@
+"""Tests of adapters/: one module per URI scheme."""

@@ -1,0 +1,57 @@
+"""Adding a URI scheme takes one new module and one line of the registry (SPEC §6).
+
+``tests/support/toy_adapter.py`` declares ``toy://COUNT``; the test adds the registry line
+and everything else follows: validation knows the URI shape and the config keys, replicas
+know it can be shared, and a DAG runs with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from actors.runtime import DagRuntime
+from adapters import registry
+from graphs.loader import check_dag_dict
+from tests.support.toy_adapter import ToySink
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture(autouse=True)
+def toy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(registry, "_adapters", dict(registry._adapters))
+    monkeypatch.setitem(registry.MODULES, "toy", "tests.support.toy_adapter")  # the one line
+    ToySink.kept = []
+    yield
+
+
+def toy_dag(source: str = "toy://5", **source_config: object) -> dict:
+    return {
+        "name": "toy", "replicas": 2,
+        "subscribers": [{"name": "in", "config": {"source": source, **source_config}}],
+        "publishers": [{"name": "out", "config": {"destination": "toy://0"}}],
+        "nodes": [{"name": "ingest", "type": "SubscriptionNode", "subscriber": "in"},
+                  {"name": "publish", "type": "PublicationNode", "publishers": ["out"]}],
+        "edges": [{"from_node": "ingest", "to_node": "publish"}],
+    }
+
+
+def test_validation_knows_the_new_scheme() -> None:
+    model, problems = check_dag_dict(toy_dag(label="x"), uris=registry)
+    assert problems == [] and model is not None  # shape, config key and sharing (replicas 2) all known
+    _, problems = check_dag_dict(toy_dag("toy://many", labl="x"), uris=registry)
+    messages = [str(p) for p in problems]
+    assert any("must look like toy://COUNT" in m for m in messages), messages
+    assert any("labl" in m and "did you mean 'label'?" in m for m in messages), messages
+    assert registry.check_uri("tyo://3", "source") == "unknown URI scheme 'tyo' (did you mean 'toy'?)"
+
+
+def test_a_dag_runs_on_the_new_scheme() -> None:
+    model, _ = check_dag_dict(toy_dag(), uris=registry)
+    assert model is not None
+    runtime = DagRuntime(model)
+    runtime.start()
+    assert wait_until(lambda: len(ToySink.kept) == 5)
+    assert ToySink.kept == [{"n": n} for n in range(5)]
+    assert runtime.stop(timeout=5)

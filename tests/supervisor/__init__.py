@@ -1,0 +1,1 @@
+"""Tests of the supervisor process: supervision/ (config, placement, check) and real `dagserver serve` runs."""

@@ -1,0 +1,1 @@
+"""Tests of web/: the JSON API and the metrics exposition."""
