@@ -60,7 +60,7 @@ class NodeLogic:
         self.output: Any = {}
         self.latest: Any = None  # MetronomeNode: latest record of its subscriber
         self.stats = stats
-        self.observe = stats.compute_seconds.observe  # every compute is one observation (SPEC §8)
+        self.times: list[float] = []  # this epoch's compute durations, one each (SPEC §8)
         self.on_error = on_error
         self.clock = clock
 
@@ -84,7 +84,6 @@ class NodeLogic:
         For a MetronomeNode, records from its subscriber only update the latest record;
         a tick computes on that (or on the tick record) and always propagates.
         """
-        computes = self.stats.computes
         seqs: list[int] = []
         outs: list[Any] = []
         step = self._step
@@ -107,12 +106,11 @@ class NodeLogic:
                 if out is not None:
                     seqs.append(seq)
                     outs.append(out)
-        self._account(computes)
+        self._account()
         return self._result(seqs, outs)
 
     def run_merge(self, parents: list[list]) -> tuple[Changes, Changes]:
         """An inner node's epoch: one ``[seqs, outputs]`` per incoming edge, in edge order."""
-        computes = self.stats.computes
         seqs: list[int] = []
         outs: list[Any] = []
         always = self.always
@@ -145,7 +143,7 @@ class NodeLogic:
                 if out is not None:
                     seqs.append(seq)
                     outs.append(out)
-        self._account(computes)
+        self._account()
         return self._result(seqs, outs)
 
     def _result(self, seqs: list[int], outs: list[Any]) -> tuple[Changes, Changes]:
@@ -192,40 +190,45 @@ class NodeLogic:
     def _step(self, record: Any, compare_input: bool, always: bool) -> Any:
         """Rules 1-4 for one record; the new output when it is to be propagated, else None."""
         value = record
-        try:
-            for name, trans in self.in_chain:
-                value = trans(value)
-                if value is None:
-                    return None
-                if not isinstance(value, dict):
-                    raise not_a_map("transformer", name, value)
-        except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
-            self.record_error(describe_error(exc), record)
-            return None
+        if self.in_chain:
+            try:
+                for name, trans in self.in_chain:
+                    value = trans(value)
+                    if value is None:
+                        return None
+                    if type(value) is not dict and not isinstance(value, dict):
+                        raise not_a_map("transformer", name, value)
+            except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
+                self.record_error(describe_error(exc), record)
+                return None
         if compare_input and not always and (value == self.input or nan_equal(value, self.input)):
             return None
         self.input = value
-        self.stats.computes += 1
         started = perf_counter()
         try:
             out = self.calc(value)
             if out is not None:
-                if not isinstance(out, dict):
+                if type(out) is not dict and not isinstance(out, dict):
                     raise not_a_map("calculator", self.calc_name, out)
-                for name, trans in self.out_chain:
-                    out = trans(out)
-                    if out is None:
-                        break
-                    if not isinstance(out, dict):
-                        raise not_a_map("transformer", name, out)
+                if self.out_chain:
+                    out = self._out_chain(out)
         except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
-            self.observe(perf_counter() - started)
+            self.times.append(perf_counter() - started)
             self.record_error(describe_error(exc), value)
             return None
-        self.observe(perf_counter() - started)
+        self.times.append(perf_counter() - started)  # one observation per compute, folded in per epoch
         if out is None or (not always and (out == self.output or nan_equal(out, self.output))):
             return None
         self.output = out
+        return out
+
+    def _out_chain(self, out: dict) -> dict | None:
+        for name, trans in self.out_chain:
+            out = trans(out)
+            if out is None:
+                return None
+            if type(out) is not dict and not isinstance(out, dict):
+                raise not_a_map("transformer", name, out)
         return out
 
     def record_error(self, message: str, input_value: Any) -> None:
@@ -234,11 +237,16 @@ class NodeLogic:
         if self.on_error is not None:
             self.on_error(self.name, message, input_value)
 
-    def _account(self, computes_before: int) -> None:
+    def _account(self) -> None:
+        """Per epoch: the computes, their durations (one observation each), the latest values."""
         stats = self.stats
         stats.input, stats.output = self.input, self.output
-        if stats.computes != computes_before:
+        times = self.times
+        if times:
+            stats.computes += len(times)
+            stats.compute_seconds.observe_each(times)
             stats.last_compute = self.clock()
+            times.clear()
 
 
 def _seq_of(event: tuple) -> int:

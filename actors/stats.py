@@ -32,6 +32,14 @@ class Histogram:
         self.sum += value * n
         self.count += n
 
+    def observe_each(self, values: list[float]) -> None:
+        """One observation per value."""
+        counts, buckets, where = self.counts, self.buckets, bisect.bisect_left
+        for value in values:
+            counts[where(buckets, value)] += 1
+        self.sum += sum(values)
+        self.count += len(values)
+
     def snapshot(self) -> dict[str, Any]:
         return {"buckets": list(self.buckets), "counts": list(self.counts), "sum": self.sum,
                 "count": self.count}

@@ -90,18 +90,27 @@ class SubscriberActor(DagActor):
         self.actor_ref.tell(POLL_MESSAGE)
 
     def _read(self, granted: int) -> tuple[list[Any], int]:
-        """What is there now; else wait for the next record holding just one gate slot.
+        """What is there now; else wait for the next record holding just one gate slot, then take
+        what came with it.
 
         Returns the items and the slots still held. An idle source must not sit on many
         slots while it waits: the gate has one spare slot per subscriber, so however many
         sources are idle, the busy ones keep theirs.
         """
-        items = self.source.read_batch(granted, 0.0)
+        source, gate = self.source, self.ctx.gate
+        items = source.read_batch(granted, 0.0)
         if items:
             return items, granted
         if granted > 1:
-            self.ctx.gate.give_back(granted - 1)
-        return self.source.read_batch(1, READ_WAIT), 1
+            gate.give_back(granted - 1)
+        items = source.read_batch(1, READ_WAIT)
+        if not items or self.max_records == 1:
+            return items, 1
+        more = gate.acquire(self.max_records - 1, 0.0)  # what arrived with it, without waiting again
+        if not more:
+            return items, 1
+        extra = source.read_batch(more, 0.0)
+        return items + extra, 1 + more
 
     def _admit(self, items: list[Any]) -> tuple[list[dict], int, bytes]:
         """Keep the acceptable records; count, log and dead-letter the others."""

@@ -86,7 +86,8 @@ def test_a_hanging_dead_letter_sink_fails_the_dag_and_never_holds_a_stop() -> No
     assert wait_until(lambda: "coordinator failed: PublishTimeout" in runtime.reason, timeout=10), runtime.reason
     started = time.monotonic()
     runtime.stop(timeout=1.0)
-    assert time.monotonic() - started < 1.0 + 2.0  # the deadline, plus the teardown's grace per group
+    took = time.monotonic() - started
+    assert took < 1.0 + 3.0, took  # the deadline, plus the teardown's grace per group (and a loaded machine)
     assert runtime.state == STOPPED
 
 
