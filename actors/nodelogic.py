@@ -192,14 +192,11 @@ class NodeLogic:
         value = record
         if self.in_chain:
             try:
-                for name, trans in self.in_chain:
-                    value = trans(value)
-                    if value is None:
-                        return None
-                    if type(value) is not dict and not isinstance(value, dict):
-                        raise not_a_map("transformer", name, value)
+                value = _through(self.in_chain, value)
             except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
                 self.record_error(describe_error(exc), record)
+                return None
+            if value is None:
                 return None
         if compare_input and not always and (value == self.input or nan_equal(value, self.input)):
             return None
@@ -211,7 +208,7 @@ class NodeLogic:
                 if type(out) is not dict and not isinstance(out, dict):
                     raise not_a_map("calculator", self.calc_name, out)
                 if self.out_chain:
-                    out = self._out_chain(out)
+                    out = _through(self.out_chain, out)
         except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
             self.times.append(perf_counter() - started)
             self.record_error(describe_error(exc), value)
@@ -220,15 +217,6 @@ class NodeLogic:
         if out is None or (not always and (out == self.output or nan_equal(out, self.output))):
             return None
         self.output = out
-        return out
-
-    def _out_chain(self, out: dict) -> dict | None:
-        for name, trans in self.out_chain:
-            out = trans(out)
-            if out is None:
-                return None
-            if type(out) is not dict and not isinstance(out, dict):
-                raise not_a_map("transformer", name, out)
         return out
 
     def record_error(self, message: str, input_value: Any) -> None:
@@ -247,6 +235,17 @@ class NodeLogic:
             stats.compute_seconds.observe_each(times)
             stats.last_compute = self.clock()
             times.clear()
+
+
+def _through(chain: tuple[tuple[str, Callable], ...], value: Any) -> Any:
+    """``value`` through a chain of transformers; None as soon as one returns None."""
+    for name, trans in chain:
+        value = trans(value)
+        if value is None:
+            return None
+        if type(value) is not dict and not isinstance(value, dict):
+            raise not_a_map("transformer", name, value)
+    return value
 
 
 def _seq_of(event: tuple) -> int:
