@@ -19,7 +19,6 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,8 @@ from adapters import registry
 from graphs.loader import check_dag_file
 from supervision.check import run_check
 from supervision.config import ServerConfig, ServerConfigError, load_server_config
-from supervision.counters import carry_forward, with_carry
+from supervision.counters import carry_forward
+from supervision.dags import DagEntry, dag_view, replica_view
 from supervision.placement import place_dags
 from supervision.replay import run_replay
 from supervision.workers import WorkerHandle, WorkerPool, WorkerUnavailable
@@ -50,16 +50,6 @@ ALLOWED = {"start": (DagState.STOPPED, DagState.FAILED),
            "suspend": (DagState.RUNNING,), "resume": (DagState.SUSPENDED,)}
 DESIRED = {"start": DagState.RUNNING, "resume": DagState.RUNNING, "stop": DagState.STOPPED,
            "suspend": DagState.SUSPENDED}
-
-
-@dataclass
-class DagEntry:
-    name: str
-    path: str
-    raw: dict[str, Any]
-    worker: int
-    desired: DagState = DagState.RUNNING  # what the operator asked for: running, suspended or stopped
-    carry: dict[str, Any] = field(default_factory=dict)  # counters of dead incarnations
 
 
 class Supervisor:
@@ -88,9 +78,9 @@ class Supervisor:
         plan = place_dags(models, len(self.workers))
         self.problems += plan.problems
         for model in models:
-            if model.name in plan.assignment:
+            if model.name in plan.replicas:
                 self.dags[model.name] = DagEntry(model.name, model.source_path, dict(model.raw),
-                                                 plan.assignment[model.name])
+                                                 plan.replicas[model.name])
         for problem in self.problems:
             log.error("skipped: %s", problem)
 
@@ -98,19 +88,24 @@ class Supervisor:
         self.pool.start()
 
     def _deploy(self, handle: WorkerHandle) -> None:
-        """A worker (re)started: hand it its DAGs, validated already, in the state the operator wants."""
+        """A worker (re)started: hand it its DAGs' replicas, validated already, in the state the operator wants."""
         for entry in list(self.dags.values()):
-            if entry.worker == handle.id:
-                self.pool.request_async(handle, "deploy", {"raw": entry.raw, "path": entry.path})
+            for index, worker in enumerate(entry.workers):
+                if worker != handle.id:
+                    continue
+                replica = entry.replica(index)
+                self.pool.request_async(handle, "deploy", {"raw": entry.raw, "path": entry.path, "replica": replica})
                 if entry.desired != DagState.STOPPED:
-                    self.pool.request_async(handle, "start", {"name": entry.name,
+                    self.pool.request_async(handle, "start", {"name": entry.name, "replica": replica,
                                                               "suspended": entry.desired == DagState.SUSPENDED})
 
     def _carry(self, handle: WorkerHandle) -> None:
         """A worker died: keep what its DAGs had counted (SPEC §8: counters never go down)."""
-        for name, details in handle.details.items():
-            if name in self.dags:
-                carry_forward(self.dags[name].carry, details)
+        for entry in list(self.dags.values()):
+            for index, worker in enumerate(entry.workers):
+                details = handle.details.get(entry.key(index))
+                if worker == handle.id and details is not None:
+                    carry_forward(entry.carries[index], details)
 
     # -- the service the web layer calls --------------------------------------------------------------
     def _entry(self, name: str) -> DagEntry:
@@ -120,21 +115,10 @@ class Supervisor:
         return entry
 
     def _current(self, entry: DagEntry) -> dict[str, Any]:
-        handle = self.workers[entry.worker]
-        details = handle.details.get(entry.name)
-        if handle.gave_up:
-            state, reason = DagState.FAILED, handle.gave_up
-        elif details is None or not handle.alive:
-            starting = handle.restart_at is not None or entry.desired != DagState.STOPPED
-            state, reason = (DagState.RESTARTING, "its worker is (re)starting") if starting else (DagState.STOPPED, "")
-        else:
-            state, reason = DagState(details["state"]), details.get("reason", "")
-        shown = with_carry(details or {"nodes": {}, "subscribers": {}, "publishers": {}}, entry.carry)
-        return {**shown, "name": entry.name, "state": str(state), "reason": reason, "worker": entry.worker,
-                "file": entry.path, "description": entry.raw.get("description", "")}
+        return dag_view(entry, self.workers)
 
     def list_dags(self) -> list[dict[str, Any]]:
-        keys = ("name", "state", "reason", "worker", "file", "description")
+        keys = ("name", "state", "reason", "worker", "replicas", "file", "description")
         return [{k: current[k] for k in keys} for current in map(self._current, list(self.dags.values()))]
 
     def dag_details(self, name: str) -> dict[str, Any]:
@@ -150,34 +134,49 @@ class Supervisor:
         if action not in ACTIONS:
             raise WrongState(f"unknown action {action!r}")
         state = self._current(entry)["state"]
-        handle = self.workers[entry.worker]
-        if action == "start" and handle.gave_up:
+        handles = [self.workers[w] for w in entry.workers]
+        if action == "start" and any(h.gave_up for h in handles):
             entry.desired = DagState.RUNNING
-            self.pool.revive(handle)  # an operator's start gives the worker a fresh budget
+            for handle in {h.id: h for h in handles if h.gave_up}.values():
+                self.pool.revive(handle)  # an operator's start gives the worker a fresh budget
             return self._summary(entry)
-        if state not in ALLOWED[action] or handle.gave_up or not handle.alive:
+        if state not in ALLOWED[action] or any(h.gave_up or not h.alive for h in handles):
             raise WrongState(f"cannot {action} dag {name!r}: it is {state}")
         # What the operator asked for is recorded now: a worker restarted meanwhile obeys it too.
         entry.desired = DESIRED[action]
-        args: dict[str, Any] = {"name": name}
         timeout = REQUEST_TIMEOUT
+        extra: dict[str, Any] = {}
         if action == "stop":
-            args["timeout"] = self.config.shutdown_timeout
+            extra["timeout"] = self.config.shutdown_timeout
             timeout = self.config.shutdown_timeout + REQUEST_TIMEOUT
-        details, seq, conn = self._ask(handle, action, args, timeout)
-        with self.pool.lock:
-            self.pool.store(handle, conn, name, details, seq)
+        asked = [(i, self.pool.request_async(handles[i], action, {"name": name, "replica": entry.replica(i), **extra}))
+                 for i in range(len(handles))]  # every replica at once: a stop takes one deadline, not k
+        problems = []
+        for index, future in asked:
+            try:
+                ok, details, seq, conn = future.result(timeout)
+            except TimeoutError:
+                problems.append(f"worker {handles[index].id} did not answer {action!r} within {timeout:g}s")
+                continue
+            if not ok:
+                problems.append(str(details))
+                continue
+            with self.pool.lock:
+                self.pool.store(handles[index], conn, entry.key(index), details, seq)
+        if problems:
+            raise ServiceError("; ".join(problems))
         return self._summary(entry)
 
     def node_details(self, name: str, node: str) -> dict[str, Any]:
-        """One node's whole input and output, asked of its worker (the API shows previews elsewhere)."""
+        """One node's whole input and output, asked of its (first) replica's worker."""
         entry = self._entry(name)
         if node not in {n.get("name") for n in entry.raw.get("nodes") or () if isinstance(n, dict)}:
             raise UnknownDag(f"dag {name!r} has no node {node!r}")
         handle = self.workers[entry.worker]
         if not handle.alive:
             raise WrongState(f"dag {name!r} is not running: its worker is down")
-        payload, _, _ = self._ask(handle, "node", {"name": name, "node": node}, REQUEST_TIMEOUT)
+        payload, _, _ = self._ask(handle, "node", {"name": name, "node": node, "replica": entry.replica(0)},
+                                  REQUEST_TIMEOUT)
         return dict(payload)
 
     def _ask(self, handle: WorkerHandle, command: str, args: dict[str, Any], timeout: float) -> tuple[Any, int, Any]:
@@ -188,7 +187,7 @@ class Supervisor:
 
     def workers_info(self) -> list[dict[str, Any]]:
         return [{"id": h.id, "pid": h.pid, "alive": h.alive, "restarts": h.restarts,
-                 "dags": [e.name for e in self.dags.values() if e.worker == h.id],
+                 "dags": [e.key(i) for e in self.dags.values() for i, w in enumerate(e.workers) if w == h.id],
                  **({"failed": h.gave_up} if h.gave_up else {})} for h in self.workers]
 
     def health(self) -> dict[str, Any]:
@@ -197,8 +196,14 @@ class Supervisor:
                 "dags": len(self.dags), "skipped": self.problems}
 
     def metrics_text(self) -> bytes:
-        return render_metrics([self._current(e) for e in list(self.dags.values())], self.workers_info(),
-                              version=VERSION)
+        """Every DAG's figures; a DAG run as replicas, per replica (labelled ``replica``)."""
+        views = []
+        for entry in list(self.dags.values()):
+            if entry.replicated:
+                views += [replica_view(entry, i, self.workers) for i in range(len(entry.workers))]
+            else:
+                views.append(self._current(entry))
+        return render_metrics(views, self.workers_info(), version=VERSION)
 
     def shutdown(self) -> bool:
         """Stop every worker gracefully within ``shutdown_timeout``; True if all went cleanly."""

@@ -1,6 +1,7 @@
 """Checkpoints: a DAG's node state and source positions, written atomically (SPEC §3).
 
-One msgpack file per DAG, ``STATE_DIR/DAG.ckpt``, replaced by write-then-rename, and the
+One msgpack file per DAG, ``STATE_DIR/DAG.ckpt`` (per replica, when a DAG runs several:
+``STATE_DIR/DAG/replica-I/DAG.ckpt``, SPEC §5), replaced by write-then-rename, and the
 directory fsynced after the rename, so a crash leaves either the old or the new
 checkpoint, never half of one, and a finished rename survives a power cut.
 
@@ -28,8 +29,11 @@ log = logging.getLogger("dagserver.checkpoint")
 MAP_SECTIONS = ("positions", "nodes", "ticks")
 
 
-def checkpoint_path(state_dir: str | os.PathLike[str], dag_name: str) -> Path:
-    return Path(state_dir) / f"{dag_name}.ckpt"
+def checkpoint_path(state_dir: str | os.PathLike[str], dag_name: str, replica: int | None = None) -> Path:
+    """``STATE_DIR/DAG.ckpt``; a replica of a DAG run with ``replicas > 1``: ``STATE_DIR/DAG/replica-I/DAG.ckpt``."""
+    if replica is None:
+        return Path(state_dir) / f"{dag_name}.ckpt"
+    return Path(state_dir) / dag_name / f"replica-{replica}" / f"{dag_name}.ckpt"
 
 
 def write_checkpoint(path: Path, data: dict[str, Any]) -> None:

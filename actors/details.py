@@ -39,6 +39,7 @@ def dag_details(runtime: DagRuntime, full: bool = False) -> dict[str, Any]:
         nodes[name] = entry
     return {
         "name": dag.name,
+        "replica": runtime.replica,
         "state": str(runtime.state),
         "reason": runtime.reason,
         "description": dag.description,

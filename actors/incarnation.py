@@ -72,6 +72,7 @@ class Wiring:
     subscribers: bool = True  # False: nothing reads (records arrive otherwise, e.g. in benchmarks)
     tickers: bool = True  # False: MetronomeNodes fire only when told (replay)
     build_timeout: float = BUILD_TIMEOUT
+    replica: int | None = None  # which copy of the DAG (None: the only one)
 
 
 def publish_timeout(config: Mapping[str, Any]) -> float:
@@ -118,8 +119,9 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
                 if dag.node_for_subscriber(name) is None:
                     continue
                 step = f"subscriber {name!r} ({spec.source})"
+                config = {**spec.config, **source_identity(dag.name, name, wiring.replica)}
                 ctx.refs[subscriber_actor_name(name)] = SubscriberActor.start(
-                    ctx, name, wiring.open_source(spec.source, spec.config), positions.get(name), reading)
+                    ctx, name, wiring.open_source(spec.source, config), positions.get(name), reading)
         step = "opening sources and sinks"
         _wait_ready(ctx, time.monotonic() + wiring.build_timeout)
         step = "its watchdog"
@@ -134,6 +136,13 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
         ctx.reading.set()
     _start_helpers(ctx, wiring, limits)
     return ctx
+
+
+def source_identity(dag: str, subscriber: str, replica: int | None) -> dict[str, Any]:
+    """What a source is told of who reads it (keys starting with ``_`` are the runtime's, not the
+    DAG file's): shared sources name their consumer group ``dagserver.DAG.SUBSCRIBER`` and each
+    replica's consumer after its index."""
+    return {"_dag": dag, "_subscriber": subscriber, "_replica": 0 if replica is None else replica}
 
 
 def node_components(dag: DagModel, node: str) -> tuple[dict[str, Callable], dict[str, Callable]]:

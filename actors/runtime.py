@@ -62,8 +62,10 @@ class DagRuntime:
     def __init__(self, dag: DagModel, *, state_dir: str | Path | None = None,
                  source_factory: SourceFactory = open_source, sink_factory: SinkFactory = open_sink,
                  restart: RestartPolicy | None = None, clock: Callable[[], float] = time.time,
-                 tick_timers: bool = True, build_timeout: float | None = None) -> None:
+                 tick_timers: bool = True, build_timeout: float | None = None, replica: int | None = None) -> None:
+        """``replica``: which copy of a DAG run with ``replicas > 1`` this is (None: the only one)."""
         self.dag = dag
+        self.replica = replica
         self.stats = DagStats.for_dag(dag)
         self.state = STOPPED
         self.reason = ""
@@ -71,10 +73,10 @@ class DagRuntime:
         self.clock = clock
         self.window = ActiveWindow.from_dag(dag)
         self._wiring = Wiring(source_factory, sink_factory, self._actor_failed, self._write_checkpoint, clock,
-                              tickers=tick_timers)
+                              tickers=tick_timers, replica=replica)
         if build_timeout is not None:
             self._wiring.build_timeout = build_timeout
-        self._ckpt_path = checkpoint_path(state_dir, dag.name) if state_dir else None
+        self._ckpt_path = checkpoint_path(state_dir, dag.name, replica) if state_dir else None
         self._last_checkpoint: dict[str, Any] | None = None
         self._lock = threading.Lock()  # guards the fields below; never held across a wait
         self._ctx: DagContext | None = None

@@ -46,6 +46,11 @@ def _die_with_parent() -> None:
         pass
 
 
+def replica_key(name: str, replica: int | None) -> str:
+    """How a worker and the supervisor name one runtime: the DAG, or ``DAG#I`` for replica I > 0."""
+    return f"{name}#{replica}" if replica else name
+
+
 class Worker:
     """The DAG runtimes of one worker process, their lanes, and the commands that drive them."""
 
@@ -75,7 +80,8 @@ class Worker:
 
     @staticmethod
     def _lane_name(command: str, args: dict[str, Any]) -> str:
-        return str(args.get("name") or (args.get("raw") or {}).get("name") or "")
+        name = str(args.get("name") or (args.get("raw") or {}).get("name") or "")
+        return replica_key(name, args.get("replica"))
 
     def lane(self, name: str) -> ThreadPoolExecutor:
         with self._lanes_lock:
@@ -89,7 +95,7 @@ class Worker:
         except Exception as exc:
             log.exception("command %s failed", command)
             payload, ok = f"{type(exc).__name__}: {exc}", False
-        runtime = self.runtimes.get(args.get("name", "")) if ok and command in SNAPSHOT_REPLIES else None
+        runtime = self._runtime_of(args) if ok and command in SNAPSHOT_REPLIES else None
         try:
             with self._snapshot_lock:  # numbered, taken and sent in one go: arrival order is number order
                 if runtime is not None:
@@ -101,12 +107,13 @@ class Worker:
     # -- commands -------------------------------------------------------------------------------
     def handle(self, command: str, args: dict[str, Any]) -> Any:
         if command == "deploy":
-            return self.deploy(args["raw"], args["path"])
+            return self.deploy(args["raw"], args["path"], args.get("replica"))
         if command == "shutdown":
             return self.shutdown(float(args.get("timeout", 15)))
-        runtime = self.runtimes.get(args.get("name", ""))
+        runtime = self._runtime_of(args)
         if runtime is None:
-            raise KeyError(f"dag {args.get('name')!r} is not deployed on worker {self.worker_id}")
+            raise KeyError(f"dag {args.get('name')!r} (replica {args.get('replica') or 0}) is not deployed on "
+                           f"worker {self.worker_id}")
         if command == "node":
             return node_details(runtime, str(args.get("node", "")))
         if command == "start":
@@ -121,14 +128,18 @@ class Worker:
             raise ValueError(f"unknown command {command!r}")
         return runtime.details()
 
-    def deploy(self, raw: dict[str, Any], path: str) -> dict[str, Any]:
-        """Host the DAG ``raw``: a document the supervisor validated, so it is not checked again."""
+    def _runtime_of(self, args: dict[str, Any]) -> DagRuntime | None:
+        return self.runtimes.get(replica_key(str(args.get("name", "")), args.get("replica")))
+
+    def deploy(self, raw: dict[str, Any], path: str, replica: int | None = None) -> dict[str, Any]:
+        """Host the DAG ``raw`` (one of its replicas): a document the supervisor validated, not checked again."""
         dag = build_model(raw, source_path=path)
-        if dag.name in self.runtimes:
-            return self.runtimes[dag.name].details()
+        key = replica_key(dag.name, replica)
+        if key in self.runtimes:
+            return self.runtimes[key].details()
         policy = RestartPolicy(max_restarts=self.max_restarts, within_seconds=self.within_seconds)
-        runtime = DagRuntime(dag, state_dir=self.state_dir, restart=policy)
-        self.runtimes[dag.name] = runtime
+        runtime = DagRuntime(dag, state_dir=self.state_dir, restart=policy, replica=replica)
+        self.runtimes[key] = runtime
         return runtime.details()
 
     def shutdown(self, timeout: float) -> dict[str, bool]:

@@ -73,7 +73,7 @@ def scrape_figures(count: int = 100, record_bytes: int = 50_000) -> dict[str, fl
     supervisor = Supervisor(ServerConfig(workers=1), "WARNING")
     handle = supervisor.workers[0]
     for name, details in unpack(frame)[2].items():
-        supervisor.dags[name] = DagEntry(name, f"{name}.json", {"name": name}, 0)
+        supervisor.dags[name] = DagEntry(name, f"{name}.json", {"name": name}, [0])
         handle.details[name] = details
     handle.process = _Alive()
     label = f"{count}_dags_{record_bytes // 1000}kb"

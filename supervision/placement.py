@@ -1,12 +1,15 @@
-"""Where each DAG runs (SPEC §5): pins first, mem-linked DAGs together, then least loaded.
+"""Where each DAG runs (SPEC §5): pins first, mem-linked DAGs together, replicas apart, then least loaded.
 
 ``mem://`` queues and topics live inside one process, so DAGs that share one must share
-a worker. Placement is a pure function, tested without processes.
+a worker, and so do the replicas of a DAG that uses one. The replicas of any other DAG go
+to distinct workers while there are enough of them (a pin places its first replica).
+Placement is a pure function, tested without processes.
 
 Usage::
 
     plan = place_dags(dags, workers=2)
-    plan.assignment   # {"prices": 0, "feed": 0, "clock": 1}
+    plan.assignment   # {"prices": 0, "feed": 0, "clock": 1}   (the first replica's worker)
+    plan.replicas     # {"prices": [0], "feed": [0], "clock": [1], "orders": [0, 1]}
     plan.problems     # ["dag 'x' pins worker 5 but there are 2 workers"]
 """
 
@@ -21,8 +24,12 @@ from graphs.model import DagModel
 
 @dataclass
 class Placement:
-    assignment: dict[str, int] = field(default_factory=dict)
+    assignment: dict[str, int] = field(default_factory=dict)  # DAG -> the worker of its first replica
+    replicas: dict[str, list[int]] = field(default_factory=dict)  # DAG -> the worker of each replica
     problems: list[str] = field(default_factory=list)
+
+    def put(self, dag: DagModel, workers: list[int]) -> None:
+        self.assignment[dag.name], self.replicas[dag.name] = workers[0], workers
 
 
 def mem_endpoints(dag: DagModel) -> set[str]:
@@ -83,15 +90,30 @@ def place_dags(dags: list[DagModel], workers: int) -> Placement:
                                  f"different ones ({names}); none of {group_names} is started")
             continue
         if pins:
-            worker = pins.pop()
-            for d in group:
-                plan.assignment[d.name] = worker
-            load[worker] += len(group)
+            _place_group(plan, group, pins.pop(), load)
         else:
             unpinned.append(group)
-    for group in sorted(unpinned, key=len, reverse=True):
-        worker = min(range(workers), key=lambda w: (load[w], w))
-        for d in group:
-            plan.assignment[d.name] = worker
-        load[worker] += len(group)
+    for group in sorted(unpinned, key=lambda g: sum(d.replicas for d in g), reverse=True):
+        _place_group(plan, group, None, load)
     return plan
+
+
+def _place_group(plan: Placement, group: list[DagModel], pin: int | None, load: list[int]) -> None:
+    """Everything of a mem-linked group on one worker; a lone DAG's replicas on distinct ones."""
+    def least_loaded(avoid: set[int]) -> int:
+        free = [w for w in range(len(load)) if w not in avoid] or list(range(len(load)))
+        return min(free, key=lambda w: (load[w], w))
+
+    if len(group) > 1 or mem_endpoints(group[0]):
+        worker = least_loaded(set()) if pin is None else pin
+        for dag in group:
+            plan.put(dag, [worker] * dag.replicas)
+            load[worker] += dag.replicas
+        return
+    dag = group[0]
+    chosen: list[int] = []
+    for index in range(dag.replicas):
+        worker = pin if index == 0 and pin is not None else least_loaded(set(chosen))
+        chosen.append(worker)
+        load[worker] += 1
+    plan.put(dag, chosen)

@@ -32,7 +32,8 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
     """The exposition for ``dags`` and ``workers``, UTF-8 encoded.
 
     ``dags`` are ``dag_details`` dicts, each with an extra ``worker`` key (an int, or None
-    when the DAG is not placed); ``workers`` are ``{id, pid, alive, restarts, dags}``.
+    when the DAG is not placed) and, for a replica of a DAG run as several, ``replica``
+    (its index, added as a label); ``workers`` are ``{id, pid, alive, restarts, dags}``.
     Missing sections (e.g. a stopped DAG without node figures) are simply left out.
     ``leader`` is whether this server runs the DAGs (always, without high availability).
     """
@@ -63,6 +64,8 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
     for dag in dags:
         dag_label = f'dag="{escape(str(dag.get("name", "")))}"'
         worker = f'worker="{escape(worker_label(dag.get("worker")))}"'
+        if dag.get("replica") is not None:  # one of several replicas of the DAG (SPEC §5, §8)
+            worker += f',replica="{dag["replica"]}"'
         per_dag = f"{dag_label},{worker}"
         current = dag.get("state")
         for each in DAG_STATES:

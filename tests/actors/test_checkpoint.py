@@ -41,6 +41,9 @@ def logged(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_the_path_is_the_dag_name_in_the_state_dir(tmp_path: Path) -> None:
     assert checkpoint_path(tmp_path, "prices") == tmp_path / "prices.ckpt"
     assert checkpoint_path(str(tmp_path), "prices") == tmp_path / "prices.ckpt"
+    # each replica of a DAG run as several keeps its own (SPEC §5)
+    assert checkpoint_path(tmp_path, "prices", 1) == tmp_path / "prices" / "replica-1" / "prices.ckpt"
+    assert checkpoint_path(tmp_path, "prices", 0) != checkpoint_path(tmp_path, "prices")
 
 
 def test_a_written_checkpoint_reads_back_whole(tmp_path: Path) -> None:

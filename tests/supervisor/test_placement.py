@@ -13,7 +13,7 @@ from supervision.placement import linked_groups, mem_endpoints, place_dags
 
 
 def dag(name: str, *, reads: tuple[str, ...] = (), writes: tuple[str, ...] = (), worker: int | None = None,
-        dead_letter: str | None = None) -> DagModel:
+        dead_letter: str | None = None, replicas: int | None = None) -> DagModel:
     """A valid DAG reading ``reads`` (a metronome when empty) and publishing to ``writes``."""
     subscribers = [{"name": f"in{i}", "config": {"source": uri}} for i, uri in enumerate(reads)]
     subscribers = subscribers or [{"name": "clock", "config": {"source": "metronome"}}]
@@ -30,6 +30,8 @@ def dag(name: str, *, reads: tuple[str, ...] = (), writes: tuple[str, ...] = (),
         doc["worker"] = worker
     if dead_letter is not None:
         doc["dead_letter"] = dead_letter
+    if replicas is not None:
+        doc["replicas"] = replicas
     return load_dag_dict(doc)
 
 
@@ -143,3 +145,35 @@ def test_placement_is_deterministic() -> None:
     first = place_dags(dags, 4)
     assert all(place_dags(dags, 4).assignment == first.assignment for _ in range(3))
     assert set(first.assignment) == {d.name for d in dags}
+
+
+# -- replicas ---------------------------------------------------------------------------------------------
+KAFKA = "kafka://topic/orders"  # a source replicas can share across processes
+
+
+def test_replicas_go_to_distinct_workers() -> None:
+    plan = place_dags([dag("orders", reads=(KAFKA,), replicas=3)], 3)
+    assert sorted(plan.replicas["orders"]) == [0, 1, 2]
+    assert plan.assignment["orders"] == plan.replicas["orders"][0]
+
+
+def test_more_replicas_than_workers_spread_as_evenly_as_they_can() -> None:
+    plan = place_dags([dag("orders", reads=(KAFKA,), replicas=5)], 2)
+    assert Counter(plan.replicas["orders"]) == {0: 3, 1: 2}
+
+
+def test_a_pin_places_the_first_replica_and_the_others_avoid_it() -> None:
+    plan = place_dags([dag("orders", reads=(KAFKA,), replicas=2, worker=1)], 3)
+    assert plan.replicas["orders"][0] == 1 and plan.replicas["orders"][1] != 1
+
+
+def test_replicas_of_a_dag_on_a_mem_queue_share_its_worker() -> None:
+    jobs, feed = dag("jobs", reads=("mem://queue/jobs",), replicas=3), dag("feed", writes=("mem://queue/jobs",))
+    plan = place_dags([jobs, feed], 3)
+    assert plan.replicas["jobs"] == [plan.assignment["feed"]] * 3  # the in-process broker is in one process
+
+
+def test_replicas_count_in_the_load() -> None:
+    plan = place_dags([dag("big", reads=(KAFKA,), replicas=2), dag("small")], 2)
+    assert sorted(plan.replicas["big"]) == [0, 1]
+    assert plan.replicas["small"] in ([0], [1])
