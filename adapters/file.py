@@ -10,8 +10,10 @@ the old one is read to its end. Config ``start``: ``"beginning"`` (default) or `
 (skip what is there when opened without a position).
 
 The sink appends one compact JSON document per line. ``bytes`` values are written as
-base64 strings (standard alphabet). ``flush()`` flushes and fsyncs. Parent directories
-are created.
+base64 strings (standard alphabet). Each batch is handed to the OS as it is written;
+``flush()`` (on checkpoint epochs) also fsyncs (config ``fsync: false`` skips that). Parent
+directories are created. The seed's ``publish_interval`` and ``batch_size`` are accepted
+and change nothing.
 
 Usage::
 
@@ -254,5 +256,8 @@ class FileSink(Sink):
         self.status = CLOSED
 
 
+# The seed's publisher keys ``publish_interval`` and ``batch_size`` are accepted so its DAG files run
+# unchanged; they change nothing here: every epoch is one batch, handed to the OS as it is written.
+SEED_SINK_KEYS = ("publish_interval", "batch_size")
 ADAPTER = Adapter("file", check_file_uri, source=FileSource, sink=FileSink,
-                  source_keys=("start",), sink_keys=("fsync",))  # a file is read by one tail: not shareable
+                  source_keys=("start",), sink_keys=("fsync", *SEED_SINK_KEYS))  # one tail reads a file: not shareable
