@@ -47,6 +47,7 @@ class DagContext:
     drained: threading.Event = field(default_factory=threading.Event)  # the drain finished (or failed)
     reading: threading.Event = field(default_factory=threading.Event)  # metronome tickers tick while set
     busy: dict[str, float] = field(default_factory=dict)  # actor -> monotonic start of a sink call
+    endpoints: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # actor -> (its stats, its source/sink)
     failure: str = ""  # the first actor failure of this incarnation, described
     generation: int = -1  # the runtime generation that installed this incarnation
 

@@ -240,9 +240,12 @@ def _tick(ctx: DagContext, node: str, interval: float) -> None:
 
 
 def _watch(ctx: DagContext, limits: Mapping[str, float]) -> None:
-    """Fail a publisher whose sink call has run longer than its publish_timeout (SPEC §4)."""
+    """Fail a publisher whose sink call has run longer than its publish_timeout (SPEC §4), and keep the
+    sources' and sinks' statuses current in the DAG's figures."""
     interval = min([WATCH_INTERVAL, *(limit / 4 for limit in limits.values())])
     while not ctx.tearing_down.wait(interval):
+        for stats, adapter in list(ctx.endpoints.values()):  # a status shows while a call hangs, or reads wait
+            stats.status = str(getattr(adapter, "status", stats.status))
         now = time.monotonic()
         for actor, since in list(ctx.busy.items()):
             limit = limits.get(actor)

@@ -41,6 +41,7 @@ class PublisherActor(DagActor):
         self.sink.open()
         self.opened = True
         self.stats.status = self.sink.status
+        self.ctx.endpoints[self.actor_name] = (self.stats, self.sink)  # its status is kept fresh, even mid-call
 
     def receive(self, message: Any) -> None:
         msg = decode(message)

@@ -281,7 +281,7 @@ class DagRuntime:
             thread = threading.Thread(target=self._restart, args=(generation, failed, delay, cancel), daemon=True,
                                       name=f"restart-{self.dag.name}")
             self._restarter = thread
-        thread.start()
+            thread.start()  # under the lock: a stop() that sees the thread can always join it
 
     def _restart(self, generation: int, failed: DagContext | None, delay: float | None,
                  cancel: threading.Event) -> None:

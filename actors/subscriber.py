@@ -42,6 +42,7 @@ class SubscriberActor(DagActor):
     def on_open(self) -> None:
         self.source.open(self.start_position)
         self.opened = True
+        self.ctx.endpoints[self.actor_name] = (self.stats, self.source)  # its status is kept fresh meanwhile
         if self.reading:
             self._schedule()
 
@@ -86,6 +87,8 @@ class SubscriberActor(DagActor):
                 self.ctx.send(COORDINATOR, data)
             else:
                 gate.give_back(granted)
+        else:
+            self.source.keep_alive()
         self.stats.backlog = self.source.backlog()  # None: the source cannot tell (source_lag is left out)
         self.actor_ref.tell(POLL_MESSAGE)
 

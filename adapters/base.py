@@ -233,6 +233,10 @@ class Source(ABC):
     def commit(self, position: Any) -> None:  # noqa: B027 - optional hook
         """Everything up to ``position`` is done and must not be redelivered."""
 
+    def keep_alive(self) -> None:  # noqa: B027 - optional hook
+        """Called instead of ``read_batch`` while the DAG is too busy to take more (backpressure):
+        a source whose broker expects to hear from it (a consumer group) keeps its membership."""
+
     @abstractmethod
     def close(self) -> None:
         """Disconnect and release resources; ``status`` becomes ``closed``."""

@@ -122,6 +122,9 @@ class CustomSource(_UserStatus, Source):
     def commit(self, position: Any) -> None:
         _call(self.user, "commit", position)
 
+    def keep_alive(self) -> None:
+        _call(self.user, "keep_alive")
+
     def close(self) -> None:
         _call(self.user, "close")
         self._extra.clear()
