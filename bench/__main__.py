@@ -1,8 +1,9 @@
-"""``python -m bench [--quick] [--json]``: throughput, latency and scaling in one run.
+"""``python -m bench [--quick] [--json] [--kafka]``: throughput, latency and scaling in one run.
 
 Every engine figure goes through the server's own machinery (supervisor, spawned worker
 processes, actors, msgpack); the ceilings are plain Python loops doing the same work in
-this process. With ``--json`` the last line of stdout is one JSON object.
+this process. With ``--json`` the last line of stdout is one JSON object. ``--kafka``
+starts a local broker and adds ``kafka_rps_1w`` / ``kafka_raw_rps`` (see bench/kafka.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ceiling import ceiling_msgpack_rps, ceiling_rps
+from bench.kafka import Broker, kafka_figures
 from bench.scrape import scrape_figures
 from bench.workloads import idle_dag, pipeline_dag
 from supervision.config import ServerConfig
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="smaller runs, under 90 s on 2 cores")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of all figures")
+    parser.add_argument("--kafka", action="store_true",
+                        help="also Kafka: topic -> DAG -> topic against a plain kafka-python loop, on a local broker")
     args = parser.parse_args(argv)
     count = 100_000 if args.quick else 400_000
     seconds = 2.0 if args.quick else 5.0
@@ -136,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "cpu": cpu_name(),
         }
+        if args.kafka:
+            with Broker() as broker:
+                figures.update(kafka_figures(broker.bootstrap, 20_000 if args.quick else 100_000))
     rows = [
         ("plain loop ceiling", f"{figures['ceiling_rps']:,.0f} rec/s"),
         ("plain loop + msgpack/100", f"{figures['ceiling_msgpack_rps']:,.0f} rec/s"),
@@ -152,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         ("heartbeat, 100 DAGs of 50 KB records", f"{figures['heartbeat_ms_100_dags_50kb']:.1f} ms, "
                                                  f"{figures['heartbeat_bytes_100_dags_50kb'] / 1e6:.2f} MB"),
     ]
+    if args.kafka:
+        engine, raw = figures["kafka_rps_1w"], figures["kafka_raw_rps"]
+        rows.append(("kafka: engine vs plain loop", f"{engine:,.0f} vs {raw:,.0f} rec/s ({engine / raw:.2f} x)"))
     width = max(len(name) for name, _ in rows)
     print(f"dagserver bench ({'quick' if args.quick else 'full'}): Python {figures['python']}, {figures['cpu']}")
     for name, value in rows:

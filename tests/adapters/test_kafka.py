@@ -331,6 +331,7 @@ def test_consumer_lag_shows_in_the_subscriber_backlog(kafka_broker, runtimes) ->
 
 
 def test_outage_shows_reconnecting_and_loses_nothing(kafka_outage, runtimes) -> None:
+    TOTAL = 30_000
     bootstrap = kafka_outage.bootstrap  # the proxy: every client goes through it
     source, target = unique("outage-in"), unique("outage-out")
     kafka_outage.broker.create_topic(source, 1)
@@ -362,13 +363,14 @@ def test_outage_shows_reconnecting_and_loses_nothing(kafka_outage, runtimes) -> 
         kafka_outage.proxy.restore()
         assert wait_until(lambda: status() == "connected", timeout=30), status()
         # an outage mid-stream: the sink waits for its acks, reconnecting, and delivers once back
-        write(bootstrap, source, priced(4000, start=1000))
+        # (enough records that the DAG is still writing when the cut comes, on a busy machine too)
+        write(bootstrap, source, priced(TOTAL - 1000, start=1000))
         assert reader.until(lambda values: len(first_seen(values)) >= 1200)
         kafka_outage.proxy.cut()
         assert wait_until(lambda: made["sink"].status == "reconnecting", timeout=20)
         kafka_outage.proxy.restore()
-        expected = [{"value": 2.0 * i} for i in range(5000)]
-        assert reader.until(lambda values: len(first_seen(values)) >= 5000, timeout=90), len(first_seen(reader.values))
+        expected = [{"value": 2.0 * i} for i in range(TOTAL)]
+        assert reader.until(lambda values: len(first_seen(values)) >= TOTAL, timeout=90), len(first_seen(reader.values))
         assert first_seen(reader.values) == [json.dumps(v) for v in expected]
         assert wait_until(lambda: status() == "connected", timeout=30)
     finally:

@@ -30,6 +30,11 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def require_kafka() -> str:
+    """The broker binary, for a test that starts a broker of its own (skips or fails as the fixtures do)."""
+    return _binary()
+
+
 def _binary() -> str:
     if importlib.util.find_spec("kafka") is None:
         _unavailable("kafka-python is not installed (pip install 'dagserver[kafka]')")
