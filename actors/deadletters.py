@@ -16,6 +16,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from typing import Any
@@ -24,6 +25,8 @@ from actors.stats import DagStats
 from adapters.base import Sink
 
 MAX_RECENT = 20
+
+log = logging.getLogger(__name__)
 
 
 class DeadLetterBox:
@@ -53,8 +56,9 @@ class DeadLetterBox:
             sink = self.sink
         if sink is None:
             return
-        if letters:
-            sink.write_batch(letters)
+        if letters and (refused := sink.write_batch(letters)):
+            log.error("dead-letter sink %s refused %d letter(s), which are lost: %s", sink.uri, len(refused),
+                      refused[0].reason)
         sink.flush()
 
     def close(self) -> None:

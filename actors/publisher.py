@@ -18,7 +18,7 @@ from typing import Any
 from actors.alignment import EpochAligner
 from actors.context import COORDINATOR, DagActor, DagContext
 from actors.messages import FLAG_CHECKPOINT, Ack, Publish, decode, encode
-from adapters.base import Sink
+from adapters.base import RejectedRecord, Sink
 
 
 def publisher_actor_name(publisher: str) -> str:
@@ -66,8 +66,10 @@ class PublisherActor(DagActor):
             busy[self.actor_name] = time.monotonic()
             try:
                 if records:
-                    self.sink.write_batch(records)
-                    self.stats.add(len(records))
+                    refused = self.sink.write_batch(records)
+                    self.stats.add(len(records) - len(refused or ()))
+                    if refused:
+                        self._refused(refused)
                 if flags & FLAG_CHECKPOINT:
                     self.sink.flush()
             except Exception:
@@ -77,6 +79,13 @@ class PublisherActor(DagActor):
                 busy.pop(self.actor_name, None)
                 self.stats.status = self.sink.status
         self.ctx.send(COORDINATOR, encode(Ack(epoch, self.actor_name)))
+
+    def _refused(self, refused: list[RejectedRecord]) -> None:
+        """Records the sink could never write: publish errors, dead-lettered (the DAG goes on)."""
+        self.stats.errors += len(refused)
+        for item in refused:
+            self.ctx.dead_letter({"dag": self.ctx.dag.name, "publisher": self.name, "error": item.reason,
+                                  "input": item.raw})
 
     def on_teardown(self, failed: bool) -> None:
         if not self.opened:

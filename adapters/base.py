@@ -213,6 +213,7 @@ class Source(ABC):
         self.config: dict[str, Any] = dict(config or {})
         self.parsed = parse_uri(uri)
         self.status: str = CLOSED
+        self.dropped = 0  # records lost by the source's nature (an at-most-once channel's overflow), counted
 
     @abstractmethod
     def open(self, position: Any | None) -> None:
@@ -259,8 +260,14 @@ class Sink(ABC):
         """Connect; ``status`` becomes ``connected``."""
 
     @abstractmethod
-    def write_batch(self, records: list[dict]) -> None:
-        """Write all ``records`` in order, or raise."""
+    def write_batch(self, records: list[dict]) -> list[RejectedRecord] | None:
+        """Write all ``records`` in order, or raise.
+
+        A record this sink can never write (say, one without the attribute its key comes
+        from) is not a failure of the sink: it is left out and returned as a
+        :class:`RejectedRecord` (``raw`` = the record), which the runtime counts as a publish
+        error and dead-letters. Return None (or ``[]``) when everything was written.
+        """
 
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything written so far durable / visible (no-op by default)."""

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.base import CLOSED, CONNECTED, Adapter, ParsedUri, Sink, Source
+from adapters.base import CLOSED, CONNECTED, Adapter, ParsedUri, RejectedRecord, Sink, Source
 from graphs.dotted import DottedPathError, load_dotted
 
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
@@ -143,8 +143,12 @@ class CustomSink(_UserStatus, Sink):
         _call(self.user, "open")
         self.status = CONNECTED
 
-    def write_batch(self, records: list[dict]) -> None:
-        self.user.write_batch(records)
+    def write_batch(self, records: list[dict]) -> list[RejectedRecord] | None:
+        """The user's write; what it returns counts as refused only when it is a list of RejectedRecord."""
+        refused = self.user.write_batch(records)
+        if isinstance(refused, list) and all(isinstance(r, RejectedRecord) for r in refused):
+            return refused
+        return None
 
     def flush(self) -> None:
         _call(self.user, "flush")

@@ -10,6 +10,7 @@ import pytest
 
 from actors.restart import RestartPolicy
 from actors.runtime import FAILED, RUNNING, DagRuntime
+from adapters.base import RejectedRecord
 from adapters.mem import MemSink, get_queue, mem_drain, mem_put, reset_mem_broker
 from adapters.registry import open_sink, open_source
 from graphs.loader import load_dag_dict
@@ -159,3 +160,42 @@ def test_a_failure_while_stopping_ends_the_stop_without_waiting_out_its_timeout(
     assert runtime.stop(timeout=60) is False  # the final flush failed: not a clean stop
     assert time.monotonic() - started < 30
     assert runtime.state == "stopped"
+
+
+class PickySink(MemSink):
+    """A mem sink that can never write a record without ``id`` (as a keyed sink cannot): it refuses it."""
+
+    def write_batch(self, records: list[dict]) -> list[RejectedRecord]:
+        refused = [RejectedRecord(r, "record has no 'id'") for r in records if "id" not in r]
+        super().write_batch([r for r in records if "id" in r])
+        return refused
+
+
+def test_records_a_sink_refuses_are_publish_errors_dead_lettered_and_the_dag_goes_on() -> None:
+    dag = load_dag_dict({
+        "name": "picky", "checkpoint": {"every_epochs": 1},
+        "dead_letter": "mem://queue/picky_dead",
+        "subscribers": [{"name": "in", "config": {"source": "mem://queue/picky_in"}}],
+        "publishers": [{"name": "out", "config": {"destination": "mem://queue/picky_out"}}],
+        "nodes": [{"name": "ingest", "type": "SubscriptionNode", "subscriber": "in"},
+                  {"name": "publish", "type": "PublicationNode", "publishers": ["out"]}],
+        "edges": [{"from_node": "ingest", "to_node": "publish"}],
+    })
+    runtime = DagRuntime(dag, sink_factory=lambda uri, config: (PickySink if "out" in uri else MemSink)(uri, config))
+    runtime.start()
+    try:
+        mem_put("picky_in", [{"id": 1}, {"other": 2}, {"id": 3}])
+        out, dead = get_queue("picky_out"), get_queue("picky_dead")
+        got: list[dict] = []
+        letters: list[dict] = []
+        assert wait_until(lambda: (got.extend(out.get(10, 0.05)), letters.extend(dead.get(10, 0.01)))
+                          and len(got) >= 2 and len(letters) >= 1, timeout=20)
+        mem_put("picky_in", [{"id": 4}])
+        assert wait_until(lambda: got.extend(out.get(10, 0.05)) or len(got) >= 3, timeout=20)
+        assert [r["id"] for r in got] == [1, 3, 4]
+        assert letters == [{"dag": "picky", "publisher": "out", "error": "record has no 'id'", "input": {"other": 2}}]
+        assert runtime.stats.publishers["out"].errors == 1
+        assert runtime.stats.dead_letters == 1
+        assert runtime.state == RUNNING
+    finally:
+        runtime.stop(timeout=10)
