@@ -20,7 +20,10 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -73,6 +76,7 @@ class Wiring:
     tickers: bool = True  # False: MetronomeNodes fire only when told (replay)
     build_timeout: float = BUILD_TIMEOUT
     replica: int | None = None  # which copy of the DAG (None: the only one)
+    server: str = ""  # which server runs it, stable across its restarts (see source_identity)
 
 
 def publish_timeout(config: Mapping[str, Any]) -> float:
@@ -119,7 +123,7 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
                 if dag.node_for_subscriber(name) is None:
                     continue
                 step = f"subscriber {name!r} ({spec.source})"
-                config = {**spec.config, **source_identity(dag.name, name, wiring.replica)}
+                config = {**spec.config, **source_identity(dag.name, name, wiring.replica, wiring.server)}
                 ctx.refs[subscriber_actor_name(name)] = SubscriberActor.start(
                     ctx, name, wiring.open_source(spec.source, config), positions.get(name), reading)
         step = "opening sources and sinks"
@@ -138,11 +142,27 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
     return ctx
 
 
-def source_identity(dag: str, subscriber: str, replica: int | None) -> dict[str, Any]:
+def source_identity(dag: str, subscriber: str, replica: int | None, server: str = "") -> dict[str, Any]:
     """What a source is told of who reads it (keys starting with ``_`` are the runtime's, not the
-    DAG file's): shared sources name their consumer group ``dagserver.DAG.SUBSCRIBER`` and each
-    replica's consumer after its index."""
-    return {"_dag": dag, "_subscriber": subscriber, "_replica": 0 if replica is None else replica}
+    DAG file's): shared sources name their consumer group ``dagserver.DAG.SUBSCRIBER``, and a
+    source whose broker tracks consumers by name (Redis streams and lists) names this one after
+    ``_server`` and ``_replica``: the same after a restart, different on another server."""
+    return {"_dag": dag, "_subscriber": subscriber, "_replica": 0 if replica is None else replica,
+            "_server": server or socket.gethostname()}
+
+
+def server_identity(state_dir: str | os.PathLike[str] | None) -> str:
+    """This server's name for consumers: the host name, and a digest of its state directory, so
+    two servers on one host (different ``state_dir``) differ and a restarted one is the same.
+
+    >>> server_identity(None) == socket.gethostname()
+    True
+    """
+    host = socket.gethostname()
+    if state_dir is None:
+        return host
+    digest = hashlib.sha1(os.path.abspath(os.fspath(state_dir)).encode("utf-8")).hexdigest()[:8]
+    return f"{host}-{digest}"
 
 
 def node_components(dag: DagModel, node: str) -> tuple[dict[str, Callable], dict[str, Callable]]:

@@ -34,7 +34,7 @@ import pykka
 from actors import details as details_mod
 from actors.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
 from actors.context import COORDINATOR, DagContext
-from actors.incarnation import BuildError, Wiring, build, teardown
+from actors.incarnation import BuildError, Wiring, build, server_identity, teardown
 from actors.messages import Control, Tick, encode
 from actors.restart import RestartPolicy
 from actors.states import DagState
@@ -73,7 +73,7 @@ class DagRuntime:
         self.clock = clock
         self.window = ActiveWindow.from_dag(dag)
         self._wiring = Wiring(source_factory, sink_factory, self._actor_failed, self._write_checkpoint, clock,
-                              tickers=tick_timers, replica=replica)
+                              tickers=tick_timers, replica=replica, server=server_identity(state_dir))
         if build_timeout is not None:
             self._wiring.build_timeout = build_timeout
         self._ckpt_path = checkpoint_path(state_dir, dag.name, replica) if state_dir else None

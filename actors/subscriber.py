@@ -38,6 +38,7 @@ class SubscriberActor(DagActor):
         self.opened = False
         self.max_records = ctx.dag.max_records
         self.stats = ctx.stats.subscribers[name]
+        self._dropped_seen = 0  # the source's ``dropped`` when last looked at
 
     def on_open(self) -> None:
         self.source.open(self.start_position)
@@ -90,6 +91,10 @@ class SubscriberActor(DagActor):
         else:
             self.source.keep_alive()
         self.stats.backlog = self.source.backlog()  # None: the source cannot tell (source_lag is left out)
+        dropped = getattr(self.source, "dropped", 0)
+        if dropped != self._dropped_seen:  # the source counts from its open; the stats across restarts
+            self.stats.dropped += max(0, dropped - self._dropped_seen)
+            self._dropped_seen = dropped
         self.actor_ref.tell(POLL_MESSAGE)
 
     def _read(self, granted: int) -> tuple[list[Any], int]:
