@@ -2,7 +2,8 @@
 
 ``cut()`` closes every forwarded connection and the listening socket, so a client sees its
 connection drop and new connections refused (ECONNREFUSED), as when a broker goes away;
-``restore()`` listens again on the same port. Threads only, no asyncio; everything is
+``restore()`` listens again on the same port. ``stall()`` keeps every connection open but
+forwards nothing (a hung service, a black-holed network) until ``unstall()``. Threads only, no asyncio; everything is
 closed by ``close()`` (also usable as a context manager).
 
 Usage::
@@ -11,6 +12,7 @@ Usage::
         client_connects_to(proxy.address)      # "127.0.0.1:PORT"
         proxy.cut()                            # the outage
         proxy.restore()                        # the broker is back
+        proxy.stall(); proxy.unstall()         # a service that stops answering, then answers
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._closed = False
+        self._flowing = threading.Event()  # cleared while stalled
+        self._flowing.set()
         self.connections = 0  # connections accepted so far (for tests that want to see reconnects)
         self.restore()
 
@@ -85,7 +89,20 @@ class TcpProxy:
                                           name=f"tcp-proxy-{self.port}")
         self._acceptor.start()
 
+    def stall(self) -> None:
+        """Keep connections (and accept new ones) but forward no byte until :meth:`unstall`."""
+        self._flowing.clear()
+
+    def unstall(self) -> None:
+        """Forward again what was held back, and everything after."""
+        self._flowing.set()
+
+    @property
+    def is_stalled(self) -> bool:
+        return not self._flowing.is_set()
+
     def close(self) -> None:
+        self._flowing.set()
         self.cut()
         with self._lock:
             self._closed = True
@@ -138,6 +155,10 @@ class TcpProxy:
                         data = key.fileobj.recv(CHUNK)  # type: ignore[union-attr]
                         if not data:
                             return
+                        while not self._flowing.wait(0.1):
+                            with self._lock:
+                                if pair not in self._pairs:
+                                    return
                         peer[key.fileobj].sendall(data)  # type: ignore[index]
                     with self._lock:
                         if pair not in self._pairs:
