@@ -27,7 +27,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "supervision": {"supervision", "actors", "adapters", "graphs"},
     "web": {"web", "actors.states"},
 }
-OPTIONAL_CLIENTS = {"kafka", "stomp", "redis", "pymysql", "psycopg", "aerospike", "kazoo"}
+# client libraries imported inside load_X(); aerospike_helpers comes in the aerospike package
+OPTIONAL_CLIENTS = {"kafka", "stomp", "redis", "pymysql", "psycopg", "aerospike", "aerospike_helpers", "kazoo"}
 MAX_LINES = 400
 
 
