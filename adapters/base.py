@@ -180,6 +180,8 @@ class Adapter:
     sink_keys: tuple[str, ...] | None = ()
     shareable: Callable[[ParsedUri], bool] = never_shared
     extra: str = ""  # the ``pip install 'dagserver[EXTRA]'`` extra holding its client library
+    # a URI's problem in one role (SOURCE or DESTINATION), beyond its shape: e.g. a sink-only URI read
+    check_role: Callable[[ParsedUri, str], str | None] | None = None
 
 
 def positive_param(u: ParsedUri, key: str) -> str | None:

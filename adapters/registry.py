@@ -42,6 +42,7 @@ MODULES: dict[str, str] = {
     "kafka": "adapters.kafka",
     "activemq": "adapters.activemq",
     "redis": "adapters.redis",
+    "redischannel": "adapters.redischannel",
     "sql": "adapters.sql",
     "aerospike": "adapters.aerospike",
 }
@@ -138,7 +139,10 @@ def check_uri(uri: str, role: str) -> str | None:
         if adapter.roles == (SOURCE,):
             return f"URI scheme {parsed.scheme!r} can only be a source, not a {role}"
         return f"URI scheme {parsed.scheme!r} cannot be used as a {role}"
-    return adapter.check_uri(parsed)
+    problem = adapter.check_uri(parsed)
+    if problem is None and adapter.check_role is not None:
+        problem = adapter.check_role(parsed, ROLES[role])
+    return problem
 
 
 def config_keys(uri: str, role: str) -> tuple[str, ...] | None:
