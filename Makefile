@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/supervisor.toml
 
-.PHONY: setup run test lint bench services-up services-down clean
+.PHONY: setup services run test lint bench clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,13 @@ run: setup
 	@echo "dagserver: starting on $(CONFIG) (API http://127.0.0.1:8080/api/dags, metrics http://127.0.0.1:8080/metrics)"
 	$(BIN)/dagserver serve -c $(CONFIG)
 
-test: setup
+# the services the tests start themselves (Redis, MariaDB and PostgreSQL are expected to run already)
+SERVICES ?= activemq zookeeper prometheus chromium
+
+services:
+	@sh tests/support/install_services.sh $(SERVICES)
+
+test: setup services
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: setup

@@ -253,16 +253,16 @@ class RedisLink:
         self._retry_at = time.monotonic() + self._delay
         self._delay = min(self._delay * 2, BACKOFF_MAX)
 
-    def deliver(self, build: Callable[[Any], None], limit: float) -> None:
-        """Run the commands ``build`` queues on a pipeline as one transaction; retry while the server is away,
-        raise :class:`RedisUnavailable` once ``limit`` seconds passed without success."""
+    def deliver(self, build: Callable[[Any], None], limit: float, atomic: bool = True) -> None:
+        """Run the commands ``build`` queues on a pipeline (``atomic``: as one transaction); retry while the
+        server is away, raise :class:`RedisUnavailable` once ``limit`` seconds passed without success."""
         deadline = time.monotonic() + limit
         while True:
             left = deadline - time.monotonic()
             if self.waiting() > 0:
                 time.sleep(max(0.0, min(self.waiting(), left)))
             try:
-                pipe = self.client.pipeline(transaction=True)
+                pipe = self.client.pipeline(transaction=atomic)
                 build(pipe)
                 pipe.execute()
             except self.errors as exc:
@@ -326,10 +326,10 @@ class LinkedSink(Sink):
     def open(self) -> None:
         self.link.connect()
 
-    def deliver(self, build: Callable[[Any], None]) -> None:
+    def deliver(self, build: Callable[[Any], None], atomic: bool = True) -> None:
         if self.link.client is None:
             raise RuntimeError(f"{self!r} is not open")
-        self.link.deliver(build, self.limit)
+        self.link.deliver(build, self.limit, atomic)
 
     def close(self) -> None:
         self.link.close()

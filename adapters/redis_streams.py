@@ -12,7 +12,9 @@ therefore decides what is read again after a restart, and ``open`` does not use 
 position. An entry without the field, or whose field does not parse, is a
 :class:`~adapters.base.RejectedRecord`, acknowledged with the rest once its epoch commits.
 
-Sink: ``XADD`` per record, in one transaction per batch, ``MAXLEN ~ maxlen`` when given.
+Sink: ``XADD`` per record, one pipeline per batch (not a transaction: a batch cut by an outage is
+sent again whole, which at-least-once allows, and MULTI/EXEC would cost a reply per entry), with
+``MAXLEN ~ maxlen`` when given.
 
 Usage::
 
@@ -233,7 +235,7 @@ class StreamSource(LinkedSource):
 
 
 class StreamSink(LinkedSink):
-    """Appends to ``redis://stream/NAME``: ``XADD`` per record (``MAXLEN ~ maxlen``), one transaction per batch."""
+    """Appends to ``redis://stream/NAME``: ``XADD`` per record (``MAXLEN ~ maxlen``), one pipeline per batch."""
 
     kinds = ("stream",)
 
@@ -250,4 +252,4 @@ class StreamSink(LinkedSink):
                 pipe.xadd(self.name, {self.field: value}, maxlen=self.maxlen, approximate=True)
 
         if values:
-            self.deliver(add)
+            self.deliver(add, atomic=False)

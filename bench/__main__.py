@@ -1,9 +1,11 @@
-"""``python -m bench [--quick] [--json] [--kafka]``: throughput, latency and scaling in one run.
+"""``python -m bench [--quick] [--json] [--kafka] [--redis]``: throughput, latency and scaling in one run.
 
 Every engine figure goes through the server's own machinery (supervisor, spawned worker
 processes, actors, msgpack); the ceilings are plain Python loops doing the same work in
 this process. With ``--json`` the last line of stdout is one JSON object. ``--kafka``
-starts a local broker and adds ``kafka_rps_1w`` / ``kafka_raw_rps`` (see bench/kafka.py).
+starts a local broker and adds ``kafka_rps_1w`` / ``kafka_raw_rps`` (see bench/kafka.py);
+``--redis`` uses the local Redis and PostgreSQL and adds ``redis_rps_1w`` / ``redis_raw_rps``
+and ``sql_rps_1w`` / ``sql_raw_rps`` (see bench/redis.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from bench.ceiling import ceiling_msgpack_rps, ceiling_rps
 from bench.kafka import Broker, kafka_figures
+from bench.redis import redis_figures
 from bench.scrape import scrape_figures
 from bench.workloads import idle_dag, pipeline_dag
 from supervision.config import ServerConfig
@@ -122,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON line of all figures")
     parser.add_argument("--kafka", action="store_true",
                         help="also Kafka: topic -> DAG -> topic against a plain kafka-python loop, on a local broker")
+    parser.add_argument("--redis", action="store_true",
+                        help="also Redis and SQL: stream -> DAG -> stream / PostgreSQL against plain loops")
     args = parser.parse_args(argv)
     count = 100_000 if args.quick else 400_000
     seconds = 2.0 if args.quick else 5.0
@@ -143,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.kafka:
             with Broker() as broker:
                 figures.update(kafka_figures(broker.bootstrap, 20_000 if args.quick else 100_000))
+        if args.redis:
+            figures.update(redis_figures(20_000 if args.quick else 100_000))
     rows = [
         ("plain loop ceiling", f"{figures['ceiling_rps']:,.0f} rec/s"),
         ("plain loop + msgpack/100", f"{figures['ceiling_msgpack_rps']:,.0f} rec/s"),
@@ -162,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.kafka:
         engine, raw = figures["kafka_rps_1w"], figures["kafka_raw_rps"]
         rows.append(("kafka: engine vs plain loop", f"{engine:,.0f} vs {raw:,.0f} rec/s ({engine / raw:.2f} x)"))
+    if args.redis:
+        for label, engine, raw in (("redis stream", figures["redis_rps_1w"], figures["redis_raw_rps"]),
+                                   ("stream -> postgres", figures["sql_rps_1w"], figures["sql_raw_rps"])):
+            rows.append((f"{label}: engine vs plain loop", f"{engine:,.0f} vs {raw:,.0f} rec/s ({engine / raw:.2f} x)"))
     width = max(len(name) for name, _ in rows)
     print(f"dagserver bench ({'quick' if args.quick else 'full'}): Python {figures['python']}, {figures['cpu']}")
     for name, value in rows:
