@@ -14,8 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_KEPT_ERRORS = 10
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-COMPUTE_BUCKETS = (1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.1, 1.0)
+# Histogram bounds in seconds (SPEC §8). An epoch of a small DAG completes in well under a
+# millisecond and one compute takes microseconds, so both scales are fine-grained there
+# (1, 2.5, 5 per decade) and coarse above, ending at 10 s: a p50/p99 read from them stays
+# meaningful from the fastest epochs to a stalled sink.
+LATENCY_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                   5.0, 10.0)
+COMPUTE_BUCKETS = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.05,
+                   0.25, 1.0, 2.5, 10.0)
 
 
 class Histogram:

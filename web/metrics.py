@@ -4,6 +4,8 @@
 ``actors/details.py``) plus each DAG's ``worker``, and the worker list — into the
 exposition bytes served at ``/metrics`` (text format 0.0.4). Nothing is kept between
 scrapes, so the counters are exactly as monotonic as the snapshots they come from.
+:data:`FAMILIES` names every family with its type and help text (what it counts); the
+histogram bounds are ``actors.stats.LATENCY_BUCKETS`` and ``COMPUTE_BUCKETS``.
 
 The text is written directly rather than through ``prometheus_client``'s registry: its
 generic per-sample validation and escaping cost ~80 ms for 100 DAGs, most of the scrape
@@ -26,6 +28,43 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DAG_STATES = tuple(str(state) for state in STATES)
 ENDPOINT_STATUSES = ("connected", "reconnecting", "closed", "failed")
 
+# Every family: name (without the prefix) -> (type, help text saying what it counts). Labels
+# are ``dag`` and ``worker`` (the worker process id, "" when unplaced) on every per-DAG
+# family, plus ``replica`` (its index) for one copy of a DAG run as several (SPEC §5).
+FAMILIES: dict[str, tuple[str, str]] = {
+    "node_computes_total": ("counter", "Computations a node ran on an input record, failed ones included."),
+    "node_errors_total": ("counter", "Node computations that raised or returned something other than a map; "
+                                     "each is also a dead letter."),
+    "node_compute_seconds": ("histogram", "Seconds each node computation took (transformers and calculator), "
+                                          "one observation per compute."),
+    "records_received_total": ("counter", "Records a subscriber read from its source and let into the DAG."),
+    "records_rejected_total": ("counter", "Records a subscriber refused at ingress as invalid (not a map, "
+                                          "undecodable); each is also a dead letter."),
+    "records_dropped_total": ("counter", "Records a source lost before the DAG saw them because it is at-most-once "
+                                         "by nature (a pub/sub channel whose buffer overflowed)."),
+    "source_lag": ("gauge", "Records waiting at the source and not read yet (e.g. Kafka consumer lag); "
+                            "absent for sources that cannot tell."),
+    "source_status": ("gauge", "Subscriber connection status: 1 for the status label it has now (connected, "
+                               "reconnecting, closed, failed), 0 for the others."),
+    "sink_status": ("gauge", "Publisher connection status: 1 for the status label it has now (connected, "
+                             "reconnecting, closed, failed), 0 for the others."),
+    "records_published_total": ("counter", "Records a publisher wrote to its destination."),
+    "publish_errors_total": ("counter", "Publisher writes that failed, plus records the destination refused."),
+    "epoch_latency_seconds": ("histogram", "Seconds from an epoch's first record read to the acknowledgement of "
+                                           "all its outputs, one observation per completed epoch."),
+    "ingress_backlog": ("gauge", "Records read from the sources and not yet completed (in open epochs)."),
+    "actor_restarts_total": ("counter", "Restarts of the DAG's actors after one of them failed."),
+    "epochs_completed_total": ("counter", "Epochs whose outputs were all acknowledged."),
+    "dead_letters_total": ("counter", "Records rejected at ingress, refused by a sink, or whose computation "
+                                      "failed, counted whether or not the DAG has a dead_letter destination."),
+    "worker_restarts_total": ("counter", "Times a worker process was replaced after it died or hung."),
+    "dag_state": ("gauge", "DAG state: 1 for the state label the DAG is in now (running, suspended, stopped, "
+                           "failed, restarting, standby), 0 for the others."),
+    "ha_leader": ("gauge", "1 when this server is the leader that runs the DAGs, 0 on a standby; "
+                           "always 1 without high availability."),
+    "build_info": ("gauge", "Always 1; the version label is the dagserver version serving these metrics."),
+}
+
 
 def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *, leader: bool = True,
                    version: str = "") -> bytes:
@@ -37,29 +76,26 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
     Missing sections (e.g. a stopped DAG without node figures) are simply left out.
     ``leader`` is whether this server runs the DAGs (always, without high availability).
     """
-    computes = Family("node_computes_total", "counter", "Node computations completed.")
-    errors = Family("node_errors_total", "counter", "Node computations that raised an error.")
-    compute_seconds = Family("node_compute_seconds", "histogram", "Time spent in one node computation.")
-    received = Family("records_received_total", "counter", "Records taken in by a subscriber.")
-    rejected = Family("records_rejected_total", "counter", "Records a subscriber rejected as invalid.")
-    dropped = Family("records_dropped_total", "counter",
-                     "Records lost by a source that is at-most-once by nature (a full pub/sub buffer).")
-    lag = Family("source_lag", "gauge", "Records waiting at the source, where the source can tell.")
-    source_status = Family("source_status", "gauge", "1 for the subscriber's current connection status.")
-    sink_status = Family("sink_status", "gauge", "1 for the publisher's current connection status.")
-    published = Family("records_published_total", "counter", "Records written by a publisher.")
-    publish_errors = Family("publish_errors_total", "counter", "Failed publisher writes.")
-    latency = Family("epoch_latency_seconds", "histogram", "Epoch latency, from ingress to all acks.")
-    backlog = Family("ingress_backlog", "gauge", "Records read from the sources and not yet completed.")
-    actor_restarts = Family("actor_restarts_total", "counter", "Restarts of the DAG's actors.")
-    epochs = Family("epochs_completed_total", "counter", "Epochs fully acknowledged.")
-    dead_letters = Family("dead_letters_total", "counter",
-                          "Records rejected at ingress and failed computations, counted whether or not the DAG "
-                          "has a dead_letter destination.")
-    worker_restarts = Family("worker_restarts_total", "counter", "Restarts of a worker process.")
-    state = Family("dag_state", "gauge", "1 for the DAG's current state, 0 for the others.")
-    ha_leader = Family("ha_leader", "gauge", "1 when this server is the leader that runs the DAGs.")
-    build_info = Family("build_info", "gauge", "Always 1; the labels tell the version.")
+    computes = family("node_computes_total")
+    errors = family("node_errors_total")
+    compute_seconds = family("node_compute_seconds")
+    received = family("records_received_total")
+    rejected = family("records_rejected_total")
+    dropped = family("records_dropped_total")
+    lag = family("source_lag")
+    source_status = family("source_status")
+    sink_status = family("sink_status")
+    published = family("records_published_total")
+    publish_errors = family("publish_errors_total")
+    latency = family("epoch_latency_seconds")
+    backlog = family("ingress_backlog")
+    epochs = family("epochs_completed_total")
+    actor_restarts = family("actor_restarts_total")
+    worker_restarts = family("worker_restarts_total")
+    dead_letters = family("dead_letters_total")
+    state = family("dag_state")
+    ha_leader = family("ha_leader")
+    build_info = family("build_info")
 
     for dag in dags:
         dag_label = f'dag="{escape(str(dag.get("name", "")))}"'
@@ -104,7 +140,13 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
     families = (computes, errors, compute_seconds, received, rejected, dropped, lag, source_status, published,
                 publish_errors, sink_status, latency, backlog, actor_restarts, epochs, dead_letters, worker_restarts,
                 state, ha_leader, build_info)
-    return "".join(family.render() for family in families).encode("utf-8")
+    return "".join(metric.render() for metric in families).encode("utf-8")
+
+
+def family(name: str) -> Family:
+    """An empty :class:`Family` for ``name``, a key of :data:`FAMILIES`."""
+    kind, documentation = FAMILIES[name]
+    return Family(name, kind, documentation)
 
 
 def _status(family: Family, labels: str, current: Any) -> None:

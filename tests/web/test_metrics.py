@@ -29,7 +29,7 @@ def details(name: str, worker: int | None, state: str = "running") -> dict[str, 
     compute = Histogram(COMPUTE_BUCKETS)
     compute.observe(2e-6, 3)   # -> the 5e-6 bucket
     compute.observe(0.002)     # -> the 0.005 bucket
-    compute.observe(5.0, 2)    # -> the +Inf overflow
+    compute.observe(50.0, 2)   # -> the +Inf overflow
     latency = Histogram(LATENCY_BUCKETS)
     latency.observe(0.003, 4)
     endpoint = {"backlog": 0, "last_activity": None, "status": "connected"}
@@ -122,7 +122,7 @@ def test_histogram_buckets_are_cumulative(samples: list[Sample]) -> None:
     values = [s.value for s in buckets]
     assert values == sorted(values)
     assert value(samples, "dagserver_node_compute_seconds_count", **labels) == 6
-    assert value(samples, "dagserver_node_compute_seconds_sum", **labels) == pytest.approx(3 * 2e-6 + 0.002 + 10.0)
+    assert value(samples, "dagserver_node_compute_seconds_sum", **labels) == pytest.approx(3 * 2e-6 + 0.002 + 100.0)
 
 
 def test_epoch_latency_histogram(samples: list[Sample]) -> None:
