@@ -14,7 +14,8 @@ EXAMPLES = sorted((ROOT / "examples" / "dags").rglob("*.json"))
 
 def test_there_are_examples_for_the_brokers_and_databases() -> None:
     text = "\n".join(path.read_text() for path in EXAMPLES)
-    for scheme in ("kafka://", "redis://stream/", "redischannel://", "sql://", "file://", "metronome"):
+    for scheme in ("kafka://", "redis://stream/", "redischannel://", "sql://", "activemq://", "aerospike://",
+                   "file://", "metronome"):
         assert scheme in text, f"no example DAG uses {scheme}"
 
 
