@@ -8,7 +8,9 @@ Frames are msgpack arrays sent with ``send_bytes``::
 
 ``seq`` numbers every snapshot a worker takes, in the order it takes them, so the
 supervisor keeps the newest view of each DAG whichever frame arrives last. Commands:
-``deploy``, ``start``, ``stop``, ``suspend``, ``resume``, ``details``, ``node``, ``shutdown``.
+``deploy``, ``start``, ``stop``, ``suspend``, ``resume``, ``details``, ``node``, ``shutdown``,
+``lease`` (``{"until": monotonic deadline}``: how long a high-availability worker may read and
+publish, SPEC §9).
 
 Usage::
 

@@ -7,11 +7,14 @@ with neither children nor publishers) has acknowledged it. Epochs complete in or
 
 Every ``checkpoint.every_epochs`` epochs one epoch is flagged: every node reports its
 state for it, and on completion the coordinator flushes the dead letters, writes the
-checkpoint and only then tells the subscribers to commit their sources' positions.
+checkpoint and only then tells the subscribers to commit their sources' positions. A
+high-availability server whose lease has run out (:mod:`actors.lease`) skips all three:
+another server may own the shared ``state_dir`` by now.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.context import COORDINATOR, DagActor, DagContext
+from actors.lease import LEASE
 from actors.messages import (
     FLAG_CHECKPOINT,
     RUN_RECORDS,
@@ -37,6 +41,8 @@ from actors.node import node_actor_name
 from actors.publisher import publisher_actor_name
 from actors.subscriber import subscriber_actor_name
 from graphs.ticks import tick_record
+
+log = logging.getLogger("dagserver.coordinator")
 
 
 @dataclass
@@ -191,6 +197,9 @@ class CoordinatorActor(DagActor):
         self._check_drained()
 
     def _checkpoint(self, info: OpenEpoch) -> None:
+        if not LEASE.valid():  # fenced (SPEC §9): an older checkpoint only means more replay, never loss
+            log.warning("dag %s: not the leader's lease any more; checkpoint skipped", self.dag.name)
+            return
         busy = self.ctx.busy
         busy[COORDINATOR] = time.monotonic()  # the watchdog fails a dead-letter sink that hangs here
         try:

@@ -8,6 +8,10 @@ epoch; on checkpoint epochs the sink is flushed first.
 While a sink call runs, the actor is marked busy in the DAG context; a call that takes
 longer than the publisher's ``publish_timeout`` fails the actor (SPEC §4, see
 :mod:`actors.incarnation`), so the DAG restarts from its checkpoint instead of hanging.
+
+On a high-availability server nothing is written once the leader's lease has run out
+(:mod:`actors.lease`): the publisher waits, without acking, until the lease is granted
+again or its incarnation is torn down.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from typing import Any
 
 from actors.alignment import EpochAligner
 from actors.context import COORDINATOR, DagActor, DagContext
+from actors.lease import LEASE
 from actors.messages import FLAG_CHECKPOINT, Ack, Publish, decode, encode
 from adapters.base import RejectedRecord, Sink
+
+FENCE_WAIT = 0.05  # seconds between looks at a torn-down incarnation while fenced
 
 
 def publisher_actor_name(publisher: str) -> str:
@@ -62,6 +69,8 @@ class PublisherActor(DagActor):
             events.sort(key=lambda event: (event[0], event[1]))
             records = [event[2] for event in events]
         if records or flags & FLAG_CHECKPOINT:
+            if not self._allowed():
+                return  # torn down while fenced: the epoch stays unacked, the next leader replays it
             busy = self.ctx.busy
             busy[self.actor_name] = time.monotonic()
             try:
@@ -80,6 +89,13 @@ class PublisherActor(DagActor):
                 self.stats.status = self.sink.status
         self.ctx.send(COORDINATOR, encode(Ack(epoch, self.actor_name)))
 
+    def _allowed(self) -> bool:
+        """Wait while this server is fenced (SPEC §9); False if the incarnation is torn down meanwhile."""
+        while not LEASE.wait(FENCE_WAIT):
+            if self.ctx.tearing_down.is_set():
+                return False
+        return True
+
     def _refused(self, refused: list[RejectedRecord]) -> None:
         """Records the sink could never write: publish errors, dead-lettered (the DAG goes on)."""
         self.stats.errors += len(refused)
@@ -95,4 +111,7 @@ class PublisherActor(DagActor):
             if not failed:
                 self.sink.flush()
         finally:
-            self.sink.close()
+            try:
+                self.sink.close()
+            finally:
+                self.stats.status = "closed"

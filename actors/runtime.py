@@ -87,10 +87,12 @@ class DagRuntime:
         self._suspended_by_operator = False  # kept across restarts: an operator's suspend holds until resume
 
     # -- lifecycle ----------------------------------------------------------------------------------
-    def start(self, now: datetime | None = None, suspended: bool = False) -> None:
+    def start(self, now: datetime | None = None, suspended: bool = False, reload: bool = False) -> None:
         """Build the DAG's actors (resuming from its checkpoint) and go running, or restarting on failure.
 
         ``suspended``: come up suspended, as the operator left it (nothing is read meanwhile).
+        ``reload``: resume from the checkpoint on disk even when one is kept in memory: another
+        server sharing ``state_dir`` may have moved it on since (SPEC §9).
         """
         active = self.window.is_active(now or datetime.now())
         with self._lock:
@@ -101,7 +103,7 @@ class DagRuntime:
             self._suspended_by_window = not active
             self._suspended_by_operator = suspended
             self.state, self.reason = RESTARTING, "starting"
-        if self._ckpt_path is not None and self._last_checkpoint is None:
+        if self._ckpt_path is not None and (reload or self._last_checkpoint is None):
             self._last_checkpoint = read_checkpoint(self._ckpt_path)
         self._launch(generation)
 

@@ -76,7 +76,7 @@ class EndpointStats:
     errors: int = 0
     backlog: int | None = 0  # subscriber: records waiting at the source (None: unknown); publisher: epochs
     last_activity: float | None = None
-    status: str = "connected"
+    status: str = "closed"  # the adapter's status while its endpoint is open (SPEC §6); closed otherwise
 
     def add(self, n: int) -> None:
         self.records += n

@@ -3,7 +3,8 @@
 It polls by sending itself a ``POLL`` message after every read, so commits, pauses and
 stops are handled between reads; each read waits at most a fraction of a second. It
 reads only as many records as the ingress gate allows (backpressure) and rejects, at
-the door, records that are not maps with string keys or cannot be encoded (SPEC §3).
+the door, records that are not maps with string keys or cannot be encoded (SPEC §3). On a
+high-availability server it reads only while the leader's lease runs (:mod:`actors.lease`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from typing import Any
 
 from actors.context import COORDINATOR, DagActor, DagContext
+from actors.lease import LEASE
 from actors.messages import Commit, Control, Ingest, Poll, decode, encode, encode_records
 from adapters.base import RejectedRecord, Source
 from graphs.values import reject_reason
@@ -43,6 +45,7 @@ class SubscriberActor(DagActor):
     def on_open(self) -> None:
         self.source.open(self.start_position)
         self.opened = True
+        self.stats.status = getattr(self.source, "status", "connected")
         self.ctx.endpoints[self.actor_name] = (self.stats, self.source)  # its status is kept fresh meanwhile
         if self.reading:
             self._schedule()
@@ -70,6 +73,9 @@ class SubscriberActor(DagActor):
     def _poll(self) -> None:
         if not self.reading:
             self.polling = False
+            return
+        if not LEASE.wait(READ_WAIT):  # fenced (SPEC §9): this server may not read now
+            self.actor_ref.tell(POLL_MESSAGE)
             return
         gate = self.ctx.gate
         granted = gate.acquire(self.max_records, READ_WAIT)
@@ -155,4 +161,7 @@ class SubscriberActor(DagActor):
     def on_teardown(self, failed: bool) -> None:
         if self.opened:
             self.opened = False
-            self.source.close()
+            try:
+                self.source.close()
+            finally:
+                self.stats.status = "closed"

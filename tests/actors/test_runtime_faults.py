@@ -199,3 +199,28 @@ def test_records_a_sink_refuses_are_publish_errors_dead_lettered_and_the_dag_goe
         assert runtime.state == RUNNING
     finally:
         runtime.stop(timeout=10)
+
+
+class UnopenableSink(MemSink):
+    def open(self) -> None:
+        raise ConnectionError("no such host")
+
+
+def test_endpoint_status_is_closed_unless_the_endpoint_is_open() -> None:
+    dag = chain_dag("status", "status_in", "status_out")
+    runtime = DagRuntime(dag)
+    assert runtime.stats.publishers["out"].status == "closed"  # not started: nothing is connected
+    runtime.start()
+    assert wait_until(lambda: runtime.stats.publishers["out"].status == "connected", timeout=10)
+    assert runtime.stats.subscribers["in"].status == "connected"
+    assert runtime.stop(timeout=10)
+    assert runtime.stats.publishers["out"].status == "closed"
+    assert runtime.stats.subscribers["in"].status == "closed"
+
+    broken = DagRuntime(chain_dag("broken", "broken_in", "broken_out"),
+                        sink_factory=lambda uri, config: UnopenableSink(uri, config),
+                        restart=RestartPolicy(max_restarts=1, within_seconds=60, base_delay=0.01))
+    broken.start()
+    assert wait_until(lambda: broken.state == FAILED, timeout=20)
+    assert broken.details()["publishers"]["out"]["status"] == "closed"  # a sink that never opened is not connected
+    broken.stop(timeout=5)

@@ -5,6 +5,7 @@ Shared by the test suites: keep the names and behaviour stable.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -137,3 +138,14 @@ class OddOutputCalculator(Calculator):
         if record.get("a") == 9:
             return {"v": 2**70}
         return dict(record)
+
+
+class ServerStampCalculator(Calculator):
+    """Copies the record and adds ``server``: the environment variable ``config["variable"]``
+    (default ``DAGSERVER_TEST_SERVER``) of the process computing it, so output tells which
+    server of several wrote it."""
+
+    CONFIG_KEYS: dict[str, str] = {"variable": "the environment variable naming the server"}
+
+    def calculate(self, record: dict) -> dict | None:
+        return {**record, "server": os.environ.get(str(self.config.get("variable", "DAGSERVER_TEST_SERVER")), "")}
