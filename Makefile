@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: setup
-	@echo "dagserver: starting on $(CONFIG) (API http://127.0.0.1:8080/api/dags, metrics http://127.0.0.1:8080/metrics)"
+	@echo "dagserver: starting on $(CONFIG); log in at http://127.0.0.1:8080/ with the admin password printed below on first start"
 	$(BIN)/dagserver serve -c $(CONFIG)
 
 # the services the tests start themselves (Redis, MariaDB and PostgreSQL are expected to run already)

@@ -3,11 +3,13 @@
     dagserver check FILE...                      validate DAG files (exit 0 / 2)
     dagserver replay DAG.json EVENTS.jsonl       run recorded input, print publications
     dagserver serve [-c supervisor.toml]         run the server
+    dagserver user add|token|hash|revoke ...     manage web and API accounts
 
 ``python supervisor.py ...`` is the same command line. The supervisor validates and places
 the DAGs, runs them on worker processes (:mod:`supervision.workers` restarts those that
 exit or stop heartbeating), and serves the JSON API and ``/metrics`` through the
-:class:`SupervisorService` it gives the web layer (SPEC §4, §5, §7, §8). What only the
+:class:`SupervisorService` it gives the web layer (SPEC §4, §5, §7, §8). With ``[ha]`` it
+runs the DAGs only while it leads (:mod:`supervision.leadership`, SPEC §9). What only the
 supervisor uses lives in :mod:`supervision`.
 """
 
@@ -17,26 +19,31 @@ import argparse
 import importlib.metadata
 import logging
 import signal
+import ssl
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import make_server
-
 from actors.states import DagState
 from adapters import registry
 from graphs.loader import check_dag_file
+from supervision.catalog import CatalogError, DagCatalog
 from supervision.check import run_check
 from supervision.config import ServerConfig, ServerConfigError, load_server_config
 from supervision.counters import carry_forward
 from supervision.dags import DagEntry, dag_view, replica_view
+from supervision.ha import HaNotAvailable
+from supervision.leadership import Leadership
 from supervision.placement import place_dags
 from supervision.replay import run_replay
+from supervision.serving import WebServer
 from supervision.workers import WorkerHandle, WorkerPool, WorkerUnavailable
+from web.accounts import DEFAULT_USERS, AccountsError
 from web.app import create_app
 from web.metrics import render_metrics
 from web.service import ACTIONS, ServiceError, UnknownDag, WrongState
+from web.usercli import add_user_parser, open_accounts, run_user
 
 log = logging.getLogger("dagserver.supervisor")
 REQUEST_TIMEOUT = 30.0
@@ -61,6 +68,8 @@ class Supervisor:
         self.problems: list[str] = []
         self.pool = WorkerPool(config, log_level, on_started=self._deploy, on_lost=self._carry)
         self.workers = self.pool.handles
+        self.ha = Leadership(config, self.pool, self.dags, deploy=self._deploy)  # HaNotAvailable without kazoo
+        self.catalog = DagCatalog(config, self.pool, self.dags, self.ha)  # admin: add, reload, clone, delete
 
     # -- startup ------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -86,18 +95,22 @@ class Supervisor:
 
     def start(self) -> None:
         self.pool.start()
+        self.ha.start()
 
     def _deploy(self, handle: WorkerHandle) -> None:
-        """A worker (re)started: hand it its DAGs' replicas, validated already, in the state the operator wants."""
+        """A worker (re)started: hand it its DAGs' replicas, validated already, in the state the operator wants
+        (on an HA standby: deployed, not started)."""
+        run = self.ha.prepare(handle)
         for entry in list(self.dags.values()):
             for index, worker in enumerate(entry.workers):
                 if worker != handle.id:
                     continue
                 replica = entry.replica(index)
                 self.pool.request_async(handle, "deploy", {"raw": entry.raw, "path": entry.path, "replica": replica})
-                if entry.desired != DagState.STOPPED:
+                if run and entry.desired != DagState.STOPPED:
                     self.pool.request_async(handle, "start", {"name": entry.name, "replica": replica,
-                                                              "suspended": entry.desired == DagState.SUSPENDED})
+                                                              "suspended": entry.desired == DagState.SUSPENDED,
+                                                              **self.ha.start_args()})
 
     def _carry(self, handle: WorkerHandle) -> None:
         """A worker died: keep what its DAGs had counted (SPEC §8: counters never go down)."""
@@ -115,7 +128,7 @@ class Supervisor:
         return entry
 
     def _current(self, entry: DagEntry) -> dict[str, Any]:
-        return dag_view(entry, self.workers)
+        return self.ha.shown(dag_view(entry, self.workers))
 
     def list_dags(self) -> list[dict[str, Any]]:
         keys = ("name", "state", "reason", "worker", "replicas", "file", "description")
@@ -133,6 +146,9 @@ class Supervisor:
         entry = self._entry(name)
         if action not in ACTIONS:
             raise WrongState(f"unknown action {action!r}")
+        refused = self.ha.refuse(action, name)
+        if refused:
+            raise WrongState(refused)
         state = self._current(entry)["state"]
         handles = [self.workers[w] for w in entry.workers]
         if action == "start" and any(h.gave_up for h in handles):
@@ -149,21 +165,10 @@ class Supervisor:
         if action == "stop":
             extra["timeout"] = self.config.shutdown_timeout
             timeout = self.config.shutdown_timeout + REQUEST_TIMEOUT
-        asked = [(i, self.pool.request_async(handles[i], action, {"name": name, "replica": entry.replica(i), **extra}))
-                 for i in range(len(handles))]  # every replica at once: a stop takes one deadline, not k
-        problems = []
-        for index, future in asked:
-            try:
-                ok, details, seq, conn = future.result(timeout)
-            except TimeoutError:
-                problems.append(f"worker {handles[index].id} did not answer {action!r} within {timeout:g}s")
-                continue
-            if not ok:
-                problems.append(str(details))
-                continue
-            with self.pool.lock:
-                self.pool.store(handles[index], conn, entry.key(index), details, seq)
-        if problems:
+        asked = [(handle, entry.key(i), self.pool.request_async(handle, action, {"name": name,
+                                                                                "replica": entry.replica(i), **extra}))
+                 for i, handle in enumerate(handles)]  # every replica at once: a stop takes one deadline, not k
+        if problems := self.pool.gather(asked, timeout, action):
             raise ServiceError("; ".join(problems))
         return self._summary(entry)
 
@@ -193,21 +198,37 @@ class Supervisor:
     def health(self) -> dict[str, Any]:
         down = [h.id for h in self.workers if not h.alive]
         return {"status": "degraded" if down else "ok", "workers": len(self.workers), "workers_down": down,
-                "dags": len(self.dags), "skipped": self.problems}
+                "dags": len(self.dags), "skipped": self.problems, **self.ha.health()}
 
     def metrics_text(self) -> bytes:
         """Every DAG's figures; a DAG run as replicas, per replica (labelled ``replica``)."""
         views = []
         for entry in list(self.dags.values()):
             if entry.replicated:
-                views += [replica_view(entry, i, self.workers) for i in range(len(entry.workers))]
+                views += [self.ha.shown(replica_view(entry, i, self.workers)) for i in range(len(entry.workers))]
             else:
                 views.append(self._current(entry))
-        return render_metrics(views, self.workers_info(), version=VERSION)
+        return render_metrics(views, self.workers_info(), leader=self.ha.leader, version=VERSION)
 
     def shutdown(self) -> bool:
-        """Stop every worker gracefully within ``shutdown_timeout``; True if all went cleanly."""
-        return self.pool.shutdown(self.config.shutdown_timeout)
+        """Stop every worker gracefully within ``shutdown_timeout``, then leave the HA election (a
+        standby takes over once the DAGs are checkpointed); True if all went cleanly."""
+        self.ha.closing = True
+        clean = self.pool.shutdown(self.config.shutdown_timeout)
+        self.ha.stop()
+        return clean
+
+
+    # -- admin (the work is in supervision.catalog) ----------------------------------------------------------
+    def admin(self, action: str, *args: Any) -> dict[str, Any]:
+        """Run a :class:`DagCatalog` operation; its refusal as a ServiceError with the check's lines."""
+        if not self.ha.leader:
+            raise WrongState(f"cannot {action}: this server is a standby")
+        try:
+            entry = getattr(self.catalog, action)(*args)
+        except CatalogError as exc:
+            raise ServiceError(exc.message, exc.status, exc.problems) from exc
+        return {"name": args[0], "deleted": True} if entry is None else self._summary(entry)
 
 
 class SupervisorService:
@@ -217,6 +238,10 @@ class SupervisorService:
         self.list_dags, self.dag_details = supervisor.list_dags, supervisor.dag_details
         self.control, self.workers = supervisor.control, supervisor.workers_info
         self.node_details = supervisor.node_details
+        self.add_dag = lambda text, source="request body": supervisor.admin("add", text, source)
+        self.reload_dag = lambda name: supervisor.admin("reload", name)
+        self.clone_dag = lambda name, new, start, end: supervisor.admin("clone", name, new, start, end)
+        self.delete_dag = lambda name: supervisor.admin("delete", name)
         self.health, self.metrics_text = supervisor.health, supervisor.metrics_text
 
 
@@ -229,11 +254,24 @@ def serve(config_path: str | None, log_level: str = "INFO") -> int:
     except ServerConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    supervisor = Supervisor(config, log_level)
+    try:
+        accounts = open_accounts(config.users, log, f"{'https' if config.tls else 'http'}://{config.bind}")
+    except AccountsError as exc:
+        print(f"dagserver: {exc}", file=sys.stderr)
+        return 2
+    try:
+        supervisor = Supervisor(config, log_level)
+    except HaNotAvailable as exc:
+        print(f"dagserver: {config.path}: {exc}", file=sys.stderr)
+        return 2
     supervisor.load()
     try:
-        server = make_server(config.bind_host, config.bind_port, create_app(SupervisorService(supervisor)),
-                             threaded=True)
+        server = WebServer(create_app(SupervisorService(supervisor), accounts, secure=config.tls is not None),
+                           config.bind_host, config.bind_port, tls=config.tls)
+    except ssl.SSLError as exc:
+        print(f"dagserver: {config.path}: tls_cert/tls_key: {config.tls_cert} and {config.tls_key} are not a PEM "
+              f"certificate chain and its private key: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"dagserver: cannot listen on {config.bind}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -241,13 +279,13 @@ def serve(config_path: str | None, log_level: str = "INFO") -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     supervisor.start()
-    threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
-    log.info("serving %d dags on %d workers; API http://%s/api/dags, metrics http://%s/metrics",
-             len(supervisor.dags), len(supervisor.workers), config.bind, config.bind)
+    server.start()
+    log.info("serving %d dags on %d workers; web UI %s/ (log in at %s/login), API %s/api/dags, metrics %s/metrics",
+             len(supervisor.dags), len(supervisor.workers), server.url, server.url, server.url, server.url)
     stop.wait()
     log.info("shutting down (up to %gs)", config.shutdown_timeout)
     clean = supervisor.shutdown()
-    server.shutdown()
+    server.stop()
     log.info("stopped%s", "" if clean else " (some work did not finish in time)")
     return 0
 
@@ -267,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd = sub.add_parser("serve", help="run the server")
     serve_cmd.add_argument("-c", "--config", default=None, help="supervisor TOML (default: the bundled example)")
     serve_cmd.add_argument("--log-level", default="INFO")
+    add_user_parser(sub)
     return parser
 
 
@@ -277,7 +316,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "replay":
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return run_replay(args.dag, args.events, engine=args.engine, epoch_records=args.epoch_records)
+    if args.command == "user":
+        return run_user(args, users_path(args))
     return serve(args.config, args.log_level)
+
+
+def users_path(args: argparse.Namespace) -> str:
+    """The users file of a ``dagserver user`` command: ``--users``, else the config's ``users``, else the default."""
+    if getattr(args, "users", None):
+        return str(args.users)
+    if getattr(args, "config", None):
+        try:
+            return load_server_config(args.config).users
+        except ServerConfigError as exc:
+            raise SystemExit(f"dagserver user: {exc}") from exc
+    return DEFAULT_USERS
 
 
 if __name__ == "__main__":

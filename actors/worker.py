@@ -7,7 +7,9 @@ Each DAG has its own **lane**, a single thread running its commands in order (de
 start, stop, suspend, resume, and the periodic window check), so a slow stop of one DAG
 holds up nothing else. Read-only commands (``details``, ``node``) and heartbeats never
 wait on any lane. The worker exits when the supervisor goes away (pipe closed or parent
-changed), so no worker outlives its supervisor.
+changed), so no worker outlives its supervisor. A worker of a high-availability server
+(``fenced``) reads and publishes only under the lease the supervisor renews with the
+``lease`` command (:mod:`actors.lease`, SPEC §9), handled at once, before any lane.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from actors.control import HEARTBEAT, REPLY, pack, unpack
 from actors.details import node_details
+from actors.lease import LEASE
 from actors.restart import RestartPolicy
 from actors.runtime import DagRuntime
 from graphs.building import build_model
@@ -73,7 +76,9 @@ class Worker:
     # -- dispatch -------------------------------------------------------------------------------
     def dispatch(self, request_id: int, command: str, args: dict[str, Any]) -> None:
         """Run one request where it belongs and send its reply when done."""
-        if command in READ_ONLY:
+        if command == "lease":  # fencing must not wait behind anything (SPEC §9)
+            self._answer(request_id, command, args)
+        elif command in READ_ONLY:
             self._reads.submit(self._answer, request_id, command, args)
         else:
             self.lane(self._lane_name(command, args)).submit(self._answer, request_id, command, args)
@@ -108,8 +113,13 @@ class Worker:
     def handle(self, command: str, args: dict[str, Any]) -> Any:
         if command == "deploy":
             return self.deploy(args["raw"], args["path"], args.get("replica"))
+        if command == "undeploy":
+            return self.undeploy(str(args.get("name", "")), args.get("replica"), float(args.get("timeout", 15)))
         if command == "shutdown":
             return self.shutdown(float(args.get("timeout", 15)))
+        if command == "lease":
+            LEASE.grant(float(args["until"]))
+            return LEASE.remaining()
         runtime = self._runtime_of(args)
         if runtime is None:
             raise KeyError(f"dag {args.get('name')!r} (replica {args.get('replica') or 0}) is not deployed on "
@@ -117,7 +127,7 @@ class Worker:
         if command == "node":
             return node_details(runtime, str(args.get("node", "")))
         if command == "start":
-            runtime.start(suspended=bool(args.get("suspended")))
+            runtime.start(suspended=bool(args.get("suspended")), reload=bool(args.get("reload")))
         elif command == "stop":
             runtime.stop(timeout=float(args.get("timeout", 15)))
         elif command == "suspend":
@@ -141,6 +151,14 @@ class Worker:
         runtime = DagRuntime(dag, state_dir=self.state_dir, restart=policy, replica=replica)
         self.runtimes[key] = runtime
         return runtime.details()
+
+    def undeploy(self, name: str, replica: int | None, timeout: float) -> bool:
+        """Stop a DAG's replica (drain, flush, commit, checkpoint) and forget it; False if it was not here."""
+        runtime = self.runtimes.pop(replica_key(name, replica), None)
+        if runtime is None:
+            return False
+        runtime.stop(timeout=timeout)
+        return True
 
     def shutdown(self, timeout: float) -> dict[str, bool]:
         """Stop every DAG at once (each drains, flushes, commits, checkpoints)."""
@@ -179,9 +197,12 @@ class Worker:
 
 
 def worker_main(conn: Any, worker_id: int, state_dir: str, max_restarts: int, within_seconds: float,
-                parent_pid: int, log_level: str = "INFO") -> None:
-    """Entry point of a worker process (started with the spawn context)."""
+                parent_pid: int, log_level: str = "INFO", fenced: bool = False) -> None:
+    """Entry point of a worker process (started with the spawn context); ``fenced``: read and
+    publish only under the supervisor's lease (a high-availability server, SPEC §9)."""
     _die_with_parent()
+    if fenced:
+        LEASE.require()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when workers stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format=f"%(asctime)s worker-{worker_id} %(levelname)s %(name)s: %(message)s")

@@ -4,20 +4,26 @@ Usage::
 
     config = load_server_config("examples/supervisor.toml")
     config.workers, config.bind_host, config.bind_port, config.dag_files()
+    config.ha          # None, or HaConfig(zookeeper="zk1:2181,zk2:2181", path="/dagserver", session_timeout=4.0)
+    config.tls         # None, or ("cert.pem", "key.pem"): serve HTTPS (tls_cert/tls_key)
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from graphs.suggest import did_you_mean
 
-TOP_KEYS = {"workers", "dags", "state_dir", "bind", "users", "shutdown_timeout", "heartbeat_timeout", "restart"}
+TOP_KEYS = {"workers", "dags", "state_dir", "bind", "users", "shutdown_timeout", "heartbeat_timeout", "restart",
+            "ha", "tls_cert", "tls_key"}
 RESTART_KEYS = {"max_restarts", "within_seconds"}
+HA_KEYS = {"zookeeper", "path", "session_timeout"}
+MIN_SESSION_TIMEOUT = 1.0
 MIN_HEARTBEAT_TIMEOUT = 1.0
 
 
@@ -26,17 +32,38 @@ class ServerConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class HaConfig:
+    """The ``[ha]`` section (SPEC §9): the ZooKeeper servers, the election path, the session timeout.
+
+    >>> HaConfig("127.0.0.1:2181").path
+    '/dagserver'
+    """
+
+    zookeeper: str  # "host:port,host:port"
+    path: str = "/dagserver"  # servers with the same path form one group
+    session_timeout: float = 4.0  # seconds
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     dags: tuple[str, ...] = ("examples/dags",)
     state_dir: str = "var/state"
     bind: str = "127.0.0.1:8080"
-    users: str = "config/users.json"
+    users: str = "var/users.json"
     shutdown_timeout: float = 15.0
     heartbeat_timeout: float = 3.0
     max_restarts: int = 5
     within_seconds: float = 60.0
+    ha: HaConfig | None = None  # None: no high availability, this server is its own leader
+    tls_cert: str | None = None  # PEM certificate chain; with tls_key: the web server speaks only HTTPS
+    tls_key: str | None = None  # PEM private key of tls_cert
     path: str = "<defaults>"
+
+    @property
+    def tls(self) -> tuple[str, str] | None:
+        """``(tls_cert, tls_key)`` when TLS is configured, else None."""
+        return (self.tls_cert, self.tls_key) if self.tls_cert and self.tls_key else None
 
     @property
     def bind_host(self) -> str:
@@ -129,6 +156,73 @@ def parse_server_config(data: dict[str, Any], path: str = "<memory>") -> ServerC
             problem("bind", bind, "must be HOST:PORT, e.g. \"127.0.0.1:8080\"")
         else:
             values["bind"] = bind
+    if "ha" in data:
+        values["ha"] = parse_ha(data["ha"], problem, problems.append, path)
+    if "tls_cert" in data or "tls_key" in data:
+        values.update(parse_tls(data, problems.append, path))
     if problems:
         raise ServerConfigError("\n".join(problems))
     return ServerConfig(**values)
+
+
+def parse_ha(section: Any, problem: Callable[[str, Any, str], None], report: Callable[[str], None],
+             path: str) -> HaConfig | None:
+    """The ``[ha]`` table, or None after reporting what is wrong with it."""
+    if not isinstance(section, dict):
+        problem("ha", section, 'must be a table: [ha] with zookeeper = "host:port,..."')
+        return None
+    ok = True
+    for key in section:
+        if key not in HA_KEYS:
+            hint = did_you_mean(key, sorted(HA_KEYS))
+            report(f"{path}: ha.{key}: unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+            ok = False
+    zookeeper = section.get("zookeeper")
+    if zookeeper is None:
+        report(f'{path}: ha.zookeeper: missing: the ZooKeeper servers, e.g. zookeeper = "127.0.0.1:2181"')
+        ok = False
+    elif not _zookeeper_hosts_ok(zookeeper):
+        problem("ha.zookeeper", zookeeper, 'must be HOST:PORT[,HOST:PORT...], e.g. "zk1:2181,zk2:2181"')
+        ok = False
+    election = section.get("path", HaConfig.path)
+    if not isinstance(election, str) or not election.startswith("/") or election.endswith("/") \
+            or "//" in election or any(c.isspace() for c in election):
+        problem("ha.path", election, 'must be a ZooKeeper path like "/dagserver" (leading /, no trailing /)')
+        ok = False
+    timeout = section.get("session_timeout", HaConfig.session_timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < MIN_SESSION_TIMEOUT:
+        problem("ha.session_timeout", timeout, f"must be a number of seconds, at least {MIN_SESSION_TIMEOUT:g} "
+                                              "(e.g. 4; a standby takes over within it + 2 s)")
+        ok = False
+    return HaConfig(str(zookeeper), str(election), float(timeout)) if ok else None
+
+
+def _zookeeper_hosts_ok(hosts: Any) -> bool:
+    """``host:port`` entries separated by commas (kazoo's connection string, without a chroot)."""
+    if not isinstance(hosts, str) or not hosts.strip():
+        return False
+    for entry in hosts.split(","):
+        host, _, port = entry.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            return False
+    return True
+
+
+def parse_tls(data: dict[str, Any], report: Callable[[str], None], path: str) -> dict[str, str]:
+    """``tls_cert`` and ``tls_key`` (both or neither, each a readable file), or {} after reporting why not."""
+    paths: dict[str, str] = {}
+    for key, other in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
+        value = data.get(key)
+        if value is None:
+            report(f"{path}: {key}: missing: {other} is set, and TLS needs both (tls_cert = the PEM certificate "
+                   f"chain, tls_key = its PEM private key); set {key} too, or remove {other} to serve plain HTTP")
+        elif not isinstance(value, str) or not value:
+            report(f"{path}: {key}: must be the path of a PEM file (got {value!r})")
+        else:
+            try:
+                with open(value, "rb"):
+                    paths[key] = value
+            except OSError as exc:
+                report(f"{path}: {key}: cannot read {value}: {exc.strerror or exc}; fix the path or the "
+                       "file's permissions (the server's user must be able to read it)")
+    return paths if len(paths) == 2 else {}

@@ -98,7 +98,7 @@ class WorkerPool:
         process = self._mp.Process(
             target=worker_main, name=f"dagserver-worker-{handle.id}", daemon=True,
             args=(child, handle.id, self.config.state_dir, self.config.max_restarts,
-                  self.config.within_seconds, os.getpid(), self.log_level))
+                  self.config.within_seconds, os.getpid(), self.log_level, self.config.ha is not None))
         process.start()
         child.close()
         handle.process, handle.conn, handle.pending = process, parent, {}
@@ -148,6 +148,24 @@ class WorkerPool:
             return False
         handle.details[name], handle.seen[name] = details, seq
         return True
+
+    def gather(self, asked: list[tuple[WorkerHandle, str, Future]], timeout: float, what: str = "") -> list[str]:
+        """Wait for replies to requests sent at once, ``(handle, DAG key, future)`` each; keep each reply's
+        details as that key's view (:meth:`store`). Returns one line per worker that refused or did not
+        answer within ``timeout`` (``what`` names the request in it)."""
+        problems = []
+        for handle, key, future in asked:
+            try:
+                ok, details, seq, conn = future.result(timeout)
+            except TimeoutError:
+                problems.append(f"worker {handle.id} did not answer{f' {what!r}' if what else ''} within {timeout:g}s")
+                continue
+            if not ok:
+                problems.append(str(details))
+                continue
+            with self.lock:
+                self.store(handle, conn, key, details, seq)
+        return problems
 
     def request_async(self, handle: WorkerHandle, command: str, args: dict[str, Any]) -> Future:
         """Send a request; the future gives ``(ok, payload, seq, conn)``."""

@@ -1,8 +1,13 @@
-"""The Flask application factory: the API blueprint plus JSON error handling.
+"""The Flask application factory: the API and page blueprints, accounts, JSON error handling.
 
 The supervisor builds the app with :func:`create_app` around its
-:class:`~web.service.SupervisorService`; the views find it in
-``app.extensions["dagserver"]``.
+:class:`~web.service.SupervisorService` and its :class:`~web.accounts.Accounts`; the views
+find the service in ``app.extensions["dagserver"]``. Without accounts (in-process tests)
+nobody needs to log in.
+
+Usage::
+
+    app = create_app(service, Accounts(UsersFile("var/users.json")), secure=False)
 """
 
 from __future__ import annotations
@@ -12,21 +17,27 @@ import logging
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from web.accounts import Accounts
 from web.api import api
+from web.auth import install
 from web.jsonsafe import SafeJSONProvider
+from web.pages import pages
 from web.service import ServiceError, SupervisorService
 
 EXTENSION = "dagserver"
 log = logging.getLogger(__name__)
 
 
-def create_app(service: SupervisorService) -> Flask:
-    """A Flask app serving the JSON API, ``/healthz`` and ``/metrics`` over ``service``."""
+def create_app(service: SupervisorService, accounts: Accounts | None = None, secure: bool = False) -> Flask:
+    """A Flask app serving the pages, the JSON API, ``/healthz`` and ``/metrics`` over ``service``;
+    ``secure``: served over TLS (the session cookie is then Secure)."""
     app = Flask(__name__)
     app.json = SafeJSONProvider(app)  # bytes as base64, NaN/inf as null: always valid JSON (SPEC §7)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = service
+    install(app, accounts, secure)
     app.register_blueprint(api)
+    app.register_blueprint(pages)
     app.register_error_handler(ServiceError, service_error)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)
@@ -40,7 +51,8 @@ def error_response(message: str, status: int, **extra: object) -> tuple[Response
 
 def service_error(error: ServiceError) -> tuple[Response, int]:
     """A :class:`ServiceError` (unknown DAG, wrong state, ...) as JSON with its own status."""
-    return error_response(error.message, error.status)
+    extra = {"problems": error.problems} if error.problems else {}
+    return error_response(error.message, error.status, **extra)
 
 
 def http_error(error: HTTPException) -> HTTPException | tuple[Response, int]:

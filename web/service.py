@@ -11,19 +11,24 @@ from typing import Any, Protocol
 
 from actors.states import DAG_STATES, DagState
 
-__all__ = ["ACTIONS", "DAG_STATES", "DagState", "ServiceError", "SupervisorService", "UnknownDag", "WrongState"]
+__all__ = ["ACTIONS", "DAG_STATES", "DagState", "Invalid", "ServiceError", "SupervisorService", "UnknownDag",
+           "WrongState"]
 
 ACTIONS = ("start", "stop", "suspend", "resume")
 
 
 class ServiceError(Exception):
-    """An error the API reports as JSON ``{"error": message}`` with ``status``."""
+    """An error the API reports as JSON ``{"error": message}`` with ``status`` (and ``problems``, the
+    ``dagserver check`` lines, when there are some)."""
 
     status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, status: int | None = None, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.problems = list(problems or [])
+        if status is not None:
+            self.status = status
 
 
 class UnknownDag(ServiceError):
@@ -32,6 +37,12 @@ class UnknownDag(ServiceError):
 
 class WrongState(ServiceError):
     status = 409
+
+
+class Invalid(ServiceError):
+    """A DAG file (or a request) that does not pass the check: 400 with the check's lines."""
+
+    status = 400
 
 
 class SupervisorService(Protocol):
@@ -55,3 +66,17 @@ class SupervisorService(Protocol):
 
     def metrics_text(self) -> bytes:
         """The Prometheus exposition of every DAG's and worker's figures."""
+
+    # -- admin (SPEC §7): each raises Invalid (with the check's lines), UnknownDag or WrongState --------
+    def add_dag(self, text: str, source: str = "request body") -> dict[str, Any]:
+        """Validate the DAG file ``text``, save it to the first ``dags`` folder, place and start it;
+        its summary. Nothing is saved when it is invalid."""
+
+    def reload_dag(self, name: str) -> dict[str, Any]:
+        """Re-read the DAG's file and restart only that DAG; its summary."""
+
+    def clone_dag(self, name: str, new_name: str, start_time: str | None, end_time: str | None) -> dict[str, Any]:
+        """A copy of DAG ``name`` called ``new_name`` with its own window, saved and started; its summary."""
+
+    def delete_dag(self, name: str) -> dict[str, Any]:
+        """Stop the DAG, forget it and remove its file; ``{"name", "deleted": True}``."""

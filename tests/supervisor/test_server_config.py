@@ -28,7 +28,7 @@ def test_every_key_has_a_default() -> None:
         assert config.state_dir == "var/state"
         assert config.bind == "127.0.0.1:8080"
         assert (config.bind_host, config.bind_port) == ("127.0.0.1", 8080)
-        assert config.users == "config/users.json"
+        assert config.users == "var/users.json"
         assert config.shutdown_timeout == 15
         assert config.heartbeat_timeout == 3
         assert (config.max_restarts, config.within_seconds) == (5, 60)

@@ -9,6 +9,16 @@ sends SIGTERM to the group, then SIGKILL, so no worker process outlives a test::
         server.wait_dags("running")
         status, body = server.get("/api/dags/clock")
 
+Several servers may share one ``state_dir`` (``state_dir=``, high availability, SPEC §9);
+``config_extra`` is TOML appended to the config (e.g. an ``[ha]`` section) and ``env`` adds
+environment variables for the server and its workers. ``top_keys`` adds top-level config
+keys (e.g. ``tls_cert``/``tls_key``); with ``cafile`` the server is spoken to over HTTPS,
+its certificate verified against that CA file (``server.base_url`` is then ``https://...``).
+
+Every server gets a users file with one account per role (``admin``, ``operator``,
+``viewer``; password ``pw-ROLE``) and an API token each (``server.tokens[ROLE]``); requests
+carry the admin's token unless ``auth=`` names another role, or None for no token (SPEC §7).
+
 Helpers build small DAG documents (:func:`metronome_dag`) and read JSON-lines output
 (:func:`read_jsonl`); :func:`process_gone` tells whether a pid is dead (zombies count).
 """
@@ -18,8 +28,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -29,11 +41,19 @@ from types import TracebackType
 from typing import Any
 
 from tests.support.waiting import wait_until
+from web.accounts import ROLES, hash_password, token_digest
 
 ROOT = Path(__file__).resolve().parents[2]  # the project root
 DAGSERVER = Path(sys.executable).with_name("dagserver")
 STARTUP_TIMEOUT = 20.0
 HTTP_TIMEOUT = 10.0
+_PASSWORD_HASHES: dict[str, str] = {}  # hashing is slow on purpose: once per role per test process
+
+
+def password_hash(password: str) -> str:
+    if password not in _PASSWORD_HASHES:
+        _PASSWORD_HASHES[password] = hash_password(password)
+    return _PASSWORD_HASHES[password]
 
 
 def free_port() -> int:
@@ -123,11 +143,18 @@ class SupervisedServer:
     def __init__(self, tmp: Path, dags: dict[str, Any], *, workers: int = 2,
                  heartbeat_timeout: float = 3.0, shutdown_timeout: float = 10.0,
                  max_restarts: int = 5, within_seconds: float = 60.0,
-                 raw_dag_files: dict[str, str] | None = None) -> None:
-        """``dags``: file stem -> DAG document; ``raw_dag_files``: file name -> text, written as is."""
+                 raw_dag_files: dict[str, str] | None = None, state_dir: Path | None = None,
+                 config_extra: str = "", env: dict[str, str] | None = None,
+                 top_keys: dict[str, Any] | None = None, cafile: Path | None = None) -> None:
+        """``dags``: file stem -> DAG document; ``raw_dag_files``: file name -> text, written as is;
+        ``state_dir``: checkpoints (default ``tmp/state``), may be shared with other servers."""
         self.tmp = tmp
         self.dag_dir = tmp / "dags"
-        self.state_dir = tmp / "state"
+        self.state_dir = state_dir or tmp / "state"
+        self.config_extra = config_extra
+        self.top_keys = dict(top_keys or {})
+        self.tls_context = ssl.create_default_context(cafile=str(cafile)) if cafile else None
+        self.env = dict(env or {})
         self.config_path = tmp / "supervisor.toml"
         self.log_path = tmp / "server.log"
         self.dag_dir.mkdir(parents=True, exist_ok=True)
@@ -138,6 +165,11 @@ class SupervisedServer:
         self.settings = {"workers": workers, "heartbeat_timeout": heartbeat_timeout,
                          "shutdown_timeout": shutdown_timeout, "max_restarts": max_restarts,
                          "within_seconds": within_seconds}
+        self.users_path = tmp / f"users-{secrets.token_hex(4)}.json"  # servers sharing ``tmp`` keep their own
+        self.tokens = {role: secrets.token_urlsafe(24) for role in ROLES}
+        self.users_path.write_text(json.dumps({role: {"password_hash": password_hash(f"pw-{role}"), "role": role,
+                                                      "tokens": [token_digest(self.tokens[role])]}
+                                               for role in ROLES}))
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.worker_pids: set[int] = set()  # every worker pid seen, for the leftover check
@@ -149,10 +181,13 @@ class SupervisedServer:
             f'workers = {s["workers"]}\n'
             f'dags = ["{self.dag_dir}"]\n'
             f'state_dir = "{self.state_dir}"\n'
+            f'users = "{self.users_path}"\n'
             f'bind = "127.0.0.1:{self.port}"\n'
             f'shutdown_timeout = {s["shutdown_timeout"]}\n'
             f'heartbeat_timeout = {s["heartbeat_timeout"]}\n'
-            f'[restart]\nmax_restarts = {s["max_restarts"]}\nwithin_seconds = {s["within_seconds"]}\n')
+            + "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.top_keys.items())
+            + f'[restart]\nmax_restarts = {s["max_restarts"]}\nwithin_seconds = {s["within_seconds"]}\n'
+            + self.config_extra)
 
     def start(self) -> SupervisedServer:
         """Start the server and wait until ``/healthz`` answers; retries when the port was taken."""
@@ -160,7 +195,7 @@ class SupervisedServer:
             self.port = free_port()
             self._write_config()
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-                   "PYTHONUNBUFFERED": "1"}
+                   "PYTHONUNBUFFERED": "1", **self.env}
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen(
                     [str(DAGSERVER), "serve", "-c", str(self.config_path)], cwd=self.tmp, env=env,
@@ -239,12 +274,24 @@ class SupervisedServer:
             return ""
 
     # -- HTTP ---------------------------------------------------------------------------------------
-    def request(self, method: str, path: str, timeout: float = HTTP_TIMEOUT) -> tuple[int, Any]:
-        """``(status, body)``: JSON bodies parsed, others as text. Error statuses are returned, not raised."""
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
-                                     data=b"" if method == "POST" else None)
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``, or ``https://...`` when the server was given a ``cafile``."""
+        return f"{'https' if self.tls_context else 'http'}://127.0.0.1:{self.port}"
+
+    def request(self, method: str, path: str, timeout: float = HTTP_TIMEOUT, *, auth: str | None = "admin",
+                body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        """``(status, body)``: JSON bodies parsed, others as text. Error statuses are returned, not raised.
+        Sent with the API token of role ``auth`` (None: no token), or ``token`` as given; ``body`` as JSON."""
+        data = json.dumps(body).encode() if body is not None else b"" if method == "POST" else None
+        req = urllib.request.Request(f"{self.base_url}{path}", method=method, data=data)
+        bearer = token if token is not None else self.tokens[auth] if auth else None
+        if bearer is not None:
+            req.add_header("Authorization", f"Bearer {bearer}")
+        if body is not None:
+            req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as response:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.tls_context) as response:
                 status, body, kind = response.status, response.read(), response.headers.get_content_type()
         except urllib.error.HTTPError as error:
             status, body, kind = error.code, error.read(), error.headers.get_content_type()

@@ -1,0 +1,94 @@
+"""The production WSGI server the web UI, API and ``/metrics`` run on (SPEC §7).
+
+Plain HTTP is served by waitress; with TLS (``tls_cert``/``tls_key`` in the config) by
+cheroot's WSGI server with its built-in SSL adapter, since waitress speaks no TLS. Both
+answer from a pool of threads (a slow page never blocks ``/metrics`` or ``/healthz``),
+bound request sizes and close idle connections; neither is Werkzeug's development server.
+
+Usage::
+
+    server = WebServer(app, "127.0.0.1", 8080)     # OSError when the address is taken
+    server.start()                                   # serves on a background thread
+    server.url                                       # "http://127.0.0.1:8080"
+    server.stop()
+
+    WebServer(app, "0.0.0.0", 8443, tls=("cert.pem", "key.pem")).url   # "https://0.0.0.0:8443"
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+from waitress.server import create_server
+
+THREADS = 8  # requests answered at once; the rest wait in line
+MAX_BODY = 4 << 20  # bytes: a DAG file upload is far smaller
+HANDSHAKE_TIMEOUT = 5.0  # seconds a client may take for its TLS handshake
+IDLE_TIMEOUT = 60.0  # seconds a connection may sit silent in the middle of a request
+log = logging.getLogger("dagserver.web")
+
+
+class WebServer:
+    """The WSGI ``app`` served on ``host:port`` from a daemon thread; over TLS when ``tls`` is
+    ``(certificate chain PEM, private key PEM)``."""
+
+    def __init__(self, app: Any, host: str, port: int, threads: int = THREADS,
+                 tls: tuple[str, str] | None = None) -> None:
+        self.host, self.port, self.tls = host, port, tls
+        if tls is None:
+            self.server: Any = create_server(app, host=host, port=port, threads=threads, ident="dagserver",
+                                             max_request_body_size=MAX_BODY, channel_timeout=IDLE_TIMEOUT,
+                                             expose_tracebacks=False)
+            run = self.server.run
+        else:
+            self.server = tls_server(app, host, port, threads, *tls)
+            run = self.server.serve
+        self._thread = threading.Thread(target=run, name="web", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, close the connections and the thread pool."""
+        if self.tls is None:
+            self.server.close()
+            self.server.task_dispatcher.shutdown(timeout=5)
+        else:
+            self.server.stop()
+
+
+class _LoggingServer(wsgi.Server):  # type: ignore[misc]
+    """cheroot's WSGI server, writing its complaints (dropped handshakes, plain HTTP sent to the
+    TLS port, errors) to the ``dagserver.web`` logger instead of stderr."""
+
+    def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+        log.log(level, "%s", msg, exc_info=traceback)
+
+
+class _HandshakeTimeoutAdapter(BuiltinSSLAdapter):  # type: ignore[misc]
+    """The built-in SSL adapter with a short handshake deadline: cheroot shakes hands on its
+    accepting thread, so a client that connects and stays silent must not hold it for long."""
+
+    def wrap(self, sock: Any) -> Any:
+        sock.settimeout(HANDSHAKE_TIMEOUT)  # cheroot sets its own timeout again after the handshake
+        return super().wrap(sock)
+
+
+def tls_server(app: Any, host: str, port: int, threads: int, cert: str, key: str) -> wsgi.Server:
+    """A cheroot WSGI server for ``app`` speaking only HTTPS with ``cert``/``key``, already listening
+    (OSError when the address is taken; ssl.SSLError, an OSError too, when the PEM files are no good)."""
+    server = _LoggingServer((host, port), app, numthreads=threads, server_name="dagserver",
+                            request_queue_size=64, timeout=IDLE_TIMEOUT, shutdown_timeout=5)
+    server.ssl_adapter = _HandshakeTimeoutAdapter(cert, key)
+    server.max_request_body_size = MAX_BODY
+    server.prepare()  # binds and listens now, like waitress's create_server
+    return server

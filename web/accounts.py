@@ -1,0 +1,250 @@
+"""Web and API accounts (SPEC §7): the users file, password hashes, API tokens, roles.
+
+The users file is JSON, written with mode 0600::
+
+    {"ana": {"password_hash": "scrypt$16384$8$1$<salt>$<hash>", "role": "admin",
+             "tokens": ["<sha256 hex of an API token>", ...]}}
+
+Passwords are hashed with scrypt (salted, slow); tokens are random and only their SHA-256
+is stored, so neither can be read back from the file. A file holding a plaintext
+``password`` is refused (:class:`AccountsError` naming ``dagserver user hash``).
+
+Usage::
+
+    users = UsersFile("var/users.json")
+    users.add("ana", "admin", "s3cret!")         # or change ana's password and role
+    token = users.new_token("ana")                # shown once; only its hash is kept
+    accounts = Accounts(users)                    # what the web layer asks, re-read when the file changes
+    accounts.login("ana", "s3cret!")              # User(name="ana", role="admin", ...) or None
+    accounts.by_token(token)                      # the same User, or None when unknown/revoked
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+DEFAULT_USERS = "var/users.json"
+
+
+class AccountsError(ValueError):
+    """A users file that cannot be used, or a bad request to change it; the message says why."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in account: ``name``, ``role``, and a fingerprint of its password hash (a session made
+    before the password changed is no longer valid)."""
+
+    name: str
+    role: str
+    fingerprint: str = ""
+
+    def may(self, role: str) -> bool:
+        """Whether this user's role includes ``role`` (``User("a", "admin").may("operator")`` is True)."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash of ``password``: ``scrypt$N$r$p$salt$hash`` (base64 parts)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)])
+
+
+def check_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches ``stored`` (from :func:`hash_password`), compared in constant time."""
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+                             dklen=len(expected), maxmem=2**27)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 (hex) stored for an API token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class UsersFile:
+    """The users file on disk: read, checked, and rewritten atomically with mode 0600."""
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_USERS) -> None:
+        self.path = Path(path)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        """Every account; AccountsError when the file is unreadable, malformed or holds a plaintext password."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise AccountsError(f"{self.path}: cannot read the users file: {exc}") from exc
+        if not isinstance(data, dict):
+            raise AccountsError(f"{self.path}: the users file must be a JSON object of NAME: {{...}}")
+        for name, account in data.items():
+            if not isinstance(account, dict):
+                raise AccountsError(f"{self.path}: user {name!r}: must be an object")
+            if "password" in account:
+                raise AccountsError(f"{self.path}: user {name!r} has a plaintext password; convert the file "
+                                    f"with `dagserver user hash {self.path}`")
+            if not isinstance(account.get("password_hash"), str):
+                raise AccountsError(f"{self.path}: user {name!r}: no password_hash")
+            if account.get("role") not in ROLES:
+                raise AccountsError(f"{self.path}: user {name!r}: role must be one of {', '.join(ROLES)} "
+                                    f"(got {account.get('role')!r})")
+            tokens = account.setdefault("tokens", [])
+            if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+                raise AccountsError(f"{self.path}: user {name!r}: tokens must be a list of SHA-256 hex strings")
+        return data
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        """Replace the file with ``data`` (mode 0600, never half written)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.replace(temp, self.path)
+
+    def add(self, name: str, role: str, password: str) -> None:
+        """Create user ``name`` or change its password and role (its tokens are kept)."""
+        if role not in ROLES:
+            raise AccountsError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
+        if not name or not name.isprintable() or name.strip() != name:
+            raise AccountsError(f"a user name must be printable, without surrounding spaces (got {name!r})")
+        if not password:
+            raise AccountsError("the password must not be empty")
+        data = self.read()
+        tokens = data.get(name, {}).get("tokens", [])
+        data[name] = {"password_hash": hash_password(password), "role": role, "tokens": tokens}
+        self.write(data)
+
+    def new_token(self, name: str) -> str:
+        """A new API token for ``name``; only its SHA-256 is stored, so this is the one time it is seen."""
+        data = self.read()
+        if name not in data:
+            raise AccountsError(f"{self.path}: no user named {name!r}")
+        token = secrets.token_urlsafe(32)
+        data[name]["tokens"].append(token_digest(token))
+        self.write(data)
+        return token
+
+    def revoke(self, name: str, token: str | None = None) -> int:
+        """Forget ``token`` of ``name`` (every token of ``name`` when None); how many were revoked."""
+        data = self.read()
+        if name not in data:
+            raise AccountsError(f"{self.path}: no user named {name!r}")
+        tokens = data[name]["tokens"]
+        keep = [] if token is None else [t for t in tokens if t != token_digest(token)]
+        data[name]["tokens"] = keep
+        self.write(data)
+        return len(tokens) - len(keep)
+
+    def convert_plaintext(self) -> int:
+        """Hash the plaintext passwords of a seed users file ``{"NAME": {"password", "role"}}`` in place
+        (role ``user`` becomes ``viewer``); how many were converted."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise AccountsError(f"{self.path}: cannot read the users file: {exc}") from exc
+        if not isinstance(data, dict) or not all(isinstance(a, dict) for a in data.values()):
+            raise AccountsError(f"{self.path}: the users file must be a JSON object of NAME: {{...}}")
+        converted = 0
+        for name, account in data.items():
+            role = {"user": "viewer"}.get(account.get("role"), account.get("role"))
+            if role not in ROLES:
+                raise AccountsError(f"{self.path}: user {name!r}: unknown role {account.get('role')!r}")
+            if "password" in account:
+                data[name] = {"password_hash": hash_password(str(account["password"])), "role": role,
+                              "tokens": account.get("tokens", [])}
+                converted += 1
+            else:
+                account["role"] = role
+        self.write(data)
+        return converted
+
+    def create_first_admin(self) -> str:
+        """Create the file with one ``admin`` and a random password, which is returned (to be shown once)."""
+        password = secrets.token_urlsafe(12)
+        self.write({"admin": {"password_hash": hash_password(password), "role": "admin", "tokens": []}})
+        return password
+
+
+class Accounts:
+    """The accounts the web layer checks logins and tokens against; re-reads the file when it changes
+    (so a revoked token or a removed user stops working at once). A file that became invalid keeps
+    the last good accounts."""
+
+    def __init__(self, users: UsersFile) -> None:
+        self.users = users
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._data: dict[str, dict[str, Any]] = users.read()
+        self._stamp = self._file_stamp()
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.users.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def _current(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            stamp = self._file_stamp()
+            if stamp != self._stamp:
+                with contextlib.suppress(AccountsError):  # a file being edited by hand: keep what worked
+                    self._data = self.users.read()
+                self._stamp = stamp
+            return self._data
+
+    @staticmethod
+    def _user(name: str, account: dict[str, Any]) -> User:
+        return User(name, account["role"], token_digest(account["password_hash"])[:16])
+
+    def user(self, name: str) -> User | None:
+        """The account ``name`` as it is now (None when it was removed)."""
+        account = self._current().get(name)
+        return None if account is None else self._user(name, account)
+
+    def login(self, name: str, password: str) -> User | None:
+        """The user when ``password`` is right, else None (the work done is the same for unknown names)."""
+        account = self._current().get(name)
+        stored = account["password_hash"] if account else hash_password("no such user")
+        ok = check_password(password, stored)
+        return self._user(name, account) if ok and account else None
+
+    def by_token(self, token: str) -> User | None:
+        """The user holding API ``token`` (None when unknown, tampered with or revoked)."""
+        digest = token_digest(token)
+        found = None
+        for name, account in self._current().items():
+            for stored in account["tokens"]:
+                if hmac.compare_digest(stored, digest):
+                    found = self._user(name, account)
+        return found

@@ -1,0 +1,178 @@
+"""The web UI's pages (SPEC §7): login, dashboard, a DAG's details and live state, admin forms.
+
+Thin views over the :class:`~web.service.SupervisorService`, rendered from ``web/templates``;
+the live parts (dashboard rows, counts, node values) are filled by ``web/static/app.js``
+from the JSON API. Every value is rendered as text (Jinja autoescapes, the script sets
+``textContent``). Roles are checked by :mod:`web.auth` from the marks below.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from web.accounts import Accounts
+from web.auth import ACCOUNTS, LoginThrottle, current_user, open_access, requires, sign_in
+from web.graph import layout
+from web.service import ServiceError, SupervisorService
+
+pages = Blueprint("pages", __name__)
+MAX_UPLOAD = 1 << 20  # a DAG file larger than 1 MB is surely a mistake
+
+
+def service() -> SupervisorService:
+    return cast(SupervisorService, current_app.extensions["dagserver"])
+
+
+def _local(target: str | None) -> str:
+    """``target`` when it is a path on this site (never another host), else the dashboard."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("pages.dashboard")
+
+
+# -- signing in and out --------------------------------------------------------------------------------
+@pages.route("/login", methods=["GET", "POST"])
+@open_access
+def login() -> str | Response | tuple[str, int]:
+    """The login form; after 5 failures of one name within a minute, 429 for a minute."""
+    accounts: Accounts | None = current_app.extensions.get(ACCOUNTS)
+    target = _local(request.values.get("next"))
+    if request.method == "GET" or accounts is None:
+        return render_template("login.html", next=target, error="")
+    throttle = cast(LoginThrottle, current_app.extensions["dagserver.throttle"])
+    name = request.form.get("username", "")
+    wait = throttle.wait_seconds(name)
+    if wait:
+        error = f"Too many failed logins for this user: try again in {wait:.0f} s."
+        return render_template("login.html", next=target, error=error, username=name), 429
+    user = accounts.login(name, request.form.get("password", ""))
+    if user is None:
+        throttle.failed(name)
+        return render_template("login.html", next=target, error="Wrong user name or password.", username=name), 401
+    throttle.succeeded(name)
+    sign_in(user)
+    return redirect(target)
+
+
+@pages.post("/logout")
+@requires("viewer")
+def logout() -> Response:
+    """End the session."""
+    session.clear()
+    return redirect(url_for("pages.login"))
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+@pages.get("/")
+def dashboard() -> str:
+    """Every DAG and worker, refreshed live by the script."""
+    return render_template("dashboard.html", dags=service().list_dags(), workers=service().workers())
+
+
+def _details_or_404(name: str) -> dict[str, Any]:
+    try:
+        return service().dag_details(name)
+    except ServiceError as exc:
+        abort(exc.status, exc.message)
+
+
+@pages.get("/dags/<name>")
+def dag_page(name: str) -> str:
+    """The graph, counts, config, endpoints and last errors of one DAG."""
+    details = _details_or_404(name)
+    errors = [{"node": node, **error} for node, info in (details.get("nodes") or {}).items()
+              for error in info.get("last_errors") or ()]
+    errors.sort(key=lambda e: e.get("time") or 0, reverse=True)
+    return render_template("dag.html", dag=details, picture=layout(details.get("config") or {}), errors=errors[:20])
+
+
+@pages.get("/dags/<name>/state")
+def dag_state(name: str) -> str:
+    """Each node's current input and output, refreshed live by the script."""
+    return render_template("state.html", dag=_details_or_404(name))
+
+
+# -- admin -------------------------------------------------------------------------------------------------
+@pages.route("/admin/add", methods=["GET", "POST"])
+@requires("admin")
+def add_dag() -> str | Response | tuple[str, int]:
+    """Upload or paste a DAG file; the check's lines are shown when it is refused (nothing is saved)."""
+    if request.method == "GET":
+        return render_template("add.html", text="", problems=[], error="")
+    upload = request.files.get("file")
+    text, source = request.form.get("text", ""), "pasted text"
+    if upload is not None and upload.filename:
+        text, source = upload.read(MAX_UPLOAD + 1).decode("utf-8", errors="replace"), upload.filename
+    if not text.strip():
+        return render_template("add.html", text="", problems=[], error="Paste a DAG file or choose one."), 400
+    try:
+        summary = service().add_dag(text, source)
+    except ServiceError as exc:
+        return render_template("add.html", text=text, problems=exc.problems, error=exc.message), exc.status
+    flash(f"DAG {summary['name']} added and started.")
+    return redirect(url_for("pages.dag_page", name=summary["name"]))
+
+
+@pages.route("/dags/<name>/clone", methods=["GET", "POST"])
+@requires("admin")
+def clone_dag(name: str) -> str | Response | tuple[str, int]:
+    """A copy of the DAG under a new name, with its own daily window."""
+    details = _details_or_404(name)
+    form = {"name": request.form.get("name", f"{name}_copy"), "start_time": request.form.get("start_time", ""),
+            "end_time": request.form.get("end_time", "")}
+    if request.method == "GET":
+        window = details.get("config", {})
+        form.update(start_time=window.get("start_time") or "", end_time=window.get("end_time") or "")
+        return render_template("clone.html", dag=details, form=form, problems=[], error="")
+    try:
+        summary = service().clone_dag(name, form["name"].strip(), form["start_time"].strip() or None,
+                                      form["end_time"].strip() or None)
+    except ServiceError as exc:
+        return render_template("clone.html", dag=details, form=form, problems=exc.problems,
+                               error=exc.message), exc.status
+    flash(f"DAG {summary['name']} cloned from {name} and started.")
+    return redirect(url_for("pages.dag_page", name=summary["name"]))
+
+
+@pages.post("/dags/<name>/reload")
+@requires("admin")
+def reload_dag(name: str) -> Response:
+    """Re-read the DAG's file and restart it; the outcome is flashed on its page."""
+    try:
+        service().reload_dag(name)
+        flash(f"DAG {name} reloaded from its file.")
+    except ServiceError as exc:
+        flash(f"Reload refused: {exc.message}", "error")
+        for problem in exc.problems:
+            flash(problem, "error")
+    return redirect(url_for("pages.dag_page", name=name))
+
+
+@pages.post("/dags/<name>/delete")
+@requires("admin")
+def delete_dag(name: str) -> Response:
+    """Stop the DAG, forget it and remove its file."""
+    try:
+        service().delete_dag(name)
+        flash(f"DAG {name} deleted.")
+    except ServiceError as exc:
+        flash(f"Delete refused: {exc.message}", "error")
+        return redirect(url_for("pages.dag_page", name=name))
+    return redirect(url_for("pages.dashboard"))
+
+
+@pages.app_context_processor
+def page_globals() -> dict[str, Any]:
+    """What every template may use: the user and whether they may act or administer."""
+    user = current_user()
+    return {"user": user, "may_operate": user.may("operator"), "may_admin": user.may("admin")}
+
+
+@pages.app_template_filter("pretty")
+def pretty(value: Any) -> str:
+    """``value`` as indented JSON text (autoescaped by the template like any other text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
