@@ -36,6 +36,7 @@ from typing import Any
 ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 DEFAULT_USERS = "var/users.json"
+TOKEN_PREFIX = "dgs_"  # what every API token starts with
 
 
 class AccountsError(ValueError):
@@ -54,6 +55,7 @@ class User:
     def may(self, role: str) -> bool:
         """Whether this user's role includes ``role`` (``User("a", "admin").may("operator")`` is True)."""
         return ROLES.index(self.role) >= ROLES.index(role)
+
 
 
 def hash_password(password: str) -> str:
@@ -149,7 +151,9 @@ class UsersFile:
         data = self.read()
         if name not in data:
             raise AccountsError(f"{self.path}: no user named {name!r}")
-        token = secrets.token_urlsafe(32)
+        # the prefix makes tokens recognisable in logs and configs, and never start with "-" (which a
+        # command line such as `dagserver user revoke NAME --token TOKEN` would take for an option)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         data[name]["tokens"].append(token_digest(token))
         self.write(data)
         return token

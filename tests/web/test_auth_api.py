@@ -21,6 +21,7 @@ import pytest
 
 from tests.support.supervised import DAGSERVER, SupervisedServer, free_port, line_count, metronome_dag
 from tests.support.waiting import wait_until
+from web.accounts import TOKEN_PREFIX, UsersFile, hash_password
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +185,12 @@ def test_first_start_creates_an_admin_and_logs_its_password_once(tmp_path: Path)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)
+
+
+def test_tokens_never_look_like_command_line_options(tmp_path: Path) -> None:
+    """`dagserver user revoke NAME --token TOKEN` must take any token: none may start with "-"."""
+    users = UsersFile(tmp_path / "users.json")
+    users.write({"ana": {"password_hash": hash_password("pw"), "role": "viewer", "tokens": []}})
+    tokens = [users.new_token("ana") for _ in range(50)]
+    assert all(t.startswith(TOKEN_PREFIX) for t in tokens)
+    assert len(set(tokens)) == 50
