@@ -23,16 +23,14 @@ Usage::
 from __future__ import annotations
 
 import logging
-import os
 import random
-import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import CONNECTED, RECONNECTING, ParsedUri, kind_and_name, setting
+from adapters.base import CONNECTED, RECONNECTING, ParsedUri, from_environment, kind_and_name, setting
 from adapters.formats import FORMATS
 from adapters.registry import AdapterNotAvailable
 
@@ -43,7 +41,6 @@ DEFAULT_HEARTBEATS = 4000  # ms, both ways: a broker silent for twice that long 
 CONNECT_TIMEOUT = 5.0  # seconds a connection attempt may take, socket and CONNECTED frame together
 CLOSE_TIMEOUT = 2.0  # seconds close() waits for the broker to confirm the DISCONNECT
 BACKOFF_INITIAL, BACKOFF_MAX = 0.2, 10.0  # seconds between reconnection attempts (doubling, SPEC §6 cap)
-_ENV_RE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
 class LinkLost(ConnectionError):
@@ -88,20 +85,6 @@ def check_activemq_uri(parsed: ParsedUri) -> str | None:
     return kind_and_name(parsed, ("queue", "topic"))
 
 
-def from_environment(value: Any, key: str) -> Any:
-    """``value``, or the environment variable it names when it reads ``"${VAR}"``.
-
-    >>> os.environ["DOC_SECRET"] = "s3cret"; from_environment("${DOC_SECRET}", "password")
-    's3cret'
-    """
-    match = _ENV_RE.match(value) if isinstance(value, str) else None
-    if match is None:
-        return value
-    if match.group(1) not in os.environ:
-        raise ValueError(f"activemq {key!r} names the environment variable {match.group(1)}, which is not set")
-    return os.environ[match.group(1)]
-
-
 def _heartbeats(value: Any) -> int:
     ms = int(value)
     if ms < 0:
@@ -135,8 +118,8 @@ def endpoint(config: Mapping[str, Any], parsed: ParsedUri) -> Endpoint:
     fmt = str(setting(config, parsed, "format", "json"))
     if fmt not in FORMATS:
         raise ValueError(f"activemq 'format' must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    username = from_environment(setting(config, parsed, "username", None), "username")
-    password = from_environment(setting(config, parsed, "password", None), "password")
+    username = from_environment(setting(config, parsed, "username", None), "activemq 'username'")
+    password = from_environment(setting(config, parsed, "password", None), "activemq 'password'")
     return Endpoint(host=str(setting(config, parsed, "host", "localhost")),
                     port=setting(config, parsed, "port", DEFAULT_PORT, int),
                     username=None if username is None else str(username),

@@ -14,11 +14,10 @@ Usage::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.base import ParsedUri, positive_param, setting
+from adapters.base import ParsedUri, from_environment, positive_param, setting
 from adapters.registry import AdapterNotAvailable
 
 KEYS = ("hosts", "key_attribute", "username", "password", "max_depth")
@@ -86,12 +85,7 @@ def _hosts(value: Any) -> list[tuple[str, int]]:
 
 def _secret(config: Mapping[str, Any], key: str) -> str | None:
     """``config[key]``, or the environment variable it names as ``"${NAME}"``."""
-    value = config.get(key)
-    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
-        name = value[2:-1]
-        if name not in os.environ:
-            raise ValueError(f"aerospike {key!r} names the environment variable {name}, which is not set")
-        return os.environ[name]
+    value = from_environment(config.get(key), f"aerospike {key!r}")
     return None if value is None else str(value)
 
 

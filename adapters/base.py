@@ -33,6 +33,7 @@ A minimal source::
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -46,6 +47,7 @@ CLOSED = "closed"
 STATUSES = (CONNECTED, RECONNECTING, CLOSED)
 
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
+_ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")  # "${NAME}"
 
 T = TypeVar("T")
 
@@ -135,6 +137,25 @@ def setting(
         return convert(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad value for {key!r} in {uri.raw!r}: {value!r}") from exc
+
+
+def from_environment(value: Any, where: str) -> Any:
+    """``value``, or the environment variable it names when it reads ``"${NAME}"`` (SPEC §6: passwords
+    may be given so). An unset NAME is a ValueError starting with ``where`` (say, ``"redis 'password'"``).
+
+    >>> os.environ["DOC_SECRET"] = "s3cret"; from_environment("${DOC_SECRET}", "password")
+    's3cret'
+    >>> from_environment("plain", "password")
+    'plain'
+    """
+    found = _ENV_REFERENCE.match(value) if isinstance(value, str) else None
+    if found is None:
+        return value
+    name = found.group(1)
+    if name not in os.environ:
+        raise ValueError(f"{where} names the environment variable {name}, which is not set "
+                         "(set it in the server's environment)")
+    return os.environ[name]
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,13 @@ Usage::
 from __future__ import annotations
 
 import logging
-import os
-import re
 import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import CLOSED, CONNECTED, RECONNECTING, ParsedUri, Sink, Source, setting
+from adapters.base import CLOSED, CONNECTED, RECONNECTING, ParsedUri, Sink, Source, from_environment, setting
 from adapters.formats import FORMATS
 from adapters.registry import AdapterNotAvailable
 from graphs.suggest import mean_phrase
@@ -47,7 +45,6 @@ BACKOFF_MAX = 10.0  # ... up to this (SPEC §6)
 SOCKET_TIMEOUT = 5.0  # a command (or a connect) with no answer for this long is a lost connection
 HEALTH_CHECK_INTERVAL = 2  # seconds idle after which redis-py pings a pooled connection before using it
 DEFAULT_PUBLISH_TIMEOUT = 30.0
-_SECRET = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
 def load_redis() -> Any:
@@ -113,14 +110,7 @@ def resolve_secret(value: Any, key: str) -> str | None:
     """``value``, or the environment variable it names as ``"${NAME}"`` (ValueError naming it when unset)."""
     if value is None or value == "":
         return None
-    text = str(value)
-    found = _SECRET.match(text)
-    if not found:
-        return text
-    name = found.group(1)
-    if name not in os.environ:
-        raise ValueError(f"redis {key!r} is given as ${{{name}}} but the environment variable {name} is not set")
-    return os.environ[name]
+    return str(from_environment(str(value), f"redis {key!r}"))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import socket
 import threading
 from collections.abc import Iterator, Mapping
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters.base import ParsedUri
+from adapters.base import ParsedUri, from_environment
 from adapters.registry import AdapterNotAvailable
 from graphs.suggest import mean_phrase
 
@@ -43,7 +42,6 @@ CONNECTION_KEYS = ("db_type", "host", "port", "user", "password", "database")
 STATEMENT_KEYS = ("insert_statement", "select_statement")
 FILE_KEYS = (*CONNECTION_KEYS, *STATEMENT_KEYS)  # what a sql_config_file may hold
 CONNECT_TIMEOUT = 10.0  # seconds, at most: opening a connection (handshake and login included)
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 # MySQL/MariaDB server errors worth a new connection and a retry: too many connections, shutdown,
 # lock wait timeout, deadlock, connection killed. Client errors (2000-2999: lost, gone away) are too.
 _MYSQL_RETRY = {1040, 1053, 1205, 1213, 1927}
@@ -147,13 +145,7 @@ def _text(key: str, value: Any, where: str) -> str | None:
 
 def _password(value: str | None, where: str) -> str | None:
     """The password, with ``"${NAME}"`` read from the environment (an unset NAME is an error naming it)."""
-    found = _ENV_REF.match(value or "")
-    if not found:
-        return value
-    name = found.group(1)
-    if name not in os.environ:
-        raise ValueError(f"{where}: 'password' refers to the environment variable {name}, which is not set")
-    return os.environ[name]
+    return from_environment(value, f"{where}: 'password'")
 
 
 def load_driver(kind: str) -> Any:
