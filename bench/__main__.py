@@ -1,11 +1,12 @@
-"""``python -m bench [--quick] [--json] [--kafka] [--redis]``: throughput, latency and scaling in one run.
+"""``python -m bench [--quick] [--json] [--plot] [--kafka] [--redis]``: throughput, latency and scaling in one run.
 
 Every engine figure goes through the server's own machinery (supervisor, spawned worker
 processes, actors, msgpack); the ceilings are plain Python loops doing the same work in
 this process. With ``--json`` the last line of stdout is one JSON object. ``--kafka``
 starts a local broker and adds ``kafka_rps_1w`` / ``kafka_raw_rps`` (see bench/kafka.py);
 ``--redis`` uses the local Redis and PostgreSQL and adds ``redis_rps_1w`` / ``redis_raw_rps``
-and ``sql_rps_1w`` / ``sql_raw_rps`` (see bench/redis.py).
+and ``sql_rps_1w`` / ``sql_raw_rps`` (see bench/redis.py). ``--plot`` draws docs/bench.png
+(throughput vs chain length, latency vs offered load; see bench/plot.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -21,9 +23,10 @@ from typing import Any
 
 from bench.ceiling import ceiling_msgpack_rps, ceiling_rps
 from bench.kafka import Broker, kafka_figures
+from bench.plot import plot_figures
 from bench.redis import redis_figures
 from bench.scrape import scrape_figures
-from bench.workloads import idle_dag, pipeline_dag
+from bench.workloads import chain_dag, idle_dag, pipeline_dag
 from supervision.config import ServerConfig
 from supervisor import Supervisor
 
@@ -63,27 +66,55 @@ def latency(rate: float, seconds: float, tmp: Path) -> dict[str, float]:
     return run_server([dag], 1, [result])[0]["latency_ms"]
 
 
-def start_idle(folder: Path, count: int, workers: int) -> Any:
-    """A supervisor running ``count`` idle DAGs spread over ``workers``, once all are running."""
+def chain_rps(count: int, tmp: Path, lengths: tuple[int, ...] = (3, 10, 30)) -> dict[str, float]:
+    """Records/s through a chain of n PassthruCalculator nodes (one worker), keyed by ``str(n)``."""
+    figures = {}
+    for n in lengths:
+        result = tmp / f"chain{n}-{time.monotonic_ns()}.json"
+        out = run_server([chain_dag(f"chain{n}", count, str(result), n)], 1, [result])[0]
+        figures[str(n)] = out["count"] / out["seconds"]
+    return figures
+
+
+def chain_cost_us(rps: dict[str, float]) -> dict[str, float]:
+    """Least-squares fit of 1/rps = a + b·n over the chain lengths n: ``{"a", "b"}`` in µs per record.
+
+    ``a`` is the fixed cost of a record (source, sink, process hops), ``b`` what each node adds.
+    """
+    slope, intercept = statistics.linear_regression([float(n) for n in rps], [1e6 / v for v in rps.values()])
+    return {"a": intercept, "b": slope}
+
+
+def start_idle(folder: Path, count: int, workers: int) -> tuple[Any, float]:
+    """A supervisor running ``count`` idle DAGs spread over ``workers``, once all are running,
+    and the seconds from ``Supervisor.start()`` until they all were."""
     folder.mkdir()
     for i in range(count):
         (folder / f"idle{i}.json").write_text(json.dumps(idle_dag(f"idle{i}", i % workers)))
     supervisor = Supervisor(ServerConfig(workers=workers, dags=(str(folder),), state_dir=str(folder / "s")),
                             "WARNING")
     supervisor.load()
+    started = time.perf_counter()
     supervisor.start()
     deadline = time.monotonic() + 120
     while sum(1 for w in supervisor.workers for d in w.details.values() if d.get("state") == "running") < count:
         if time.monotonic() > deadline:
             supervisor.shutdown()
             raise SystemExit("idle DAGs did not start")
-        time.sleep(0.05)
-    return supervisor
+        time.sleep(0.02)
+    return supervisor, time.perf_counter() - started
+
+
+def startup_s(count: int, tmp: Path, workers: int = 2) -> float:
+    """Seconds from ``Supervisor.start()`` until ``count`` idle DAGs on ``workers`` are all running."""
+    supervisor, seconds = start_idle(tmp / f"startup{count}", count, workers)
+    supervisor.shutdown()
+    return seconds
 
 
 def scrape_ms(count: int, tmp: Path) -> float:
     """Median time to render /metrics for ``count`` DAGs (the supervisor's side of a scrape)."""
-    supervisor = start_idle(tmp / f"scrape{count}", count, 2)
+    supervisor, _ = start_idle(tmp / f"scrape{count}", count, 2)
     try:
         times = []
         for _ in range(11):
@@ -99,7 +130,7 @@ def rss_mb_per_dag(extra: int, tmp: Path) -> float:
     """Resident memory a worker gains per additional (idle) DAG."""
     sizes = []
     for n in (1, 1 + extra):
-        supervisor = start_idle(tmp / f"rss{n}", n, 1)
+        supervisor, _ = start_idle(tmp / f"rss{n}", n, 1)
         try:
             time.sleep(0.5)  # let the actors settle before reading the resident size
             status = Path(f"/proc/{supervisor.workers[0].pid}/status").read_text()
@@ -127,9 +158,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="also Kafka: topic -> DAG -> topic against a plain kafka-python loop, on a local broker")
     parser.add_argument("--redis", action="store_true",
                         help="also Redis and SQL: stream -> DAG -> stream / PostgreSQL against plain loops")
+    parser.add_argument("--plot", action="store_true", help="also draw docs/bench.png (see bench/plot.py)")
     args = parser.parse_args(argv)
     count = 100_000 if args.quick else 400_000
     seconds = 2.0 if args.quick else 5.0
+    idle = 40 if args.quick else 200
     with tempfile.TemporaryDirectory(prefix="dagserver-bench-") as tmpdir:
         tmp = Path(tmpdir)
         figures: dict[str, Any] = {
@@ -138,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
             "engine_rps_1w": engine_rps(count, 1, tmp),
             "engine_rps_2w": engine_rps(count, 2, tmp),
             "diamond_rps_1w": engine_rps(count, 1, tmp, diamond=True),
-            "latency": {str(rate): latency(rate, seconds, tmp) for rate in (1000, 5000)},
-            "rss_mb_per_dag": rss_mb_per_dag(10 if args.quick else 40, tmp),
+            "chain_rps": chain_rps(30_000 if args.quick else 150_000, tmp),
+            "latency": {str(rate): latency(rate, seconds, tmp) for rate in (1000, 5000, 20000)},
+            "rss_mb_per_dag": rss_mb_per_dag(idle, tmp),
+            "rss_idle_dags": idle,
+            "startup_s_200_dags": startup_s(200, tmp),
             "scrape_ms_100_dags": scrape_ms(100, tmp),
             **scrape_figures(100, 50_000),
             "python": platform.python_version(),
@@ -150,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures.update(kafka_figures(broker.bootstrap, 20_000 if args.quick else 100_000))
         if args.redis:
             figures.update(redis_figures(20_000 if args.quick else 100_000))
+    figures["chain_cost_us"] = chain_cost_us(figures["chain_rps"])
     rows = [
         ("plain loop ceiling", f"{figures['ceiling_rps']:,.0f} rec/s"),
         ("plain loop + msgpack/100", f"{figures['ceiling_msgpack_rps']:,.0f} rec/s"),
@@ -158,9 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         ("engine, 2 workers", f"{figures['engine_rps_2w']:,.0f} rec/s "
                               f"({figures['engine_rps_2w'] / figures['engine_rps_1w']:.2f} x 1 worker)"),
         ("diamond, 1 worker", f"{figures['diamond_rps_1w']:,.0f} rec/s"),
+        *[(f"chain of {n} passthru nodes, 1 worker", f"{rps:,.0f} rec/s") for n, rps in figures["chain_rps"].items()],
+        ("chain fit 1/rps = a + b*nodes", "a {a:.2f} us, b {b:.2f} us per node".format(**figures["chain_cost_us"])),
         *[(f"latency at {rate} rec/s", "p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms, max {max_ms:.2f} ms".format(**lat))
           for rate, lat in figures["latency"].items()],
-        ("memory per idle DAG", f"{figures['rss_mb_per_dag']:.2f} MB"),
+        (f"memory per idle DAG ({idle} DAGs)", f"{figures['rss_mb_per_dag']:.2f} MB"),
+        ("startup of 200 idle DAGs, 2 workers", f"{figures['startup_s_200_dags']:.2f} s"),
         ("/metrics with 100 DAGs", f"{figures['scrape_ms_100_dags']:.1f} ms"),
         ("/metrics, 100 DAGs of 50 KB records", f"{figures['metrics_render_ms_100_dags_50kb']:.1f} ms"),
         ("heartbeat, 100 DAGs of 50 KB records", f"{figures['heartbeat_ms_100_dags_50kb']:.1f} ms, "
@@ -177,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dagserver bench ({'quick' if args.quick else 'full'}): Python {figures['python']}, {figures['cpu']}")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
+    if args.plot:
+        print(f"  plot written to {plot_figures(figures)}")
     if args.json:
         print(json.dumps(figures))
     return 0

@@ -15,6 +15,7 @@ import statistics
 import threading
 import time
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
 from adapters.mem import MemSink, MemSource, get_queue
@@ -141,6 +142,34 @@ def pipeline_dag(run: str, count: int, result: str, rate: float | None = None, w
     if worker is not None:
         dag["worker"] = worker
     return dag
+
+
+def chain_dag(run: str, count: int, result: str, nodes: int, worker: int = 0) -> dict[str, Any]:
+    """A linear chain of ``nodes`` PassthruCalculator nodes between a feeder and a counter.
+
+    The chain is ``ingest -> hop1 -> ... -> hopN -> publish``: only the ``nodes`` calculation
+    nodes vary, so the slope of 1/throughput against ``nodes`` is the engine's cost per hop.
+    Usage: ``chain_dag("chain10", 100_000, "/tmp/r.json", 10)``.
+    """
+    hops = [f"hop{i}" for i in range(1, nodes + 1)]
+    names = ["ingest", *hops, "publish"]
+    return {
+        "name": run,
+        "epochs": {"max_records": 1000, "max_inflight": 4},
+        "checkpoint": {"every_epochs": 50},
+        "subscribers": [{"name": "feed", "config": {"source": "custom://bench.workloads.FeederSource",
+                                                    "run": run, "count": count}}],
+        "publishers": [{"name": "count", "config": {"destination": "custom://bench.workloads.CountingSink",
+                                                    "run": run, "count": count, "result": result}}],
+        "calculators": [{"name": "same", "type": "PassthruCalculator"}],
+        "nodes": [
+            {"name": "ingest", "type": "SubscriptionNode", "subscriber": "feed"},
+            *({"name": hop, "calculator": "same"} for hop in hops),
+            {"name": "publish", "type": "PublicationNode", "publishers": ["count"]},
+        ],
+        "edges": [{"from_node": a, "to_node": b} for a, b in pairwise(names)],
+        "worker": worker,
+    }
 
 
 def idle_dag(name: str, worker: int = 0) -> dict[str, Any]:

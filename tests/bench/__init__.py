@@ -1,0 +1,1 @@
+"""Tests of bench/: the benchmark's own figures, measured at tiny sizes (smoke tests, no timings asserted)."""

@@ -1,0 +1,52 @@
+"""The issue-15 figures of ``python -m bench`` at tiny sizes: they run through the real server and come out sane.
+
+Each figure goes through a real supervisor and spawned worker, as in the full benchmark; the
+sizes are small enough that the file stays a few seconds. No speed is asserted, only shape.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import chain_cost_us, chain_rps, startup_s
+from bench.plot import plot_figures
+from bench.workloads import chain_dag
+from graphs.loader import load_dag_dict
+
+
+def test_chain_dag_is_a_valid_line_of_n_calculation_nodes() -> None:
+    dag = load_dag_dict(chain_dag("chain4", 10, "/nowhere.json", 4))
+    assert len(dag.nodes) == 4 + 2  # ingest and publish around the n hops
+    assert [(e.from_node, e.to_node) for e in dag.edges][:2] == [("ingest", "hop1"), ("hop1", "hop2")]
+
+
+def test_chain_cost_fit_recovers_a_and_b_from_exact_points() -> None:
+    rps = {str(n): 1e6 / (4.0 + 0.5 * n) for n in (3, 10, 30)}  # 1/rps = 4 µs + 0.5 µs per node
+    fit = chain_cost_us(rps)
+    assert fit["a"] == pytest.approx(4.0)
+    assert fit["b"] == pytest.approx(0.5)
+
+
+def test_chain_rps_runs_every_length_through_a_worker(tmp_path: Path) -> None:
+    rps = chain_rps(2000, tmp_path, lengths=(1, 3))
+    assert set(rps) == {"1", "3"}
+    assert all(v > 0 for v in rps.values())
+
+
+def test_startup_counts_seconds_until_all_idle_dags_run(tmp_path: Path) -> None:
+    seconds = startup_s(6, tmp_path)
+    assert 0 < seconds < 120
+
+
+def test_plot_writes_a_png_with_both_panels(tmp_path: Path) -> None:
+    figures = {
+        "chain_rps": {"3": 120_000.0, "10": 60_000.0, "30": 25_000.0},
+        "chain_cost_us": {"a": 4.0, "b": 1.2},
+        "latency": {str(r): {"p50_ms": 0.3, "p99_ms": 0.8, "max_ms": 3.0} for r in (1000, 5000, 20000)},
+        "python": "3.11", "cpu": "test",
+    }
+    path = plot_figures(figures, tmp_path / "docs" / "bench.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 10_000
