@@ -194,8 +194,12 @@ class WorkerPool:
 
     # -- supervision ----------------------------------------------------------------------------------
     def _monitor(self) -> None:
+        last = time.monotonic()
         while not self._stop.wait(MONITOR_INTERVAL):
             now = time.monotonic()
+            # This process itself was stopped or starved (SIGSTOP, a swapped-out host): the heartbeats
+            # waiting in the pipes have not been read yet, so silence says nothing about the workers.
+            stalled, last = now - last > self.config.heartbeat_timeout / 2, now
             for handle in self.handles:
                 with self.lock:
                     if self._stop.is_set() or handle.gave_up:
@@ -208,6 +212,8 @@ class WorkerPool:
                         continue
                     if not handle.process.is_alive():
                         self._lost(handle, f"worker {handle.id} exited with code {handle.process.exitcode}")
+                    elif stalled:
+                        handle.last_beat = max(handle.last_beat, now - self.config.heartbeat_timeout / 2)
                     elif now - handle.last_beat > self.config.heartbeat_timeout:
                         self._lost(handle, f"worker {handle.id} sent no heartbeat for "
                                            f"{now - handle.last_beat:.1f}s (hung)")

@@ -325,7 +325,10 @@ def test_a_leader_cut_off_from_zookeeper_stops_reading_and_resumes_in_the_same_s
                               interval=0.02), a.log()[-3000:]
 
             def received() -> int:
-                return int(a.dag("stream")["subscribers"]["in"]["records"])
+                subscribers = a.dag("stream")["subscribers"]
+                assert "in" in subscribers, ("the DAG's figures are gone: its worker was restarted while fenced",
+                                             a.workers(), a.log()[-4000:])
+                return int(subscribers["in"]["records"])
 
             def appended(more: int) -> None:  # input keeps coming: the leader would read it if it could
                 target = appender.written + more

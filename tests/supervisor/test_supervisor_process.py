@@ -77,6 +77,24 @@ def test_a_stopped_worker_is_taken_for_hung_and_replaced(tmp_path: Path) -> None
         assert "sent no heartbeat" in server.log()
 
 
+def test_a_stalled_supervisor_does_not_take_its_workers_for_hung(tmp_path: Path) -> None:
+    """The supervisor itself frozen (SIGSTOP) longer than heartbeat_timeout: on waking, the silence
+    it saw is its own, not the workers'; none is killed."""
+    with SupervisedServer(tmp_path, two_dags(tmp_path), heartbeat_timeout=1.5) as server:
+        server.wait_dags("running")
+        before = [server.worker(i) for i in (0, 1)]
+        os.kill(server.pid, signal.SIGSTOP)  # the supervisor alone, not its workers' process group
+        try:
+            assert not wait_until(lambda: False, timeout=1.5 * 2.5)  # frozen past the timeout (a wait, on purpose)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        lines = line_count(tmp_path / "steady1.jsonl")
+        server.wait_lines(tmp_path / "steady1.jsonl", lines + 5)  # the supervisor looked again, several times
+        assert [server.worker(i)["pid"] for i in (0, 1)] == [w["pid"] for w in before]
+        assert [server.worker(i)["restarts"] for i in (0, 1)] == [0, 0]
+        assert "sent no heartbeat" not in server.log()
+
+
 def test_a_crash_loop_fails_that_workers_dags_and_nothing_else(tmp_path: Path) -> None:
     out = tmp_path / "steady.jsonl"
     dags = {
