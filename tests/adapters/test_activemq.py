@@ -31,14 +31,6 @@ def activemq_broker() -> Iterator[ActiveMQBroker]:
         yield broker
 
 
-@pytest.fixture
-def runtimes() -> Iterator[list[DagRuntime]]:
-    started: list[DagRuntime] = []
-    yield started
-    for runtime in started:
-        runtime.stop(timeout=10)
-
-
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from actors.restart import RestartPolicy
 from actors.runtime import FAILED, RUNNING, DagRuntime
 from adapters import aerospike_client, registry
 from adapters.aerospike import AerospikeSink, AerospikeSource
-from adapters.mem import MemSink, get_queue, mem_drain, mem_put, reset_mem_broker
+from adapters.mem import MemSink, get_queue, mem_drain, mem_put
 from adapters.registry import AdapterNotAvailable, check_uri, config_keys, is_shareable
 from graphs.loader import check_dag_dict, load_dag_dict
 from tests.support.waiting import wait_until
@@ -36,26 +36,11 @@ FAST = {"poll_interval": 0.05, "settle": 0.05}  # the fake's clock is this host'
 MS = 1_000_000
 
 
-@pytest.fixture(autouse=True)
-def _fresh_mem_broker() -> Iterator[None]:
-    reset_mem_broker()
-    yield
-    reset_mem_broker()
-
-
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     fake = FakeCluster()
     monkeypatch.setattr(aerospike_client, "new_client", fake.client)
     return fake
-
-
-@pytest.fixture
-def runtimes() -> Iterator[list[DagRuntime]]:
-    started: list[DagRuntime] = []
-    yield started
-    for runtime in started:
-        runtime.stop(timeout=10)
 
 
 def put_records(cluster: FakeCluster, records: dict[Any, dict[str, Any]]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgpack
@@ -15,7 +15,7 @@ from actors.restart import RestartPolicy
 from actors.runtime import FAILED, DagRuntime
 from adapters.base import RejectedRecord
 from adapters.kafka import KafkaSink, KafkaSource
-from adapters.mem import get_queue, reset_mem_broker
+from adapters.mem import get_queue
 from adapters.registry import check_uri, config_keys, is_shareable, open_sink, open_source
 from graphs.loader import load_dag_dict
 from graphs.reference import ReferenceEvaluator
@@ -26,21 +26,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated. Use files:Depre
 # small group timeouts: a join takes about half the session timeout
 GROUP = {"session_timeout_ms": 3000, "heartbeat_interval_ms": 500, "max_poll_interval_ms": 10000,
          "reconnect_backoff_max_ms": 1000}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_mem_broker() -> Iterator[None]:
-    reset_mem_broker()
-    yield
-    reset_mem_broker()
-
-
-@pytest.fixture
-def runtimes() -> Iterator[list[DagRuntime]]:
-    started: list[DagRuntime] = []
-    yield started
-    for runtime in started:
-        runtime.stop(timeout=10)
 
 
 def unique(name: str) -> str:

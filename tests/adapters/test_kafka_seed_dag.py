@@ -9,7 +9,6 @@ is; pointed at the test broker (and fresh topic names), it prices order lines en
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,19 +23,11 @@ from tests.support.waiting import wait_until
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dags" / "kafka" / "orders.json"
 
 
-@pytest.fixture
-def runtime_box() -> Iterator[list[DagRuntime]]:
-    box: list[DagRuntime] = []
-    yield box
-    for runtime in box:
-        runtime.stop(timeout=10)
-
-
 def test_the_seed_style_example_checks_as_it_is(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_check([str(EXAMPLE)]) == 0, capsys.readouterr().err
 
 
-def test_the_seed_style_example_runs_against_the_broker(kafka_broker, runtime_box, tmp_path: Path) -> None:
+def test_the_seed_style_example_runs_against_the_broker(kafka_broker, runtimes, tmp_path: Path) -> None:
     doc = json.loads(EXAMPLE.read_text())
     orders, priced, archive = unique("orders"), unique("priced"), tmp_path / "priced.jsonl"
     kafka_broker.create_topic(orders, 2)
@@ -49,7 +40,7 @@ def test_the_seed_style_example_runs_against_the_broker(kafka_broker, runtime_bo
                                           bootstrap_servers=kafka_broker.bootstrap)
     doc["publishers"][1]["config"]["destination"] = f"file://{archive}"
     runtime = DagRuntime(load_dag_dict(doc, uris=registry))
-    runtime_box.append(runtime)
+    runtimes.append(runtime)
     runtime.start()
     lines = [{"id": i, "customer": f"c{i % 5}", "price": float(i + 1), "qty": None if i % 3 else 2, "note": "x"}
              for i in range(100)]

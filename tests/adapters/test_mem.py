@@ -15,16 +15,8 @@ from adapters.mem import (
     mem_publish,
     mem_put,
     mem_size,
-    reset_mem_broker,
 )
 from adapters.registry import is_shareable, open_sink, open_source
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker():
-    reset_mem_broker()
-    yield
-    reset_mem_broker()
 
 
 def _source(uri: str, position=None, **config) -> MemSource:

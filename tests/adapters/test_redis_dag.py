@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import msgpack
 import pytest
 
 from actors.runtime import DagRuntime
-from adapters.mem import get_queue, reset_mem_broker
+from adapters.mem import get_queue
 from adapters.redis_channels import ChannelSink
 from adapters.redis_lists import ListSink
 from adapters.redis_streams import StreamSink
@@ -24,21 +23,6 @@ from tests.support.waiting import wait_until
 MULTIPLY = {"name": "value", "type": "MultiplicationCalculator",
             "config": {"arguments": ["price", "qty"], "output_attribute": "value"}}
 COPY = {"name": "copy", "type": "NullCalculator"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_mem_broker() -> Iterator[None]:
-    reset_mem_broker()
-    yield
-    reset_mem_broker()
-
-
-@pytest.fixture
-def runtimes() -> Iterator[list[DagRuntime]]:
-    started: list[DagRuntime] = []
-    yield started
-    for runtime in started:
-        runtime.stop(timeout=10)
 
 
 def redis_dag(name: str, source: dict[str, Any], publisher: dict[str, Any], calculator: dict[str, Any] = MULTIPLY,

@@ -18,7 +18,7 @@ import pytest
 from actors.restart import RestartPolicy
 from actors.runtime import FAILED, DagRuntime
 from adapters import registry
-from adapters.mem import mem_drain, mem_put, reset_mem_broker
+from adapters.mem import mem_drain, mem_put
 from adapters.sql import SqlSink, SqlSource
 from graphs.loader import check_dag_dict, load_dag_dict
 from graphs.reference import ReferenceEvaluator
@@ -32,21 +32,6 @@ DB_CHOICES = "mysql, mariadb, postgres, postgresql"
 @pytest.fixture(params=DATABASES)
 def db(request: pytest.FixtureRequest) -> Iterator[SqlService]:
     yield from sql_service(request.param)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_mem_broker() -> Iterator[None]:
-    reset_mem_broker()
-    yield
-    reset_mem_broker()
-
-
-@pytest.fixture
-def runtimes() -> Iterator[list[DagRuntime]]:
-    started: list[DagRuntime] = []
-    yield started
-    for runtime in started:
-        runtime.stop(timeout=10)
 
 
 def unique(name: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from actors.runtime import DagRuntime
 from adapters import registry
-from adapters.mem import get_queue, mem_put, reset_mem_broker
+from adapters.mem import get_queue, mem_put
 from adapters.sql import SqlSink, SqlSource
 from graphs.loader import load_dag_dict
 from graphs.model import DagModel
@@ -35,21 +35,6 @@ def db(request: pytest.FixtureRequest) -> Iterator[SqlService]:
 def proxy(db: SqlService) -> Iterator[TcpProxy]:
     with TcpProxy((db.keys["host"], db.keys["port"])) as forwarder:
         yield forwarder
-
-
-@pytest.fixture(autouse=True)
-def _fresh_mem_broker() -> Iterator[None]:
-    reset_mem_broker()
-    yield
-    reset_mem_broker()
-
-
-@pytest.fixture
-def runtimes() -> Iterator[list[DagRuntime]]:
-    started: list[DagRuntime] = []
-    yield started
-    for runtime in started:
-        runtime.stop(timeout=10)
 
 
 def unique(name: str) -> str:
