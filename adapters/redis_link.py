@@ -296,6 +296,28 @@ class LinkedSource(Source):
         self.settings = endpoint_settings(self.config, self.parsed, self.target)
         self.link = RedisLink(self, self.settings)
 
+    def read_batch(self, max_records: int, timeout: float) -> list[Any]:
+        """Up to ``max_records`` items from :meth:`_take`; ``[]`` (and ``reconnecting``) while the server is away."""
+        if self.link.client is None:
+            raise RuntimeError(f"{self!r} is not open")
+        if not self.link.ready(timeout):
+            return []
+        try:
+            items = self._take(max(1, max_records), timeout)
+        except self.link.errors as exc:
+            self._lost(exc)
+            return []
+        self.link.ok()
+        return items
+
+    def _take(self, n: int, timeout: float) -> list[Any]:
+        """At most ``n`` items, waiting at most ``timeout`` for the first (the kind's own reading)."""
+        raise NotImplementedError
+
+    def _lost(self, exc: BaseException) -> None:
+        """A command failed on the connection; kinds that must recount what they read extend this."""
+        self.link.lost(exc)
+
     def close(self) -> None:
         self.link.close()
 

@@ -138,19 +138,12 @@ class ListSource(LinkedSource):
         prior = position if isinstance(position, Mapping) else {}
         self._opening = (str(prior.get("token") or ""), int(prior.get("read") or 0))
 
-    def read_batch(self, max_records: int, timeout: float) -> list[Any]:
-        if self.link.client is None:
-            raise RuntimeError(f"{self!r} is not open")
-        if not self.link.ready(timeout):
-            return []
-        try:
-            items = self._take(max(1, max_records), timeout)
-        except self.link.errors as exc:
-            self._unread = None  # a lost reply may have moved items: count them again
-            self.link.lost(exc)
-            return []
-        self.link.ok()
-        return [decode_record(item, self.settings.format) for item in items]
+    def _take(self, n: int, timeout: float) -> list[Any]:
+        return [decode_record(item, self.settings.format) for item in self._fetch(n, timeout)]
+
+    def _lost(self, exc: BaseException) -> None:
+        self._unread = None  # a lost reply may have moved items: count them again
+        super()._lost(exc)
 
     def _settle(self, token: str, done: int, now: str) -> int:
         """Run SETTLE; the processing list's length (this incarnation's removed count and generation kept)."""
@@ -172,7 +165,7 @@ class ListSource(LinkedSource):
         length = self._settle(self.token, self._done, self.token)
         self._unread = max(0, length - (self._read - self._removed))
 
-    def _take(self, n: int, timeout: float) -> list[bytes]:
+    def _fetch(self, n: int, timeout: float) -> list[bytes]:
         if self._unread is None:
             self._sync()
         if self._unread:

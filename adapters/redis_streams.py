@@ -83,28 +83,19 @@ class StreamSource(LinkedSource):
         self.token = uuid.uuid4().hex[:16]
         self._reset()
 
-    def read_batch(self, max_records: int, timeout: float) -> list[Any]:
-        if self.link.client is None:
-            raise RuntimeError(f"{self!r} is not open")
-        if not self.link.ready(timeout):
-            return []
+    def _take(self, n: int, timeout: float) -> list[Any]:
         try:
-            items = self._take(max(1, max_records), timeout)
-        except self.link.errors as exc:
-            self._lost(exc)
-            return []
+            return self._read(n, timeout)
         except self.link.server_errors as exc:
             if "NOGROUP" not in str(exc):
                 raise
             log.warning("%s: group %r is gone (%s); making it again", self.uri, self.group, exc)
             self._grouped, self._pending_from = False, START
             return []
-        self.link.ok()
-        return items
 
     def _lost(self, exc: BaseException) -> None:
         self._pending_from = START  # a lost reply may have delivered entries: read our pending list again
-        self.link.lost(exc)
+        super()._lost(exc)
 
     def _make_group(self) -> None:
         try:
@@ -115,7 +106,7 @@ class StreamSource(LinkedSource):
                 raise
         self._grouped = True
 
-    def _take(self, n: int, timeout: float) -> list[Any]:
+    def _read(self, n: int, timeout: float) -> list[Any]:
         client = self.link.client
         if not self._grouped:
             self._make_group()
