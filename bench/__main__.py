@@ -26,6 +26,7 @@ from bench.kafka import Broker, kafka_figures
 from bench.plot import plot_figures
 from bench.redis import redis_figures
 from bench.scrape import scrape_figures
+from bench.serving import running
 from bench.workloads import chain_dag, idle_dag, pipeline_dag
 from supervision.config import ServerConfig
 from supervisor import Supervisor
@@ -33,24 +34,13 @@ from supervisor import Supervisor
 
 def run_server(dags: list[dict[str, Any]], workers: int, results: list[Path], timeout: float = 120.0) -> list[dict]:
     """Start a supervisor with ``dags`` on ``workers`` processes; wait for every result file."""
-    with tempfile.TemporaryDirectory(prefix="dagserver-bench-") as tmp:
-        for dag in dags:
-            (Path(tmp) / f"{dag['name']}.json").write_text(json.dumps(dag))
-        config = ServerConfig(workers=workers, dags=(tmp,), state_dir=str(Path(tmp) / "state"))
-        supervisor = Supervisor(config, log_level="WARNING")
-        supervisor.load()
-        if supervisor.problems:
-            raise SystemExit("bench DAGs are invalid:\n" + "\n".join(supervisor.problems))
-        supervisor.start()
-        try:
-            deadline = time.monotonic() + timeout
-            while not all(p.exists() for p in results):
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"bench run timed out after {timeout:g}s")
-                time.sleep(0.05)
-            return [json.loads(p.read_text()) for p in results]
-        finally:
-            supervisor.shutdown()
+    with running(dags, workers):
+        deadline = time.monotonic() + timeout
+        while not all(p.exists() for p in results):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench run timed out after {timeout:g}s")
+            time.sleep(0.05)
+        return [json.loads(p.read_text()) for p in results]
 
 
 def engine_rps(count: int, workers: int, tmp: Path, diamond: bool = False) -> float:

@@ -30,8 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from supervision.config import ServerConfig
-from supervisor import Supervisor
+from bench.serving import running
 
 READY_TIMEOUT = 15.0  # seconds a new broker gets to answer a Kafka API request
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "max_poll_interval_ms": 10000}
@@ -257,18 +256,8 @@ def count_until(bootstrap: str, topic: str, count: int, timeout: float = 300.0) 
 
 def engine_rps(bootstrap: str, source: str, target: str, count: int) -> float:
     """The DAG through a supervisor with one worker; records per second from the first output to the last."""
-    with tempfile.TemporaryDirectory(prefix="dagserver-bench-kafka-") as tmp:
-        (Path(tmp) / "kafka_bench.json").write_text(json.dumps(engine_dag(bootstrap, source, target)))
-        supervisor = Supervisor(ServerConfig(workers=1, dags=(tmp,), state_dir=str(Path(tmp) / "state")),
-                                log_level="WARNING")
-        supervisor.load()
-        if supervisor.problems:
-            raise RuntimeError("the kafka bench DAG is invalid:\n" + "\n".join(supervisor.problems))
-        supervisor.start()
-        try:
-            seen, first, last = count_until(bootstrap, target, count)
-        finally:
-            supervisor.shutdown()
+    with running([engine_dag(bootstrap, source, target)]):
+        seen, first, last = count_until(bootstrap, target, count)
     if seen < count or first is None:
         raise RuntimeError(f"the engine published {seen} of {count} records")
     return seen / max(last - first, 1e-9)

@@ -21,14 +21,11 @@ Redis at 127.0.0.1:6379 and PostgreSQL at 127.0.0.1:5432 (user ``postgres``, dat
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-from supervision.config import ServerConfig
-from supervisor import Supervisor
+from bench.serving import running
 
 REDIS = {"host": "127.0.0.1", "port": 6379}
 POSTGRES = {"db_type": "postgres", "host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "test"}
@@ -131,26 +128,16 @@ def stream_dag(source: str, destination: dict[str, Any], with_id: bool = False) 
 def engine_rps(dag: dict[str, Any], done: Any, count: int) -> float:
     """Run ``dag`` under a supervisor with one worker; ``done()`` says how many outputs exist so far.
     Records per second from the first output to the last."""
-    with tempfile.TemporaryDirectory(prefix="dagserver-bench-redis-") as tmp:
-        (Path(tmp) / "bench.json").write_text(json.dumps(dag))
-        supervisor = Supervisor(ServerConfig(workers=1, dags=(tmp,), state_dir=str(Path(tmp) / "state")),
-                                log_level="WARNING")
-        supervisor.load()
-        if supervisor.problems:
-            raise RuntimeError("the bench DAG is invalid:\n" + "\n".join(supervisor.problems))
-        supervisor.start()
-        first: float | None = None
-        seen = 0
+    first: float | None = None
+    seen = 0
+    with running([dag]):
         deadline = time.monotonic() + TIMEOUT
-        try:
-            while seen < count and time.monotonic() < deadline:
-                seen = done()
-                if seen and first is None:
-                    first = time.perf_counter()
-                time.sleep(0.005)
-            last = time.perf_counter()
-        finally:
-            supervisor.shutdown()
+        while seen < count and time.monotonic() < deadline:
+            seen = done()
+            if seen and first is None:
+                first = time.perf_counter()
+            time.sleep(0.005)
+        last = time.perf_counter()
     if seen < count or first is None:
         raise RuntimeError(f"the engine delivered {seen} of {count} records")
     return seen / max(last - first, 1e-9)
