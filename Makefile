@@ -19,8 +19,9 @@ run: setup
 	@echo "dagserver: starting on $(CONFIG); log in at http://127.0.0.1:8080/ with the admin password printed below on first start"
 	$(BIN)/dagserver serve -c $(CONFIG)
 
-# the services the tests start themselves (Redis, MariaDB and PostgreSQL are expected to run already)
-SERVICES ?= activemq zookeeper prometheus chromium
+# the services the tests start themselves, and openssl for the TLS test (Redis, MariaDB and PostgreSQL are
+# expected to run already)
+SERVICES ?= activemq zookeeper prometheus chromium openssl
 
 services:
 	@sh tests/support/install_services.sh $(SERVICES)
