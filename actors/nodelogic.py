@@ -55,6 +55,13 @@ class NodeLogic:
         self.edges = dag.parents[name]
         self.edge_trans = tuple((e.data_transformer, transformers[e.data_transformer]) if e.data_transformer
                                 else None for e in self.edges)
+        # The hot path (run_plain): one parent or none, no transformer anywhere. When that parent
+        # sends only outputs that differ from its previous one (it is neither `always` nor a
+        # MetronomeNode), an input equal to the parent's latest output needs no comparison.
+        self.plain = len(self.edges) <= 1 and not (self.in_chain or self.out_chain or any(self.edge_trans))
+        parent = dag.nodes[self.edges[0].from_node] if len(self.edges) == 1 else None
+        self.parent_distinct = parent is not None and not parent.always and parent.type != METRONOME_NODE
+        self.fresh = False  # self.input is (==) the parent's latest output
         self.parent_out: list[Any] = [None] * len(self.edges)  # transformed, None when empty
         self.input: Any = {}  # as in the seed, a node starts with input {} and output {} (SPEC §2)
         self.output: Any = {}
@@ -73,6 +80,7 @@ class NodeLogic:
         self.input = state.get("input") or {}
         self.output = state.get("output") or {}
         self.latest = state.get("latest")
+        self.fresh = False
         for i, output in enumerate(parent_outputs):
             self._set_parent(i, output)
         self.stats.input, self.stats.output = self.input, self.output
@@ -101,6 +109,9 @@ class NodeLogic:
                 if records:
                     self.latest = records[-1]
                 continue
+            if self.plain:
+                self._run_plain(range(first, first + len(records)), records, seqs, outs, True)
+                continue
             for seq, record in enumerate(records, first):
                 out = step(record, False, always)
                 if out is not None:
@@ -115,7 +126,12 @@ class NodeLogic:
         outs: list[Any] = []
         always = self.always
         step = self._step
-        if len(parents) == 1:
+        if len(parents) == 1 and self.plain:
+            p_seqs, p_outs = parents[0]
+            if p_outs:
+                self.parent_out[0] = p_outs[-1] or None
+                self._run_plain(p_seqs, p_outs, seqs, outs, False)
+        elif len(parents) == 1:
             set_parent = self._set_parent
             for seq, output in zip(parents[0][0], parents[0][1], strict=True):
                 set_parent(0, output)
@@ -145,6 +161,50 @@ class NodeLogic:
                     outs.append(out)
         self._account()
         return self._result(seqs, outs)
+
+    def _run_plain(self, in_seqs: list[int] | range, values: list[Any], seqs: list[int], outs: list[Any],
+                   root: bool) -> None:
+        """Rules 1-4 for a plain node (see ``plain``) over one run of inputs, appending what it propagates.
+
+        The same rules as :meth:`_step` after :meth:`_set_parent` and :meth:`_merged`, in one loop:
+        this is where a record spends most of its time in a node.
+        """
+        calc, times, always, name = self.calc, self.times, self.always, self.calc_name
+        identity = calc is _identity
+        trusted = self.parent_distinct and not root
+        inp, cur, fresh = self.input, self.output, self.fresh
+        clock = perf_counter
+        for seq, value in zip(in_seqs, values, strict=True):
+            if not root:
+                if not value:  # an empty merged input: the node does not compute (rule 1)
+                    fresh = False
+                    continue
+                if not always and not (fresh and trusted) and (value == inp or nan_equal(value, inp)):
+                    fresh = True
+                    continue
+                fresh = True
+            settled = identity and cur is inp and not root  # an identity node's output is its input
+            inp = value
+            started = clock()
+            try:
+                out = calc(value)
+                if out is not None and type(out) is not dict and not isinstance(out, dict):
+                    raise not_a_map("calculator", name, out)
+            except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
+                times.append(clock() - started)
+                self.input = inp
+                self.record_error(describe_error(exc), value)
+                continue
+            times.append(clock() - started)
+            if out is None:
+                continue
+            # settled: the input just differed from the previous one, which is the previous output
+            if not always and not settled and (out == cur or nan_equal(out, cur)):
+                continue
+            cur = out
+            seqs.append(seq)
+            outs.append(out)
+        self.input, self.output, self.fresh = inp, cur, fresh
 
     def _result(self, seqs: list[int], outs: list[Any]) -> tuple[Changes, Changes]:
         changes = [seqs, outs]

@@ -142,11 +142,33 @@ def test_the_first_record_equal_to_the_initial_output_is_not_a_change() -> None:
 
 
 def test_an_inner_node_skips_an_unchanged_input_and_an_unchanged_output() -> None:
-    logic = make(chain_dag(KEEP_A, inner={"calculator": "keep_a"}), "mid")
+    # a parent that propagates always may send the same output twice in a row
+    logic = make(chain_dag(KEEP_A, inner={"calculator": "keep_a"}, propagate="always"), "mid")
     inputs = [{"a": 1, "b": 1}, {"a": 1, "b": 1}, {"a": 1, "b": 2}, {"a": 2, "b": 2}]
     changes, _ = logic.run_merge([[[0, 1, 2, 3], inputs]])
     assert logic.stats.computes == 3  # seq 1 has the same input as seq 0: no compute
     assert changes == [[0, 3], [{"a": 1}, {"a": 2}]]  # seq 2 computes the same output: not sent on
+
+
+def test_an_inner_node_compares_its_input_until_it_holds_its_parents_latest_output() -> None:
+    """A parent that propagates changes never sends the same output twice in a row, so a child
+    holding that parent's latest output need not compare the next one; it does compare the first
+    input after a restore and after an empty input (its input is then not the parent's latest)."""
+    logic = make(chain_dag(KEEP_A, inner={"calculator": "keep_a"}), "mid")
+    logic.restore({"input": {"a": 1, "b": 1}, "output": {"a": 1}}, [{"a": 1, "b": 1}])
+    changes, _ = logic.run_merge([[[0, 1, 2, 3], [{"a": 1, "b": 1}, {"a": 1, "b": 2}, {}, {"a": 1, "b": 2}]]])
+    assert logic.stats.computes == 1  # seq 0 equals the restored input, seq 3 the input before the empty one
+    assert changes == [[], []]
+    changes, _ = logic.run_merge([[[4, 5], [{"a": 2, "b": 2}, {"a": 3}]]])
+    assert logic.stats.computes == 3
+    assert changes == [[4, 5], [{"a": 2}, {"a": 3}]]
+
+
+def test_a_node_without_a_calculator_passes_on_each_new_input_once() -> None:
+    logic = make(chain_dag(inner={}, propagate="always"), "mid")
+    changes, _ = logic.run_merge([[[0, 1, 2, 3], [{"a": 1}, {"a": 1}, {"a": float("nan")}, {"a": float("nan")}]]])
+    assert logic.stats.computes == 2
+    assert changes[0] == [0, 2]
 
 
 def test_an_inner_node_that_propagates_always_computes_and_sends_every_input() -> None:
@@ -353,7 +375,8 @@ def test_restoring_nothing_is_a_fresh_start() -> None:
 # -- figures -------------------------------------------------------------------------------------------
 def test_every_compute_is_one_histogram_observation_and_nothing_else_is() -> None:
     errors: Errors = []
-    logic = make(chain_dag({"name": "junk", "type": JUNK}, inner={"calculator": "junk"}), "mid", errors)
+    logic = make(chain_dag({"name": "junk", "type": JUNK}, inner={"calculator": "junk"}, propagate="always"),
+                 "mid", errors)
     logic.run_merge([[[0, 1, 2, 3, 4], [{"a": 5}, {"a": 5}, {"a": 1}, {}, {"a": 6}]]])
     # computes: seq 0, 2 (an error, still a compute) and 4; seq 1 is an unchanged input, seq 3 empty
     assert logic.stats.computes == 3
