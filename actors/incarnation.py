@@ -35,6 +35,7 @@ import pykka
 from actors.context import COORDINATOR, DagContext
 from actors.coordinator import CoordinatorActor
 from actors.deadletters import DeadLetterBox
+from actors.fusion import node_chains
 from actors.gate import IngressGate
 from actors.messages import Control, Tick, encode
 from actors.node import NodeActor, node_actor_name
@@ -109,14 +110,17 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
                     ctx, name, wiring.open_sink(spec.destination, spec.config))
         node_states = (restore or {}).get("nodes") or {}
         on_error = _node_error_reporter(ctx)
-        for name in reversed(dag.topo_order):
-            step = f"node {name!r}"
-            calcs, trans = node_components(dag, name)
-            logic = NodeLogic(dag, name, calcs, trans, stats.nodes[name], on_error, wiring.clock)
-            if name in node_states:
-                parents = [(node_states.get(e.from_node) or {}).get("output") for e in dag.parents[name]]
-                logic.restore(node_states[name], parents)
-            ctx.refs[node_actor_name(name)] = NodeActor.start(ctx, logic)
+        for chain in reversed(node_chains(dag)):  # children first: a node sends to actors already there
+            logics = []
+            for name in chain:
+                step = f"node {name!r}"
+                calcs, trans = node_components(dag, name)
+                logic = NodeLogic(dag, name, calcs, trans, stats.nodes[name], on_error, wiring.clock)
+                if name in node_states:
+                    parents = [(node_states.get(e.from_node) or {}).get("output") for e in dag.parents[name]]
+                    logic.restore(node_states[name], parents)
+                logics.append(logic)
+            ctx.refs[node_actor_name(chain[0])] = NodeActor.start(ctx, logics)
         if wiring.subscribers:
             positions = (restore or {}).get("positions") or {}
             for name, spec in dag.subscribers.items():

@@ -149,3 +149,12 @@ class ServerStampCalculator(Calculator):
 
     def calculate(self, record: dict) -> dict | None:
         return {**record, "server": os.environ.get(str(self.config.get("variable", "DAGSERVER_TEST_SERVER")), "")}
+
+
+class MarkingCalculator(Calculator):
+    """Marks the record it is given (``seen: True``) and returns that same record: a calculator that
+    changes its input in place, which must never reach what another node holds."""
+
+    def calculate(self, record: dict) -> dict | None:
+        record["seen"] = True
+        return record
