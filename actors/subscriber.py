@@ -129,8 +129,14 @@ class SubscriberActor(DagActor):
     def _admit(self, items: list[Any]) -> tuple[list[dict], int, bytes]:
         """Keep the acceptable records; count, log and dead-letter the others."""
         records = []
+        keys_are_strings = "".join  # raises TypeError on a key that is not a str, at C speed
         for item in items:
-            if type(item) is dict and all(type(k) is str for k in item):
+            if type(item) is dict:
+                try:
+                    keys_are_strings(item)
+                except TypeError:
+                    self._reject(item, reject_reason(item) or "record is not acceptable")
+                    continue
                 records.append(item)
             elif isinstance(item, RejectedRecord):
                 self._reject(item.raw, item.reason)

@@ -84,9 +84,10 @@ class MemQueue:
     def put(self, records: Iterable[Any], timeout: float | None = None) -> None:
         """Append ``records`` in order, blocking while full (raise MemFullError after ``timeout``)."""
         deadline = _deadline(timeout)
-        pending = deque(records)
+        pending = records if isinstance(records, list) else list(records)
+        done = 0
         with self._cond:
-            while pending:
+            while done < len(pending):
                 if not self._has_room():
                     self.blocked_writers += 1
                     self._cond.notify_all()
@@ -97,11 +98,15 @@ class MemQueue:
                     if not room:
                         raise MemFullError(
                             f"mem queue {self.name!r} stayed full ({self.max_size}) for {timeout}s; "
-                            f"{len(pending)} records not written"
+                            f"{len(pending) - done} records not written"
                         )
                 room = self.max_size - len(self._items)
-                for _ in range(min(room, len(pending))):
-                    self._items.append(pending.popleft())
+                if done == 0 and room >= len(pending):
+                    self._items.extend(pending)  # the usual case: everything fits, in one C call
+                    done = len(pending)
+                else:
+                    self._items.extend(pending[done:done + room])
+                    done += min(room, len(pending) - done)
                 self._cond.notify_all()
 
     def get(self, max_records: int, timeout: float | None = 0.0) -> list[Any]:
@@ -110,7 +115,11 @@ class MemQueue:
             if not self._items and timeout != 0 and not self._cond.wait_for(lambda: self._items, timeout):
                 return []
             n = min(max_records, len(self._items))
-            out = [self._items.popleft() for _ in range(n)]
+            if n == len(self._items):  # the reader keeps up: take everything at once
+                out = list(self._items)
+                self._items.clear()
+            else:
+                out = [self._items.popleft() for _ in range(n)]
             if out:
                 self._cond.notify_all()
             return out
