@@ -40,6 +40,7 @@ from typing import Any
 
 import pytest
 
+from actors.worker import HEARTBEAT_INTERVAL
 from supervision.config import HaConfig, ServerConfigError, load_server_config, parse_server_config
 from supervisor import Supervisor
 from tests.support.services import require_module
@@ -330,13 +331,20 @@ def test_a_leader_cut_off_from_zookeeper_stops_reading_and_resumes_in_the_same_s
                                              a.workers(), a.log()[-4000:])
                 return int(subscribers["in"]["records"])
 
-            def appended(more: int) -> None:  # input keeps coming: the leader would read it if it could
-                target = appender.written + more
-                assert wait_until(lambda: appender.written >= target, timeout=SLOW, interval=0.02)
+            def appended_over_heartbeats(more: int) -> None:
+                """Input keeps coming (the leader would read it if it could) for ``more`` lines and at least
+                two heartbeats, so the figures shown afterwards are from after everything before."""
+                target, until = appender.written + more, time.monotonic() + 2 * HEARTBEAT_INTERVAL
+                assert wait_until(lambda: appender.written >= target and time.monotonic() >= until, timeout=SLOW,
+                                  interval=0.02)
 
-            appended(200)  # longer than a heartbeat: the figures below are from after the fence
+            # the DAG was deployed when this server became the leader, moments ago: its first figures
+            # may still be on their way from the worker (a heartbeat every 0.5 s)
+            assert wait_until(lambda: "in" in a.dag("stream")["subscribers"], timeout=SLOW, interval=0.05), \
+                (a.workers(), a.log()[-4000:])
+            appended_over_heartbeats(200)
             taken, published = received(), len(read_jsonl(out))
-            appended(200)
+            appended_over_heartbeats(200)
             assert (received(), len(read_jsonl(out))) == (taken, published), "read or published while fenced"
             assert role(a) == "leader" and a.states() == {"stream": "running"}  # fenced, not demoted
 
