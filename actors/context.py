@@ -48,6 +48,7 @@ class DagContext:
     reading: threading.Event = field(default_factory=threading.Event)  # metronome tickers tick while set
     busy: dict[str, float] = field(default_factory=dict)  # actor -> monotonic start of a sink call
     endpoints: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # actor -> (its stats, its source/sink)
+    saver: Any = None  # the coordinator's CheckpointSaver (actors/saver.py), stopped at teardown
     failure: str = ""  # the first actor failure of this incarnation, described
     generation: int = -1  # the runtime generation that installed this incarnation
 

@@ -6,8 +6,9 @@ per epoch, and closes an epoch once every terminal actor (each publisher, and ea
 with neither children nor publishers) has acknowledged it. Epochs complete in order.
 
 Every ``checkpoint.every_epochs`` epochs one epoch is flagged: every node reports its
-state for it, and on completion the coordinator flushes the dead letters, writes the
-checkpoint and only then tells the subscribers to commit their sources' positions. A
+state for it, and on completion the coordinator hands the checkpoint to its saver
+(:mod:`actors.saver`), which flushes the dead letters, writes the checkpoint and only then
+tells the subscribers to commit their sources' positions, on a thread of its own. A
 high-availability server whose lease has run out (:mod:`actors.lease`) skips all three:
 another server may own the shared ``state_dir`` by now.
 """
@@ -15,20 +16,17 @@ another server may own the shared ``state_dir`` by now.
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors.context import COORDINATOR, DagActor, DagContext
-from actors.lease import LEASE
 from actors.messages import (
     FLAG_CHECKPOINT,
     RUN_RECORDS,
     RUN_TICK,
     Ack,
-    Commit,
     Control,
     Epoch,
     Ingest,
@@ -39,7 +37,7 @@ from actors.messages import (
 )
 from actors.node import node_actor_name
 from actors.publisher import publisher_actor_name
-from actors.subscriber import subscriber_actor_name
+from actors.saver import CheckpointSaver
 from graphs.ticks import tick_record
 
 log = logging.getLogger("dagserver.coordinator")
@@ -73,7 +71,7 @@ class CoordinatorActor(DagActor):
         super().__init__(ctx, COORDINATOR)
         dag = ctx.dag
         self.dag = dag
-        self.write_checkpoint = write_checkpoint
+        self.saver = ctx.saver = CheckpointSaver(ctx, write_checkpoint)
         self.roots = dag.roots
         self.root_of = {dag.nodes[r].subscriber: r for r in self.roots if dag.nodes[r].subscriber}
         self.terminals = frozenset(
@@ -197,24 +195,11 @@ class CoordinatorActor(DagActor):
         self._check_drained()
 
     def _checkpoint(self, info: OpenEpoch) -> None:
-        if not LEASE.valid():  # fenced (SPEC §9): an older checkpoint only means more replay, never loss
-            log.warning("dag %s: not the leader's lease any more; checkpoint skipped", self.dag.name)
-            return
-        busy = self.ctx.busy
-        busy[COORDINATOR] = time.monotonic()  # the watchdog fails a dead-letter sink that hangs here
-        try:
-            self.ctx.dead_letters.flush()  # durable before the positions they cover are committed
-        finally:
-            busy.pop(COORDINATOR, None)
-        if self.write_checkpoint is not None:
-            self.write_checkpoint({"dag": self.dag.name, "written_at": self.ctx.clock(),
-                                   "positions": dict(self.positions), "nodes": info.states,
-                                   "ticks": dict(self.ticks)})
-        for subscriber, position in self.positions.items():
-            target = subscriber_actor_name(subscriber)
-            if target in self.ctx.refs:
-                self.ctx.send(target, encode(Commit(position)))
+        """Hand the checkpoint to the saver: it flushes the dead letters, writes it and commits the
+        positions it covers on its own thread, while epochs go on (actors/saver.py)."""
+        self.saver.submit({"dag": self.dag.name, "written_at": self.ctx.clock(), "positions": dict(self.positions),
+                           "nodes": info.states, "ticks": dict(self.ticks)})
 
     def _check_drained(self) -> None:
         if self.draining and not self.pending and not self.open and not self.since_checkpoint:
-            self.ctx.drained.set()
+            self.saver.when_idle(self.ctx.drained.set)  # drained once the last checkpoint is written

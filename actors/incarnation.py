@@ -225,6 +225,8 @@ def teardown(ctx: DagContext, deadline: float) -> list[str]:
                 stuck.append(name)
             except pykka.ActorDeadError:
                 pass
+    if ctx.saver is not None and not ctx.saver.stop(max(TEARDOWN_GRACE, deadline - time.monotonic())):
+        stuck.append("the checkpoint writer")
     if not _closed_in_time(ctx, max(TEARDOWN_GRACE, deadline - time.monotonic())):
         stuck.append("the dead-letter sink")
     if stuck:

@@ -4,9 +4,10 @@ Used by ``tests/actors/test_coordinator.py``. The root nodes and subscribers are
 :class:`Recipient` actors keeping every message they are told, decoded; the test plays the
 subscribers, terminals and nodes through :class:`Harness` (``ingest``, ``ack``, ``states``,
 ``tick``). Every send, dead-letter write and checkpoint write is logged in ``Harness.log``
-in the order the coordinator makes them (all happen in its thread), and the gate logs what
-each completed epoch gives back. ``settle()`` asks every actor ``Control.READY`` as a
-barrier, so nothing needs to sleep::
+in the order they are made (by the coordinator, or by its checkpoint saver for dead letters,
+checkpoints and commits), and the gate logs what each completed epoch gives back.
+``settle()`` asks every actor ``Control.READY`` as a barrier and waits for the saver to be
+idle, so nothing needs to sleep::
 
     h = Harness(coordinated_dag(max_inflight=2))
     h.ingest("a", [{"v": 1}], position=1)
@@ -172,6 +173,7 @@ class Harness:
     def settle(self) -> None:
         """Every message told so far has been handled, by the coordinator and by the recipients."""
         assert self.coordinator.ask(Control.READY, timeout=TIMEOUT)
+        assert self.ctx.saver.wait_idle(TIMEOUT)
         for name in self.got:
             assert self.ctx.refs[name].ask(Control.READY, timeout=TIMEOUT)
 
@@ -194,3 +196,4 @@ class Harness:
     def close(self) -> None:
         for ref in [self.coordinator, *(self.ctx.refs[n] for n in self.got)]:
             ref.stop(block=True, timeout=TIMEOUT)
+        assert self.ctx.saver.stop(TIMEOUT)

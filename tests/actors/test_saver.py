@@ -1,0 +1,98 @@
+"""Checkpoints written beside the coordinator (``actors/saver.py``, SPEC §3).
+
+A real coordinator on the test harness (``tests/support/coordination.py``) whose checkpoint
+write can be held or made to fail. Covered: epochs go on being cut and completed while a
+write is held, and nothing is committed until it is durable; checkpoints handed over
+meanwhile are written as one, the newest; a failing write fails the coordinator (the DAG
+restarts from the last checkpoint written) and commits nothing; a drain is over only once
+the last checkpoint is written.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors.messages import Commit, Control
+from actors.subscriber import subscriber_actor_name
+from tests.support.coordination import TIMEOUT, Harness, coordinated_dag
+
+
+class HeldWrites(Harness):
+    """A harness whose checkpoint writes wait for ``release`` (and raise ``fail`` when it is set)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Semaphore(0)
+        self.fail: Exception | None = None
+        super().__init__(*args, **kwargs)
+
+    def _write(self, checkpoint: dict[str, Any]) -> None:
+        self.entered.release()
+        assert self.release.wait(TIMEOUT)
+        if self.fail is not None:
+            raise self.fail
+        super()._write(checkpoint)
+
+
+@pytest.fixture
+def held() -> Iterator[HeldWrites]:
+    h = HeldWrites(coordinated_dag(every=1, max_records=1, max_inflight=2))
+    yield h
+    h.release.set()
+    h.close()
+
+
+def complete(h: Harness, epoch: int) -> None:
+    h.ack(epoch)
+    h.states(epoch)
+
+
+def commits(h: Harness) -> list[Any]:
+    assert h.coordinator.ask(Control.READY, timeout=TIMEOUT)
+    assert h.ctx.refs[subscriber_actor_name("a")].ask(Control.READY, timeout=TIMEOUT)
+    return h.got[subscriber_actor_name("a")]
+
+
+def test_epochs_complete_while_a_checkpoint_write_is_held_and_nothing_is_committed_before_it(
+        held: HeldWrites) -> None:
+    for i in range(4):
+        held.ingest("a", [{"v": i}], position=i + 1)
+    complete(held, 0)
+    assert held.entered.acquire(timeout=TIMEOUT)  # epoch 0's checkpoint is being written, and held
+    for epoch in (1, 2, 3):
+        complete(held, epoch)
+    assert held.coordinator.ask(Control.READY, timeout=TIMEOUT)
+    assert held.stats.epochs_completed == 4  # the coordinator did not wait for the write
+    assert commits(held) == []  # nothing is durable yet
+    held.release.set()
+    held.settle()
+    # epoch 0's checkpoint, then one for everything handed over meanwhile: the newest
+    assert [c["positions"] for c in held.written()] == [{"a": 1}, {"a": 4}]
+    assert commits(held) == [Commit(1), Commit(4)]
+    assert held.failures == []
+
+
+def test_a_failing_checkpoint_write_fails_the_coordinator_and_commits_nothing(held: HeldWrites) -> None:
+    held.fail = OSError("No space left on device")
+    held.ingest("a", [{"v": 0}], position=1)
+    complete(held, 0)
+    held.release.set()
+    assert held.ctx.saver._thread.join(TIMEOUT) is None and not held.ctx.saver._thread.is_alive()
+    assert [(actor, str(exc)) for actor, exc in held.failures] == [("coordinator", "No space left on device")]
+    assert commits(held) == []
+    held.failures.clear()
+
+
+def test_a_drain_is_over_only_once_the_last_checkpoint_is_written(held: HeldWrites) -> None:
+    held.ingest("a", [{"v": 0}], position=1)
+    assert held.coordinator.ask(Control.DRAIN, timeout=TIMEOUT)
+    complete(held, 0)
+    assert held.entered.acquire(timeout=TIMEOUT)
+    assert not held.ctx.drained.wait(0.2)  # the epoch completed, its checkpoint is not written yet
+    held.release.set()
+    assert held.ctx.drained.wait(TIMEOUT)
+    assert [c["positions"] for c in held.written()] == [{"a": 1}]
