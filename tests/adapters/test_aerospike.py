@@ -326,7 +326,9 @@ def test_an_error_that_is_not_an_outage_fails_the_read(cluster: FakeCluster, mon
 
 
 class CrashingSink(MemSink):
-    """A mem sink that fails for good once ``limit`` records were written (a crash mid-stream)."""
+    """A mem sink that fails for good once ``limit`` records were written (a crash mid-stream), as soon
+    as the source has committed a position inside a last-update-time window (checkpoints are written
+    and committed on a thread of their own, so a crash could otherwise come before any commit)."""
 
     def __init__(self, uri: str, config: Mapping[str, Any], limit: int) -> None:
         super().__init__(uri, config)
@@ -334,6 +336,8 @@ class CrashingSink(MemSink):
 
     def write_batch(self, records: list[dict]) -> None:
         if self.written + len(records) > self.limit:
+            wait_until(lambda: any("until" in c for source in RecordingSource.made for c in source.commits),
+                       timeout=10)
             raise ConnectionError("the sink crashed")
         super().write_batch(records)
         self.written += len(records)
