@@ -20,8 +20,8 @@ node decodes it. A node's ``changes`` are two parallel lists, sequence numbers a
 Decoding gives every receiver its own copy of the records, so no actor can change what
 another actor holds; nothing else needs to copy them.
 
-Control requests sent with ``ask`` inside the process (pause, resume, drain, ready) are
-:class:`Control` values, never encoded.
+Control requests sent with ``ask`` inside the process (pause, resume, drain, ready), and the
+checkpoint saver's ``saved`` told to its coordinator, are :class:`Control` values, never encoded.
 
 Usage::
 
@@ -87,12 +87,13 @@ class Commit(NamedTuple):
 
 
 class Control(StrEnum):
-    """Requests asked of an actor within the process (not encoded)."""
+    """Requests asked of (or told to) an actor within the process (not encoded)."""
 
     PAUSE = "pause"  # a subscriber stops reading; answered once no read is running
     RESUME = "resume"
     DRAIN = "drain"  # the coordinator cuts what is pending and reports when all completed
     READY = "ready"  # answered once the actor opened what it needs
+    SAVED = "saved"  # told to the coordinator by its checkpoint saver after each checkpoint written
 
 
 Message = Ingest | Epoch | Publish | Ack | State | Tick | Poll | Commit

@@ -6,10 +6,13 @@ the dead letters, write the checkpoint (atomically, fsynced), commit the positio
 covers at the sources — while the coordinator goes on cutting and completing epochs.
 Positions are still committed only once a checkpoint covering them is durable.
 
-Checkpoints handed over while one is being written wait as one: only the newest is
-written, since it covers everything the older ones did. A failure (a dead-letter sink or
-a disk that refuses) fails the coordinator, which restarts the DAG from the last
-checkpoint written. While its server is fenced (SPEC §9) a saver writes nothing.
+The coordinator completes a checkpoint epoch only once its checkpoint is durable (the
+saver tells it, ``on_saved``), so one is in hand at a time and a crash never replays
+more than one checkpoint interval and what was in flight. Should several be handed over
+during one write all the same, only the newest is written: it covers the older ones.
+A failure (a dead-letter sink or a disk that refuses) fails the coordinator, which
+restarts the DAG from the last checkpoint written. While its server is fenced (SPEC §9)
+a saver writes nothing.
 
 Usage::
 
@@ -38,9 +41,12 @@ log = logging.getLogger("dagserver.checkpoint")
 class CheckpointSaver:
     """One DAG incarnation's checkpoint writer thread."""
 
-    def __init__(self, ctx: DagContext, write: Callable[[dict[str, Any]], None] | None) -> None:
+    def __init__(self, ctx: DagContext, write: Callable[[dict[str, Any]], None] | None,
+                 on_saved: Callable[[], None] | None = None) -> None:
+        """``on_saved`` is called on the saver's thread after each checkpoint written (or skipped)."""
         self.ctx = ctx
         self.write = write
+        self.on_saved = on_saved
         self._cond = threading.Condition()
         self._pending: dict[str, Any] | None = None
         self._writing = False
@@ -102,6 +108,8 @@ class CheckpointSaver:
                     idle = self._pending is None
                     callback, self._on_idle = (self._on_idle, None) if idle else (None, self._on_idle)
                     self._cond.notify_all()
+            if self.on_saved is not None:
+                self.on_saved()
             if callback is not None:
                 callback()
 

@@ -39,10 +39,20 @@ class Histogram:
         self.count += n
 
     def observe_each(self, values: list[float]) -> None:
-        """One observation per value."""
-        counts, buckets, where = self.counts, self.buckets, bisect.bisect_left
-        for value in values:
-            counts[where(buckets, value)] += 1
+        """One observation per value (``values`` is sorted in place: one C sort, then one bisect per
+        bucket instead of one per value)."""
+        if len(values) < 8:
+            for value in values:
+                self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        else:
+            values.sort()
+            counts, upto_bound = self.counts, bisect.bisect_right
+            below = 0
+            for i, bound in enumerate(self.buckets):
+                upto = upto_bound(values, bound, below)  # values <= bound: bucket i is (bound i-1, bound i]
+                counts[i] += upto - below
+                below = upto
+            counts[-1] += len(values) - below
         self.sum += sum(values)
         self.count += len(values)
 

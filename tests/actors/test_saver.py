@@ -1,11 +1,11 @@
 """Checkpoints written beside the coordinator (``actors/saver.py``, SPEC §3).
 
 A real coordinator on the test harness (``tests/support/coordination.py``) whose checkpoint
-write can be held or made to fail. Covered: epochs go on being cut and completed while a
-write is held, and nothing is committed until it is durable; checkpoints handed over
-meanwhile are written as one, the newest; a failing write fails the coordinator (the DAG
-restarts from the last checkpoint written) and commits nothing; a drain is over only once
-the last checkpoint is written.
+write can be held or made to fail. Covered: epochs go on being cut while a write is held,
+the checkpoint epoch and those after it complete once it is durable (a crash replays at
+most one interval), and nothing is committed before; a failing write fails the
+coordinator (the DAG restarts from the last checkpoint written) and commits nothing; a
+drain is over only once the last checkpoint is written.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from actors.messages import Commit, Control
+from actors.node import node_actor_name
 from actors.subscriber import subscriber_actor_name
 from tests.support.coordination import TIMEOUT, Harness, coordinated_dag
 
@@ -46,9 +47,19 @@ def held() -> Iterator[HeldWrites]:
     h.close()
 
 
-def complete(h: Harness, epoch: int) -> None:
+@pytest.fixture
+def held_every_third() -> Iterator[HeldWrites]:
+    h = HeldWrites(coordinated_dag(every=3, max_records=1, max_inflight=4))
+    yield h
+    h.release.set()
+    h.close()
+
+
+def complete(h: Harness, epoch: int, flagged: bool = True) -> None:
+    """Ack ``epoch``, and send every node's state for it when it is a checkpoint epoch."""
     h.ack(epoch)
-    h.states(epoch)
+    if flagged:
+        h.states(epoch)
 
 
 def commits(h: Harness) -> list[Any]:
@@ -57,23 +68,34 @@ def commits(h: Harness) -> list[Any]:
     return h.got[subscriber_actor_name("a")]
 
 
-def test_epochs_complete_while_a_checkpoint_write_is_held_and_nothing_is_committed_before_it(
-        held: HeldWrites) -> None:
-    for i in range(4):
-        held.ingest("a", [{"v": i}], position=i + 1)
-    complete(held, 0)
-    assert held.entered.acquire(timeout=TIMEOUT)  # epoch 0's checkpoint is being written, and held
-    for epoch in (1, 2, 3):
-        complete(held, epoch)
-    assert held.coordinator.ask(Control.READY, timeout=TIMEOUT)
-    assert held.stats.epochs_completed == 4  # the coordinator did not wait for the write
-    assert commits(held) == []  # nothing is durable yet
-    held.release.set()
-    held.settle()
-    # epoch 0's checkpoint, then one for everything handed over meanwhile: the newest
-    assert [c["positions"] for c in held.written()] == [{"a": 1}, {"a": 4}]
-    assert commits(held) == [Commit(1), Commit(4)]
-    assert held.failures == []
+def test_epochs_are_cut_while_a_checkpoint_is_written_and_complete_once_it_is_durable(
+        held_every_third: HeldWrites) -> None:
+    h = held_every_third
+    for i in range(3):  # epochs 0-2, one record each; 2 is a checkpoint epoch
+        h.ingest("a", [{"v": i}], position=i + 1)
+    for epoch in (0, 1, 2):
+        complete(h, epoch, flagged=epoch == 2)
+    assert h.entered.acquire(timeout=TIMEOUT)  # epoch 2's checkpoint is being written, and held
+    for i in range(3, 6):  # the coordinator is free meanwhile: more records come in and are cut
+        h.ingest("a", [{"v": i}], position=i + 1)
+    assert h.coordinator.ask(Control.READY, timeout=TIMEOUT)
+    root = h.ctx.refs[node_actor_name("ra")]
+    assert root.ask(Control.READY, timeout=TIMEOUT)  # (settle() would wait for the held write)
+    assert [e.epoch for e in h.got[node_actor_name("ra")]] == [0, 1, 2, 3, 4, 5]
+    for epoch in (3, 4):
+        complete(h, epoch, flagged=False)
+    assert h.coordinator.ask(Control.READY, timeout=TIMEOUT)
+    # epoch 2 completes only once its checkpoint is durable, and the later ones after it (in order),
+    # so a crash never replays more than one checkpoint interval and what was in flight
+    assert h.stats.epochs_completed == 2
+    assert commits(h) == []  # nothing is durable yet
+    h.release.set()
+    complete(h, 5)
+    h.settle()
+    assert h.stats.epochs_completed == 6
+    assert [c["positions"] for c in h.written()] == [{"a": 3}, {"a": 6}]
+    assert commits(h) == [Commit(3), Commit(6)]
+    assert h.failures == []
 
 
 def test_a_failing_checkpoint_write_fails_the_coordinator_and_commits_nothing(held: HeldWrites) -> None:

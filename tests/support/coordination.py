@@ -78,12 +78,12 @@ def coordinated_dag(every: int = 10, max_records: int = 5, max_inflight: int = 1
 
 @dataclass
 class LoggingContext(DagContext):
-    """Logs every send, in the coordinator's own thread, before it is delivered."""
+    """Logs every send, in the sender's thread, before it is delivered (a Control value as it is)."""
 
     log: list[tuple[Any, ...]] = field(default_factory=list)
 
     def send(self, target: str, data: Any) -> None:
-        self.log.append(("send", target, decode(data)))
+        self.log.append(("send", target, data if isinstance(data, Control) else decode(data)))
         super().send(target, data)
 
 
@@ -172,8 +172,13 @@ class Harness:
 
     def settle(self) -> None:
         """Every message told so far has been handled, by the coordinator and by the recipients."""
-        assert self.coordinator.ask(Control.READY, timeout=TIMEOUT)
-        assert self.ctx.saver.wait_idle(TIMEOUT)
+        while True:  # a written checkpoint lets its epoch complete, which may hand over the next one
+            written = self.ctx.saver.written
+            assert self.coordinator.ask(Control.READY, timeout=TIMEOUT)
+            assert self.ctx.saver.wait_idle(TIMEOUT)
+            assert self.coordinator.ask(Control.READY, timeout=TIMEOUT)  # it has heard of the last write
+            if self.ctx.saver.written == written:
+                break
         for name in self.got:
             assert self.ctx.refs[name].ask(Control.READY, timeout=TIMEOUT)
 
