@@ -64,8 +64,6 @@ class OpenEpoch:
     flags: int
     positions: dict[str, Any]
     states: dict[str, Any] = field(default_factory=dict)
-    acked_at: float | None = None  # a checkpoint epoch: when every ack and state was in (its checkpoint is saving)
-    saved: bool = False  # a checkpoint epoch: its checkpoint is durable (or was skipped while fenced)
 
 
 class CoordinatorActor(DagActor):
@@ -101,8 +99,8 @@ class CoordinatorActor(DagActor):
             self._cut()
             self._check_drained()
             return True
-        if message == Control.SAVED:
-            self._saved()
+        if message == Control.SAVED:  # a checkpoint epoch waiting for the write before it may complete
+            self._complete()
             self._cut()
             return None
         msg = decode(message)
@@ -184,44 +182,33 @@ class CoordinatorActor(DagActor):
     # -- completing epochs --------------------------------------------------------------------------
     def _complete(self) -> None:
         """Close the oldest epochs whose every terminal acked. A checkpoint epoch also waits for every
-        node's state, then for its checkpoint to be durable: the saver writes it meanwhile, and later
-        epochs go on being cut and published (they complete after it, in order). A crash therefore
-        never replays more than one checkpoint interval and what was in flight."""
+        node's state, and for the checkpoint before it to be durable; its own checkpoint is then
+        handed to the saver, and later epochs complete while it is written. So the durable
+        checkpoint is at most two intervals behind: a crash replays at most that and what was in
+        flight, while an fsync never holds up the records behind it."""
         stats = self.ctx.stats
         while self.open:
             epoch = next(iter(self.open))
             info = self.open[epoch]
             if info.acks:
                 break
-            if info.flags & FLAG_CHECKPOINT and not info.saved:
-                if len(info.states) < len(self.dag.nodes) or info.acked_at is not None:
-                    break
-                info.acked_at = self.ctx.clock()
-                self._checkpoint(info)
-                break
+            if info.flags & FLAG_CHECKPOINT and (len(info.states) < len(self.dag.nodes) or not self.saver.idle()):
+                break  # Control.SAVED comes when the saver is done
             del self.open[epoch]
             self.ctx.gate.release(info.gated, info.gated_bytes)
             stats.epochs_completed += 1
             stats.epochs_open = len(self.open)
-            done = self.ctx.clock() if info.acked_at is None else info.acked_at
-            stats.epoch_latency.observe(max(0.0, done - info.started))
+            stats.epoch_latency.observe(max(0.0, self.ctx.clock() - info.started))
             self.positions.update(info.positions)
+            if info.flags & FLAG_CHECKPOINT:
+                self._checkpoint(info)
         self._check_drained()
-
-    def _saved(self) -> None:
-        """The saver wrote the checkpoint of the oldest epoch (one is in hand at a time): it may complete."""
-        for info in self.open.values():
-            if info.acked_at is not None and not info.saved:
-                info.saved = True
-                break
-        self._complete()
 
     def _checkpoint(self, info: OpenEpoch) -> None:
         """Hand the checkpoint to the saver: it flushes the dead letters, writes it and commits the
         positions it covers on its own thread, while epochs go on (actors/saver.py)."""
-        self.saver.submit({"dag": self.dag.name, "written_at": self.ctx.clock(),
-                           "positions": {**self.positions, **info.positions}, "nodes": info.states,
-                           "ticks": dict(self.ticks)})
+        self.saver.submit({"dag": self.dag.name, "written_at": self.ctx.clock(), "positions": dict(self.positions),
+                           "nodes": info.states, "ticks": dict(self.ticks)})
 
     def _check_drained(self) -> None:
         if self.draining and not self.pending and not self.open and not self.since_checkpoint:

@@ -6,10 +6,11 @@ the dead letters, write the checkpoint (atomically, fsynced), commit the positio
 covers at the sources — while the coordinator goes on cutting and completing epochs.
 Positions are still committed only once a checkpoint covering them is durable.
 
-The coordinator completes a checkpoint epoch only once its checkpoint is durable (the
-saver tells it, ``on_saved``), so one is in hand at a time and a crash never replays
-more than one checkpoint interval and what was in flight. Should several be handed over
-during one write all the same, only the newest is written: it covers the older ones.
+The coordinator completes a checkpoint epoch only once the checkpoint before it is
+durable (the saver tells it, ``on_saved``), so one is in hand at a time and the durable
+checkpoint is never more than two intervals behind (a crash replays at most that and what
+was in flight). Should several be handed over during one write all the same, only the
+newest is written: it covers the older ones.
 A failure (a dead-letter sink or a disk that refuses) fails the coordinator, which
 restarts the DAG from the last checkpoint written. While its server is fenced (SPEC §9)
 a saver writes nothing.
