@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import chain_cost_us, chain_rps, startup_s
+from bench.__main__ import chain_cost_us, chain_rps, median_of, startup_s
 from bench.plot import plot_figures
 from bench.workloads import chain_dag
 from graphs.loader import load_dag_dict
@@ -50,3 +50,8 @@ def test_plot_writes_a_png_with_both_panels(tmp_path: Path) -> None:
     path = plot_figures(figures, tmp_path / "docs" / "bench.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 10_000
+
+
+def test_a_throughput_figure_is_the_median_of_its_runs() -> None:
+    runs = iter([50.0, 200.0, 180.0])  # a slow first run does not decide the figure
+    assert median_of(3, lambda factor: next(runs) * factor, 2) == 360.0
