@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +38,32 @@ def checkpoint_path(state_dir: str | os.PathLike[str], dag_name: str, replica: i
 
 
 def write_checkpoint(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(msgpack.packb(data, use_bin_type=True))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder)  # the rename itself is durable only once the directory is
-    finally:
-        os.close(folder)
+    """Write ``data`` to ``path`` atomically and durably. Two writers of one path in this process (the
+    saver of an incarnation torn down mid-write, and its successor's) take turns: they share the
+    ``.tmp`` file."""
+    payload = msgpack.packb(data, use_bin_type=True)
+    with _lock_of(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)  # the rename itself is durable only once the directory is
+        finally:
+            os.close(folder)
+
+
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_of(path: Path) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(path, threading.Lock())
 
 
 def read_checkpoint(path: Path) -> dict[str, Any] | None:

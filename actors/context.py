@@ -70,7 +70,7 @@ class DagContext:
         self.on_actor_failure(actor, exc)
 
 
-def _escaped(exc: BaseException) -> RuntimeError:
+def escaped(exc: BaseException) -> RuntimeError:
     """A BaseException from user code (``sys.exit()``...) as an ordinary failure of its actor."""
     return RuntimeError(f"{type(exc).__name__} raised: {exc}")
 
@@ -93,11 +93,11 @@ class DagActor(pykka.ThreadingActor):
         try:
             self.on_open()
         except BaseException as exc:  # pykka stops the actor without on_failure here: report it
-            self.ctx.fail(self.actor_name, exc if isinstance(exc, Exception) else _escaped(exc))
+            self.ctx.fail(self.actor_name, exc if isinstance(exc, Exception) else escaped(exc))
             self._release(failed=True)
             if isinstance(exc, Exception):
                 raise
-            raise _escaped(exc) from exc
+            raise escaped(exc) from exc
 
     def on_open(self) -> None:
         """Acquire what the actor needs (open a source or sink); runs in the actor's thread."""
@@ -112,7 +112,7 @@ class DagActor(pykka.ThreadingActor):
         except Exception:
             raise
         except BaseException as exc:  # e.g. sys.exit() in user code: pykka would stop every actor of the process
-            raise _escaped(exc) from exc
+            raise escaped(exc) from exc
 
     def receive(self, message: Any) -> Any:
         """Handle one message (msgpack bytes, or a :class:`~actors.messages.Control` sent with ``ask``)."""

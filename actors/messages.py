@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import msgpack
 
 FLAG_CHECKPOINT = 1
+FLAG_DROPPED = 2  # on a node's Epoch: outputs of this epoch were dropped (msgpack could not carry them)
 RUN_RECORDS = 0
 RUN_TICK = 1
 

@@ -20,7 +20,7 @@ from typing import Any
 from actors.alignment import EpochAligner
 from actors.context import COORDINATOR, DagActor, DagContext, log
 from actors.fusion import shares_outputs
-from actors.messages import FLAG_CHECKPOINT, Ack, Epoch, Publish, State, decode, encodable, encode
+from actors.messages import FLAG_CHECKPOINT, FLAG_DROPPED, Ack, Epoch, Publish, State, decode, encodable, encode
 from actors.nodelogic import NodeLogic
 
 
@@ -43,6 +43,7 @@ class NodeActor(DagActor):
         self.terminal = not self.children and not self.publishers[-1]
         # per hop inside the chain: whether the next node reads this one's outputs as they are
         self.shared = [shares_outputs(dag, a.name, b.name) for a, b in pairwise(logics)]
+        self.dropped = False  # this epoch, the node being sent on lost outputs msgpack could not carry
         self.aligner = EpochAligner(self.parent_index)
 
     def receive(self, message: Any) -> None:
@@ -56,14 +57,17 @@ class NodeActor(DagActor):
             self._run_chain(epoch, flags, *head.run_root(items))
             return
         for ready, ready_flags, slots in self.aligner.add(epoch, sender, flags, items):
-            self._run_chain(ready, ready_flags, *head.run_merge(slots))
+            self._run_chain(ready, ready_flags & ~FLAG_DROPPED,
+                            *head.run_merge(slots, complete=not ready_flags & FLAG_DROPPED))
 
     def _run_chain(self, epoch: int, flags: int, changes: list, publications: list) -> None:
         """The head's result in ``changes``/``publications``; the rest of the chain runs on them."""
         last = len(self.logics) - 1
+        self.dropped = False  # set by _encode when msgpack could not carry an output
         for i, logic in enumerate(self.logics):
             if i:
-                changes, publications = logic.run_merge([changes])
+                changes, publications = logic.run_merge([changes], complete=not self.dropped)
+                self.dropped = False
             self._publish(i, epoch, flags, changes, publications)
             if i == last:
                 break
@@ -73,6 +77,8 @@ class NodeActor(DagActor):
         tail = self.logics[-1]
         if self.children:
             data = self._encode(tail, Epoch, epoch, flags, changes, publications)
+            if self.dropped:  # the children must not take the tail's outputs as all they missed
+                data = self._encode(tail, Epoch, epoch, flags | FLAG_DROPPED, changes, publications)
             for child in self.children:
                 ctx.send(child, data)
         if self.terminal:
@@ -88,13 +94,13 @@ class NodeActor(DagActor):
         if flags & FLAG_CHECKPOINT:
             self.ctx.send(COORDINATOR, encode(State(epoch, logic.name, logic.snapshot())))
 
-    @staticmethod
-    def _encode(logic: NodeLogic, kind: type[Epoch] | type[Publish], epoch: int, flags: int, changes: list,
+    def _encode(self, logic: NodeLogic, kind: type[Epoch] | type[Publish], epoch: int, flags: int, changes: list,
                 also: list | None) -> bytes:
         """``kind(...)`` encoded; outputs msgpack cannot carry are errors, dropped here and from ``also``."""
         try:
             return encode(kind(epoch, flags, changes, logic.name))
         except (TypeError, ValueError, OverflowError):
+            self.dropped = True
             bad = {seq for seq, out in zip(*changes, strict=True) if not encodable(out)}
             for seq, out in zip(*changes, strict=True):
                 if seq in bad:

@@ -120,17 +120,26 @@ class NodeLogic:
         self._account()
         return self._result(seqs, outs)
 
-    def run_merge(self, parents: list[list]) -> tuple[Changes, Changes]:
-        """An inner node's epoch: one ``[seqs, outputs]`` per incoming edge, in edge order."""
+    def run_merge(self, parents: list[list], complete: bool = True) -> tuple[Changes, Changes]:
+        """An inner node's epoch: one ``[seqs, outputs]`` per incoming edge, in edge order.
+
+        ``complete=False``: some of the parent's outputs were dropped on the way (msgpack could not
+        carry them), so the parent's latest output may be one this node never saw: every input is
+        compared this epoch, and the first of the next one.
+        """
         seqs: list[int] = []
         outs: list[Any] = []
         always = self.always
         step = self._step
         if len(parents) == 1 and self.plain:
             p_seqs, p_outs = parents[0]
+            if not complete:
+                self.fresh = False
             if p_outs:
                 self.parent_out[0] = p_outs[-1] or None
-                self._run_plain(p_seqs, p_outs, seqs, outs, False)
+                self._run_plain(p_seqs, p_outs, seqs, outs, False, complete)
+            if not complete:
+                self.fresh = False
         elif len(parents) == 1:
             set_parent = self._set_parent
             for seq, output in zip(parents[0][0], parents[0][1], strict=True):
@@ -163,7 +172,7 @@ class NodeLogic:
         return self._result(seqs, outs)
 
     def _run_plain(self, in_seqs: list[int] | range, values: list[Any], seqs: list[int], outs: list[Any],
-                   root: bool) -> None:
+                   root: bool, complete: bool = True) -> None:
         """Rules 1-4 for a plain node (see ``plain``) over one run of inputs, appending what it propagates.
 
         The same rules as :meth:`_step` after :meth:`_set_parent` and :meth:`_merged`, in one loop:
@@ -171,7 +180,7 @@ class NodeLogic:
         """
         calc, times, always, name = self.calc, self.times, self.always, self.calc_name
         identity = calc is _identity
-        trusted = self.parent_distinct and not root
+        trusted = self.parent_distinct and not root and complete
         inp, cur, fresh = self.input, self.output, self.fresh
         clock = perf_counter
         for seq, value in zip(in_seqs, values, strict=True):

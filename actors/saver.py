@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from actors.context import COORDINATOR, DagContext
+from actors.context import COORDINATOR, DagContext, escaped
 from actors.lease import LEASE
 from actors.messages import Commit, encode
 from actors.subscriber import subscriber_actor_name
@@ -99,8 +99,8 @@ class CheckpointSaver:
                 checkpoint, self._pending, self._writing = self._pending, None, True
             try:
                 self._save(checkpoint)  # type: ignore[arg-type]
-            except Exception as exc:
-                self.ctx.fail(COORDINATOR, exc)
+            except BaseException as exc:  # a dead-letter sink is user code too: sys.exit() fails the DAG
+                self.ctx.fail(COORDINATOR, exc if isinstance(exc, Exception) else escaped(exc))
                 return
             finally:
                 with self._cond:

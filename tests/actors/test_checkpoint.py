@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,25 @@ def test_a_file_not_shaped_like_a_checkpoint_is_no_checkpoint_and_is_logged(
 ], ids=["empty", "null sections", "empty node state", "null input and output", "full"])
 def test_what_counts_as_a_checkpoint(data: dict[str, Any]) -> None:
     assert shape_problem(data) is None
+
+
+def test_two_writers_of_one_checkpoint_take_turns(tmp_path: Path) -> None:
+    """A saver torn down mid-write may still be writing when its successor writes the same file: they
+    share the ``.tmp`` file, so they must not interleave (a rename would find it gone)."""
+    path = checkpoint_path(tmp_path, NAME)
+    failures: list[BaseException] = []
+
+    def write(tag: int) -> None:
+        try:
+            for i in range(25):
+                write_checkpoint(path, {**CHECKPOINT, "ticks": {"writer": tag, "n": i}})
+        except BaseException as exc:
+            failures.append(exc)
+
+    writers = [threading.Thread(target=write, args=(tag,)) for tag in (1, 2)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(30)
+    assert failures == []
+    assert read_checkpoint(path)["ticks"]["n"] == 24  # whole, and the last write of one of them

@@ -21,6 +21,7 @@ from adapters.mem import get_queue, mem_drain, mem_put, reset_mem_broker
 from graphs.loader import load_dag_dict
 from graphs.model import DagModel
 from graphs.reference import ReferenceEvaluator
+from tests.support.waiting import wait_until
 
 MARKING = {"name": "mark", "type": "tests.support.userclasses.MarkingCalculator"}
 ODD = {"name": "odd", "type": "tests.support.userclasses.OddOutputCalculator"}
@@ -35,7 +36,7 @@ def _fresh() -> Iterator[None]:
 
 
 def dag_of(edges: list[tuple[str, str]], calculators: dict[str, dict[str, Any]] | None = None,
-           extra_calculators: list[dict[str, Any]] | None = None) -> DagModel:
+           extra_calculators: list[dict[str, Any]] | None = None, **extra: Any) -> DagModel:
     """The first root reads ``in``, others ``in_NAME``; nodes without children publish to ``out``;
     ``calculators``: node -> spec."""
     calculators = calculators or {}
@@ -62,6 +63,7 @@ def dag_of(edges: list[tuple[str, str]], calculators: dict[str, dict[str, Any]] 
         "calculators": list(specs.values()),
         "nodes": nodes,
         "edges": [{"from_node": a, "to_node": b} for a, b in edges],
+        **extra,
     })
 
 
@@ -130,5 +132,27 @@ def test_an_output_msgpack_cannot_carry_inside_a_chain_is_an_error_of_its_node()
         assert mem_drain("out") == [{"a": 1}, {"a": 2}]
         assert (runtime.stats.nodes["b"].errors, runtime.stats.nodes["c"].errors) == (1, 0)
         assert runtime.stats.nodes["c"].computes == 2
+    finally:
+        assert runtime.stop(timeout=5)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["in one actor", "across actors"])
+@pytest.mark.parametrize("epochs", [1, 3], ids=["one epoch", "an epoch each"])
+def test_a_child_never_takes_a_parents_output_for_new_after_one_was_dropped(fused: bool, epochs: int) -> None:
+    """a's outputs: {a: 1}, then one msgpack cannot carry (dropped, an error), then {a: 1} again. a
+    sends that last one on (it differs from the dropped one a holds), but b holds {a: 1} already:
+    b must compare it, not publish it twice."""
+    edges = [("a", "b")] if fused else [("a", "b"), ("a", "c")]
+    dag = dag_of(edges, {"a": ODD}, epochs={"max_records": 3 // epochs})
+    runtime = DagRuntime(dag)
+    runtime.start()
+    try:
+        mem_put("in", [{"a": 1}, {"a": 9}, {"a": 1}])
+        assert wait_until(lambda: runtime.stats.subscribers["in"].records == 3 and runtime.stats.ingress_backlog == 0
+                          and runtime.stats.epochs_open == 0)
+        assert runtime.stats.nodes["a"].errors == 1
+        leaves = ["b"] if fused else ["b", "c"]  # each publishes {a: 1} once
+        assert mem_drain("out") == [{"a": 1}] * len(leaves)
+        assert [runtime.stats.nodes[n].computes for n in leaves] == [1] * len(leaves)
     finally:
         assert runtime.stop(timeout=5)

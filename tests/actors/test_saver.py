@@ -110,3 +110,30 @@ def test_a_drain_is_over_only_once_the_last_checkpoint_is_written(held: HeldWrit
     held.release.set()
     assert held.ctx.drained.wait(TIMEOUT)
     assert [c["positions"] for c in held.written()] == [{"a": 1}]
+
+
+class ExitingSink:
+    """A dead-letter sink whose write calls sys.exit(): user code, like any custom:// sink."""
+
+    uri = "custom://exiting"
+
+    def write_batch(self, letters: list[Any]) -> None:
+        raise SystemExit(3)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_dead_letter_sink_that_exits_fails_the_coordinator_instead_of_killing_the_saver_quietly(
+        held: HeldWrites) -> None:
+    held.ctx.dead_letters.sink = ExitingSink()  # type: ignore[assignment]
+    held.ctx.dead_letter({"dag": "coord", "node": "pub", "error": "boom", "input": {}})
+    held.ingest("a", [{"v": 0}], position=1)
+    complete(held, 0)
+    held.ctx.saver._thread.join(TIMEOUT)
+    assert not held.ctx.saver._thread.is_alive()
+    assert [(actor, str(exc)) for actor, exc in held.failures] == [("coordinator", "SystemExit raised: 3")]
+    assert commits(held) == [] and held.written() == []
