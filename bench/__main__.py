@@ -32,7 +32,7 @@ from bench.workloads import chain_dag, idle_dag, pipeline_dag
 from supervision.config import ServerConfig
 from supervisor import Supervisor
 
-REPEATS = 3  # the throughput figures the targets are ratios of: the median of this many runs
+REPEATS = 3  # the figures the targets are set on (throughputs, latencies): the median of this many runs
 
 
 def median_of(repeats: int, measure: Callable[..., float], *args: Any) -> float:
@@ -63,6 +63,13 @@ def latency(rate: float, seconds: float, tmp: Path) -> dict[str, float]:
     result = tmp / f"lat-{int(rate)}-{time.monotonic_ns()}.json"
     dag = pipeline_dag("latency", int(rate * seconds), str(result), rate=rate, worker=0)
     return run_server([dag], 1, [result])[0]["latency_ms"]
+
+
+def median_latency(repeats: int, rate: float, seconds: float, tmp: Path) -> dict[str, float]:
+    """Of ``repeats`` latency runs at ``rate``, the one with the median p99 (its p50, p99 and max): a p99
+    from one 5-second run on a shared 2-core machine moves by 2x from one run to the next."""
+    runs = sorted((latency(rate, seconds, tmp) for _ in range(repeats)), key=lambda run: run["p99_ms"])
+    return runs[len(runs) // 2]
 
 
 def chain_rps(count: int, tmp: Path, lengths: tuple[int, ...] = (3, 10, 30)) -> dict[str, float]:
@@ -171,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             "engine_rps_2w": median_of(REPEATS, engine_rps, count, 2, tmp),
             "diamond_rps_1w": engine_rps(count, 1, tmp, diamond=True),
             "chain_rps": chain_rps(30_000 if args.quick else 150_000, tmp),
-            "latency": {str(rate): latency(rate, seconds, tmp) for rate in (1000, 5000, 20000)},
+            "latency": {str(rate): median_latency(REPEATS, rate, seconds, tmp) for rate in (1000, 5000, 20000)},
             "rss_mb_per_dag": rss_mb_per_dag(idle, tmp),
             "rss_idle_dags": idle,
             "startup_s_200_dags": startup_s(200, tmp),

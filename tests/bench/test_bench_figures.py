@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import chain_cost_us, chain_rps, median_of, startup_s
+import bench.__main__ as bench_main
+from bench.__main__ import chain_cost_us, chain_rps, median_latency, median_of, startup_s
 from bench.plot import plot_figures
 from bench.workloads import chain_dag
 from graphs.loader import load_dag_dict
@@ -55,3 +56,10 @@ def test_plot_writes_a_png_with_both_panels(tmp_path: Path) -> None:
 def test_a_throughput_figure_is_the_median_of_its_runs() -> None:
     runs = iter([50.0, 200.0, 180.0])  # a slow first run does not decide the figure
     assert median_of(3, lambda factor: next(runs) * factor, 2) == 360.0
+
+
+def test_a_latency_figure_is_the_run_with_the_median_p99(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    runs = iter([{"p50_ms": 0.5, "p99_ms": 9.0, "max_ms": 12.0}, {"p50_ms": 0.4, "p99_ms": 1.0, "max_ms": 2.0},
+                 {"p50_ms": 0.6, "p99_ms": 1.5, "max_ms": 3.0}])
+    monkeypatch.setattr(bench_main, "latency", lambda rate, seconds, tmp: next(runs))
+    assert median_latency(3, 5000, 1.0, tmp_path) == {"p50_ms": 0.6, "p99_ms": 1.5, "max_ms": 3.0}
