@@ -76,9 +76,9 @@ class NodeActor(DagActor):
         ctx = self.ctx
         tail = self.logics[-1]
         if self.children:
-            data = self._encode(tail, Epoch, epoch, flags, changes, publications)
-            if self.dropped:  # the children must not take the tail's outputs as all they missed
-                data = self._encode(tail, Epoch, epoch, flags | FLAG_DROPPED, changes, publications)
+            # told when outputs were dropped, the children do not take the tail's outputs as all they missed
+            data = self._encode(tail, Epoch, epoch, flags | (FLAG_DROPPED if self.dropped else 0), changes,
+                                publications)
             for child in self.children:
                 ctx.send(child, data)
         if self.terminal:
@@ -96,11 +96,14 @@ class NodeActor(DagActor):
 
     def _encode(self, logic: NodeLogic, kind: type[Epoch] | type[Publish], epoch: int, flags: int, changes: list,
                 also: list | None) -> bytes:
-        """``kind(...)`` encoded; outputs msgpack cannot carry are errors, dropped here and from ``also``."""
+        """``kind(...)`` encoded; outputs msgpack cannot carry are errors, dropped here and from ``also``
+        (an Epoch that lost some says so: FLAG_DROPPED)."""
         try:
             return encode(kind(epoch, flags, changes, logic.name))
         except (TypeError, ValueError, OverflowError):
             self.dropped = True
+            if kind is Epoch:
+                flags |= FLAG_DROPPED
             bad = {seq for seq, out in zip(*changes, strict=True) if not encodable(out)}
             for seq, out in zip(*changes, strict=True):
                 if seq in bad:

@@ -133,8 +133,6 @@ class NodeLogic:
         step = self._step
         if len(parents) == 1 and self.plain:
             p_seqs, p_outs = parents[0]
-            if not complete:
-                self.fresh = False
             if p_outs:
                 self.parent_out[0] = p_outs[-1] or None
                 self._run_plain(p_seqs, p_outs, seqs, outs, False, complete)
@@ -205,7 +203,6 @@ class NodeLogic:
                         raise not_a_map("calculator", name, out)
                 except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
                     times.append(clock() - started)
-                    self.input = inp
                     self.record_error(describe_error(exc), value)
                     continue
                 times.append(clock() - started)

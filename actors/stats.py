@@ -41,18 +41,14 @@ class Histogram:
     def observe_each(self, values: list[float]) -> None:
         """One observation per value (``values`` is sorted in place: one C sort, then one bisect per
         bucket instead of one per value)."""
-        if len(values) < 8:
-            for value in values:
-                self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        else:
-            values.sort()
-            counts, upto_bound = self.counts, bisect.bisect_right
-            below = 0
-            for i, bound in enumerate(self.buckets):
-                upto = upto_bound(values, bound, below)  # values <= bound: bucket i is (bound i-1, bound i]
-                counts[i] += upto - below
-                below = upto
-            counts[-1] += len(values) - below
+        values.sort()
+        counts, upto_bound = self.counts, bisect.bisect_right
+        below = 0
+        for i, bound in enumerate(self.buckets):
+            upto = upto_bound(values, bound, below)  # values <= bound: bucket i is (bound i-1, bound i]
+            counts[i] += upto - below
+            below = upto
+        counts[-1] += len(values) - below
         self.sum += sum(values)
         self.count += len(values)
 

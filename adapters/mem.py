@@ -101,12 +101,8 @@ class MemQueue:
                             f"{len(pending) - done} records not written"
                         )
                 room = self.max_size - len(self._items)
-                if done == 0 and room >= len(pending):
-                    self._items.extend(pending)  # the usual case: everything fits, in one C call
-                    done = len(pending)
-                else:
-                    self._items.extend(pending[done:done + room])
-                    done += min(room, len(pending) - done)
+                self._items.extend(pending[done:done + room])  # one C call: usually everything at once
+                done = min(done + room, len(pending))
                 self._cond.notify_all()
 
     def get(self, max_records: int, timeout: float | None = 0.0) -> list[Any]:
