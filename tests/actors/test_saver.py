@@ -11,7 +11,7 @@ drain is over only once the last checkpoint is written.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -39,19 +39,24 @@ class HeldWrites(Harness):
 
 
 @pytest.fixture
-def held() -> Iterator[HeldWrites]:
-    h = HeldWrites(coordinated_dag(every=1, max_records=1, max_inflight=2))
-    yield h
-    h.release.set()
-    h.close()
+def held_writes() -> Iterator[Callable[..., HeldWrites]]:
+    """Makes harnesses with held writes on ``coordinated_dag(max_records=1, **settings)``; releases and
+    closes them at the end."""
+    made: list[HeldWrites] = []
+
+    def make(**settings: Any) -> HeldWrites:
+        made.append(HeldWrites(coordinated_dag(max_records=1, **settings)))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.release.set()
+        h.close()
 
 
 @pytest.fixture
-def held_every_third() -> Iterator[HeldWrites]:
-    h = HeldWrites(coordinated_dag(every=3, max_records=1, max_inflight=4))
-    yield h
-    h.release.set()
-    h.close()
+def held(held_writes: Callable[..., HeldWrites]) -> HeldWrites:
+    return held_writes(every=1, max_inflight=2)
 
 
 def complete(h: Harness, epoch: int, flagged: bool = True) -> None:
@@ -68,8 +73,8 @@ def commits(h: Harness) -> list[Any]:
 
 
 def test_epochs_complete_while_a_checkpoint_is_written_up_to_the_next_checkpoint_epoch(
-        held_every_third: HeldWrites) -> None:
-    h = held_every_third
+        held_writes: Callable[..., HeldWrites]) -> None:
+    h = held_writes(every=3, max_inflight=4)
     for i in range(6):  # epochs 0-5, one record each; 2 and 5 are checkpoint epochs
         h.ingest("a", [{"v": i}], position=i + 1)
     for epoch in (0, 1, 2):
@@ -95,7 +100,8 @@ def test_a_failing_checkpoint_write_fails_the_coordinator_and_commits_nothing(he
     held.ingest("a", [{"v": 0}], position=1)
     complete(held, 0)
     held.release.set()
-    assert held.ctx.saver._thread.join(TIMEOUT) is None and not held.ctx.saver._thread.is_alive()
+    held.ctx.saver._thread.join(TIMEOUT)
+    assert not held.ctx.saver._thread.is_alive()
     assert [(actor, str(exc)) for actor, exc in held.failures] == [("coordinator", "No space left on device")]
     assert commits(held) == []
     held.failures.clear()
