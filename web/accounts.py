@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -63,6 +64,13 @@ def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
     return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)])
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    """What an unknown name's password is checked against: made once per process, so a login for an
+    unknown name costs one scrypt, as for a known one (hashing a fresh decoy each time cost two)."""
+    return hash_password("no such user")
 
 
 def check_password(password: str, stored: str) -> bool:
@@ -210,6 +218,7 @@ class Accounts:
         self._stamp: tuple[int, int] | None = None
         self._data: dict[str, dict[str, Any]] = users.read()
         self._stamp = self._file_stamp()
+        _decoy_hash()  # made now, not during the first login for an unknown name
 
     def _file_stamp(self) -> tuple[int, int] | None:
         try:
@@ -237,9 +246,10 @@ class Accounts:
         return None if account is None else self._user(name, account)
 
     def login(self, name: str, password: str) -> User | None:
-        """The user when ``password`` is right, else None (the work done is the same for unknown names)."""
+        """The user when ``password`` is right, else None (the work done is the same for unknown names:
+        one scrypt against a decoy hash, so timing does not tell which names exist)."""
         account = self._current().get(name)
-        stored = account["password_hash"] if account else hash_password("no such user")
+        stored = account["password_hash"] if account else _decoy_hash()
         ok = check_password(password, stored)
         return self._user(name, account) if ok and account else None
 
