@@ -15,16 +15,13 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from werkzeug.wrappers import Response
 
 from web.accounts import Accounts
+from web.api import service
 from web.auth import ACCOUNTS, LoginThrottle, current_user, open_access, requires, sign_in
 from web.graph import layout
-from web.service import ServiceError, SupervisorService
+from web.service import ServiceError
 
 pages = Blueprint("pages", __name__)
 MAX_UPLOAD = 1 << 20  # a DAG file larger than 1 MB is surely a mistake
-
-
-def service() -> SupervisorService:
-    return cast(SupervisorService, current_app.extensions["dagserver"])
 
 
 def _local(target: str | None) -> str:
@@ -146,9 +143,7 @@ def reload_dag(name: str) -> Response:
         service().reload_dag(name)
         flash(f"DAG {name} reloaded from its file.")
     except ServiceError as exc:
-        flash(f"Reload refused: {exc.message}", "error")
-        for problem in exc.problems:
-            flash(problem, "error")
+        _flash_refused("Reload", exc)
     return redirect(url_for("pages.dag_page", name=name))
 
 
@@ -160,9 +155,16 @@ def delete_dag(name: str) -> Response:
         service().delete_dag(name)
         flash(f"DAG {name} deleted.")
     except ServiceError as exc:
-        flash(f"Delete refused: {exc.message}", "error")
+        _flash_refused("Delete", exc)
         return redirect(url_for("pages.dag_page", name=name))
     return redirect(url_for("pages.dashboard"))
+
+
+def _flash_refused(action: str, exc: ServiceError) -> None:
+    """Why the service refused ``action``, and each of its problems, as error messages on the next page."""
+    flash(f"{action} refused: {exc.message}", "error")
+    for problem in exc.problems:
+        flash(problem, "error")
 
 
 @pages.app_context_processor
