@@ -152,13 +152,14 @@ class Worker:
         self.runtimes[key] = runtime
         return runtime.details()
 
-    def undeploy(self, name: str, replica: int | None, timeout: float) -> bool:
-        """Stop a DAG's replica (drain, flush, commit, checkpoint) and forget it; False if it was not here."""
+    def undeploy(self, name: str, replica: int | None, timeout: float) -> dict[str, Any] | None:
+        """Stop a DAG's replica (drain, flush, commit, checkpoint) and forget it: its last details (what
+        it counted, for the supervisor to carry), or None if it was not here."""
         runtime = self.runtimes.pop(replica_key(name, replica), None)
         if runtime is None:
-            return False
+            return None
         runtime.stop(timeout=timeout)
-        return True
+        return runtime.details()
 
     def shutdown(self, timeout: float) -> dict[str, bool]:
         """Stop every DAG at once (each drains, flushes, commits, checkpoints)."""

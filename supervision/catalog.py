@@ -30,6 +30,7 @@ from graphs.building import build_model
 from graphs.loader import check_dag_dict, check_dag_file, parse_dag_text
 from graphs.model import DagModel
 from supervision.config import ServerConfig
+from supervision.counters import carry_forward
 from supervision.dags import DagEntry
 from supervision.leadership import Leadership
 from supervision.placement import mem_endpoints
@@ -89,8 +90,9 @@ class DagCatalog:
                 raise CatalogError(f"{entry.path} now names the DAG {model.name!r}, not {name!r}: add it as a "
                                    f"new DAG instead", 400)
             workers = self._place(model, exclude=name)
-            self._undeploy(entry)
-            fresh = DagEntry(name, entry.path, dict(model.raw), workers, desired=entry.desired)
+            self._undeploy(entry)  # its counters are carried (SPEC §8: they never go down)
+            fresh = DagEntry(name, entry.path, dict(model.raw), workers, desired=entry.desired,
+                             carries=entry.carries[:len(workers)])
             self.dags[name] = fresh
             self._deploy(fresh)
             return fresh
@@ -191,18 +193,23 @@ class DagCatalog:
             raise CatalogError("; ".join(problems), 500)
 
     def _undeploy(self, entry: DagEntry) -> None:
-        """Stop every replica (drained, checkpointed) and remove it from its worker."""
+        """Stop every replica (drained, checkpointed) and remove it from its worker; what each had
+        counted goes into ``entry.carries``."""
         futures = []
         for index, worker in enumerate(entry.workers):
             handle = self.pool.handles[worker]
             if handle.alive:
-                futures.append((handle, entry.key(index), self.pool.request_async(
+                futures.append((index, handle, self.pool.request_async(
                     handle, "undeploy", {"name": entry.name, "replica": entry.replica(index),
                                          "timeout": self.config.shutdown_timeout})))
-        for handle, key, future in futures:
+        for index, handle, future in futures:
+            key = entry.key(index)
             try:
-                future.result(self.config.shutdown_timeout + REQUEST_TIMEOUT)
+                ok, last, _, _ = future.result(self.config.shutdown_timeout + REQUEST_TIMEOUT)
             except TimeoutError as exc:
                 raise CatalogError(f"worker {handle.id} did not remove {key!r} in time", 500) from exc
             with self.pool.lock:
-                handle.details.pop(key, None)
+                details = handle.details.pop(key, None)
+            final = last if ok and isinstance(last, dict) else details  # the stopped runtime's own, when it sent them
+            if final is not None:
+                carry_forward(entry.carries[index], final)

@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -80,8 +79,15 @@ def test_admin_adds_a_dag_that_runs_then_reloads_clones_and_deletes_it(server: S
     server.wait_dags("running", ["added"])
     server.wait_lines(out, 0)
     assert (server.dag_dir / "added.json").exists()
+
+    def computes() -> int:
+        return int(server.dag("added")["nodes"]["tick"]["computes"])
+
+    assert wait_until(lambda: computes() >= 3, timeout=10)
+    before = computes()
     assert server.request("POST", "/api/dags/added/reload")[0] == 200
     server.wait_dags("running", ["added"])
+    assert computes() >= before  # SPEC §8: a reload carries the counters on, they never go down
     status, body = server.request("POST", "/api/dags/added/clone",
                                   body={"name": "added_night", "start_time": "2200", "end_time": "0600"})
     assert status == 201, body
