@@ -143,7 +143,6 @@ def test_user_commands(tmp_path: Path) -> None:
     token = subprocess.run([*run, "token", "bob", "-c", str(config)], capture_output=True, text=True)
     assert token.returncode == 0 and len(token.stdout.strip().splitlines()[-1]) >= 32
     assert subprocess.run([*run, "token", "nobody", "--users", str(users)], capture_output=True).returncode == 2
-    assert sys.executable  # the commands ran from this venv's dagserver
 
 
 def login(server: SupervisedServer, name: str, password: str) -> int:
