@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
+import struct
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -40,6 +42,7 @@ DEFAULT_PORT = 61613
 DEFAULT_HEARTBEATS = 4000  # ms, both ways: a broker silent for twice that long is taken for dead
 CONNECT_TIMEOUT = 5.0  # seconds a connection attempt may take, socket and CONNECTED frame together
 CLOSE_TIMEOUT = 2.0  # seconds close() waits for the broker to confirm the DISCONNECT
+WRITE_TIMEOUT = 5.0  # seconds a socket write may go without progress before the connection counts as lost
 BACKOFF_INITIAL, BACKOFF_MAX = 0.2, 10.0  # seconds between reconnection attempts (doubling, SPEC §6 cap)
 
 
@@ -181,6 +184,7 @@ class StompLink:
             self._conn = conn
             self._cond.wait_for(lambda: listener.state != "connecting", timeout)
             if listener.state == "connected" and self.generation == generation:
+                _limit_writes(conn)
                 self._alive = True
                 return generation
             self._conn = None
@@ -365,6 +369,18 @@ def frame(command: str, headers: Mapping[str, str], body: bytes = b"") -> bytes:
     """
     head = b"".join(_escape(k) + b":" + _escape(str(v)) + b"\n" for k, v in headers.items())
     return command.encode() + b"\n" + head + b"\n" + body + b"\x00"
+
+
+def _limit_writes(conn: Any) -> None:
+    """Make a write that cannot progress for WRITE_TIMEOUT fail (an OSError, the link is lost) instead of
+    blocking for good: stomp.py's socket has no timeout, and a broker that stops reading would otherwise
+    hold the writer, and stomp.py's send lock with it, until TCP gives up minutes later. Reads are not
+    affected (SO_SNDTIMEO only)."""
+    sock = conn.transport.socket
+    if sock is not None:
+        seconds = int(WRITE_TIMEOUT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                        struct.pack("ll", seconds, int((WRITE_TIMEOUT - seconds) * 1e6)))
 
 
 def _shut(conn: Any) -> None:

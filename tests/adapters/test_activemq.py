@@ -5,6 +5,7 @@ worker's kill -9 are in tests/supervisor/test_activemq_supervised.py."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -304,6 +305,36 @@ def test_a_sink_that_cannot_deliver_raises_after_publish_timeout_then_reconnects
         proxy.restore()  # idle, the sink reconnects by itself
         assert wait_until(lambda: sink.status == "connected", timeout=15)
         sink.close()
+
+
+def test_a_sink_whose_broker_stops_reading_raises_instead_of_hanging(activemq_broker: ActiveMQBroker) -> None:
+    """The connection stays open but the broker reads nothing: a batch larger than the socket buffers
+    cannot be written. The write must fail within the link's write timeout (the sink reconnects),
+    and close() must return, instead of both blocking until TCP gives up."""
+    with TcpProxy((activemq_broker.host, activemq_broker.port)) as proxy:
+        config = {**activemq_broker.config(publish_timeout=3), "host": proxy.host, "port": proxy.port}
+        sink = ActiveMQSink(f"activemq://queue/{unique('stalled')}", config)
+        sink.open()
+        proxy.stall()
+        big = [{"id": i, "pad": "x" * 1000} for i in range(20_000)]
+        failures: list[BaseException] = []
+        written = threading.Event()
+
+        def write() -> None:
+            try:
+                sink.write_batch(big)
+            except Exception as exc:  # the outcome is checked below
+                failures.append(exc)
+            finally:
+                written.set()
+
+        threading.Thread(target=write, daemon=True).start()
+        assert written.wait(30), "write_batch still blocked 30 s after the broker stopped reading"
+        assert [type(exc) for exc in failures] == [ConnectionError], failures
+        closed = threading.Event()
+        threading.Thread(target=lambda: (sink.close(), closed.set()), daemon=True).start()
+        assert closed.wait(20), "close() still blocked"
+        proxy.unstall()
 
 
 def test_unparseable_messages_are_rejected_dead_lettered_and_acked(activemq_broker: ActiveMQBroker,
