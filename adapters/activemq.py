@@ -34,6 +34,7 @@ from adapters.activemq_link import (
     connect_first,
     endpoint,
     frame,
+    frame_head,
     keep_connected,
     load_stomp,
 )
@@ -101,21 +102,16 @@ class ActiveMQSink(Sink):
     def _set_status(self, status: str) -> None:
         self.status = status
 
-    def _frames(self, records: list[dict]) -> tuple[list[tuple[bytes, dict[str, str]]], list[RejectedRecord]]:
-        """Each record's body and headers; the records that cannot be encoded, as rejects."""
+    def _bodies(self, records: list[dict]) -> tuple[list[bytes], list[RejectedRecord]]:
+        """Each record encoded; the records that cannot be encoded, as rejects."""
         fmt = self.where.format
-        base = {"persistent": "true" if self.persistent else "false", "content-type": CONTENT_TYPES[fmt]}
-        frames, rejected = [], []
+        bodies, rejected = [], []
         for record in records:
             try:
-                body = encode_record(record, fmt)
+                bodies.append(encode_record(record, fmt))
             except (TypeError, ValueError, OverflowError) as exc:
                 rejected.append(RejectedRecord(raw=record, reason=f"cannot be written as {fmt}: {exc}"))
-                continue
-            # msgpack bytes need a content-length (ActiveMQ makes a BytesMessage of it); JSON goes
-            # without one, which ActiveMQ keeps as a TextMessage for JMS consumers
-            frames.append((body, {**base, "content-length": str(len(body))} if fmt == "msgpack" else base))
-        return frames, rejected
+        return bodies, rejected
 
     def write_batch(self, records: list[dict]) -> list[RejectedRecord] | None:
         """Send the batch in one transaction and wait for the broker's receipt of its COMMIT.
@@ -125,12 +121,12 @@ class ActiveMQSink(Sink):
         """
         if self._link is None:
             raise RuntimeError(f"{self!r} is not open")
-        frames, rejected = self._frames(records)
-        if frames:
-            self._deliver(frames)
+        bodies, rejected = self._bodies(records)
+        if bodies:
+            self._deliver(bodies)
         return rejected or None
 
-    def _deliver(self, frames: list[tuple[bytes, dict[str, str]]]) -> None:
+    def _deliver(self, bodies: list[bytes]) -> None:
         link = self._link
         assert link is not None
         deadline = time.monotonic() + self.wait_limit
@@ -139,7 +135,7 @@ class ActiveMQSink(Sink):
             generation = None
             try:
                 generation = self._reconnect(max(0.5, min(CONNECT_TIMEOUT, deadline - time.monotonic())))
-                self._send(link, generation, frames, deadline)
+                self._send(link, generation, bodies, deadline)
                 self.status = CONNECTED
                 return
             except ConnectionError as exc:
@@ -150,19 +146,23 @@ class ActiveMQSink(Sink):
             left = deadline - time.monotonic()
             if left <= 0:
                 broker_said = f"; the broker said: {link.last_error}" if link.last_error else ""
-                raise ConnectionError(f"{self.uri}: a batch of {len(frames)} messages not accepted within "
+                raise ConnectionError(f"{self.uri}: a batch of {len(bodies)} messages not accepted within "
                                       f"{self.wait_limit:g}s ({problem}{broker_said})")
             log.warning("%s: %s; sending the batch again", self.uri, problem)
             time.sleep(min(left, backoff * (1.0 + 0.2 * random.random())))
             backoff = min(backoff * 2, BACKOFF_MAX)
 
-    def _send(self, link: StompLink, generation: int, frames: list[tuple[bytes, dict[str, str]]],
-              deadline: float) -> None:
+    def _send(self, link: StompLink, generation: int, bodies: list[bytes], deadline: float) -> None:
         transaction, receipt = uuid.uuid4().hex, link.new_receipt()
-        destination = self.where.destination
+        fmt = self.where.format
+        head = frame_head("SEND", {"destination": self.where.destination, "transaction": transaction,
+                                   "persistent": "true" if self.persistent else "false",
+                                   "content-type": CONTENT_TYPES[fmt]})  # escaped once per batch
         data = [frame("BEGIN", {"transaction": transaction})]
-        data += [frame("SEND", {"destination": destination, "transaction": transaction, **headers}, body)
-                 for body, headers in frames]
+        if fmt == "msgpack":  # bytes need a content-length (ActiveMQ makes a BytesMessage of them)
+            data += [b"%scontent-length:%d\n\n%s\x00" % (head, len(body), body) for body in bodies]
+        else:  # JSON goes without one, which ActiveMQ keeps as a TextMessage for JMS consumers
+            data += [head + b"\n" + body + b"\x00" for body in bodies]
         data.append(frame("COMMIT", {"transaction": transaction, "receipt": receipt}))
         link.send_frames(generation, b"".join(data))
         if not link.wait_receipt(generation, receipt, deadline - time.monotonic()):

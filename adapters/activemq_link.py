@@ -367,8 +367,13 @@ def frame(command: str, headers: Mapping[str, str], body: bytes = b"") -> bytes:
     >>> frame("ACK", {"id": "ID:1"})
     b'ACK\\nid:ID\\\\c1\\n\\n\\x00'
     """
-    head = b"".join(_escape(k) + b":" + _escape(str(v)) + b"\n" for k, v in headers.items())
-    return command.encode() + b"\n" + head + b"\n" + body + b"\x00"
+    return frame_head(command, headers) + b"\n" + body + b"\x00"
+
+
+def frame_head(command: str, headers: Mapping[str, str]) -> bytes:
+    """A frame's command and header lines, escaped, without the blank line that ends them: made once,
+    it starts every frame of a batch that share them (``head + more header lines + b"\\n" + body + b"\\0"``)."""
+    return command.encode() + b"\n" + b"".join(_escape(k) + b":" + _escape(str(v)) + b"\n" for k, v in headers.items())
 
 
 def _limit_writes(conn: Any) -> None:
