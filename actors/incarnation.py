@@ -43,14 +43,13 @@ from actors.nodelogic import NodeLogic
 from actors.publisher import PublisherActor, publisher_actor_name
 from actors.stats import DagStats
 from actors.subscriber import SubscriberActor, subscriber_actor_name
-from adapters.base import Sink, Source
+from adapters.base import DEFAULT_PUBLISH_TIMEOUT, Sink, Source
 from graphs.catalog import build_component, callable_of
 from graphs.model import METRONOME_NODE, DagModel
 from graphs.values import describe_error
 
 log = logging.getLogger("dagserver.runtime")
 
-DEFAULT_PUBLISH_TIMEOUT = 30.0  # seconds a sink call may take before its publisher counts as failed
 BUILD_TIMEOUT = 30.0  # seconds every actor of a new incarnation gets to open its source or sink
 WATCH_INTERVAL = 0.25
 TEARDOWN_GRACE = 0.2  # seconds each group of actors gets to stop even past a teardown's deadline

@@ -39,7 +39,7 @@ from adapters.activemq_link import (
     load_stomp,
 )
 from adapters.activemq_source import ActiveMQSource
-from adapters.base import CLOSED, CONNECTED, RECONNECTING, Adapter, RejectedRecord, Sink, setting
+from adapters.base import CLOSED, CONNECTED, RECONNECTING, Adapter, RejectedRecord, Sink, publish_limit, setting
 from adapters.formats import encode_record
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class ActiveMQSink(Sink):
         super().__init__(uri, config)
         self.where = endpoint(self.config, self.parsed)
         self.persistent = setting(self.config, self.parsed, "persistent", True, _flag)
-        self.wait_limit = float(self.config.get("publish_timeout") or 30.0)  # as the publisher's watchdog
+        self.wait_limit = publish_limit(self.config)
         self._link: StompLink | None = None
         self._connecting = threading.Lock()
         self._closing = threading.Event()

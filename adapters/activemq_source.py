@@ -42,7 +42,7 @@ from adapters.activemq_link import (
     keep_connected,
     load_stomp,
 )
-from adapters.base import CLOSED, CONNECTED, RECONNECTING, Source, setting
+from adapters.base import CLOSED, CONNECTED, RECONNECTING, Source, default_group, positive_setting, setting
 from adapters.formats import decode_record
 
 log = logging.getLogger(__name__)
@@ -54,27 +54,18 @@ NUDGE_CHECK, NUDGE_MAX = 0.1, 5.0  # seconds: how often to look whether the queu
 NUDGE_SELECTOR = "dagserver_nudge = 'never'"  # a consumer that gets nothing; coming and going, it wakes the queue
 
 
-def _positive(value: Any) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"must be at least 1, not {value!r}")
-    return number
-
-
 class ActiveMQSource(Source):
     """Reads ``activemq://queue/NAME`` (competing consumers) or ``activemq://topic/NAME`` (every one gets all)."""
 
     def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
         super().__init__(uri, config)
         self.where = endpoint(self.config, self.parsed)
-        self.prefetch = setting(self.config, self.parsed, "prefetch", DEFAULT_PREFETCH, _positive)
+        self.prefetch = positive_setting(self.config, self.parsed, "prefetch", DEFAULT_PREFETCH)
         self.durable_name = setting(self.config, self.parsed, "durable_name", None)
         if self.durable_name is not None and self.where.kind != "topic":
             raise ValueError(f"'durable_name' is for topic subscribers, not {uri!r}")
-        default_id = f"dagserver.{self.config.get('_dag')}.{self.config.get('_subscriber')}" \
-            if self.config.get("_dag") and self.config.get("_subscriber") else f"dagserver.{self.where.name}"
         self.client_id: str | None = setting(self.config, self.parsed, "client_id", None) or (
-            default_id if self.durable_name is not None else None)
+            default_group(self.config, self.where.name) if self.durable_name is not None else None)
         self._cond = threading.Condition()
         self._buffer: deque[tuple[int, Any]] = deque()  # (generation, MESSAGE frame) not handed out yet
         self._unacked: deque[tuple[int, str, int]] = deque()  # (count, ack id, generation) handed out

@@ -139,6 +139,29 @@ def setting(
         raise ValueError(f"bad value for {key!r} in {uri.raw!r}: {value!r}") from exc
 
 
+DEFAULT_PUBLISH_TIMEOUT = 30.0  # seconds a sink call may take before its publisher counts as failed
+
+
+def publish_limit(config: Mapping[str, Any]) -> float:
+    """How long a sink keeps retrying a batch: the publisher's ``publish_timeout`` (its watchdog's limit)."""
+    return float(config.get("publish_timeout") or DEFAULT_PUBLISH_TIMEOUT)
+
+
+def default_group(config: Mapping[str, Any], name: str) -> str:
+    """The consumer group (or client id) a shared source takes unless told: ``dagserver.DAG.SUBSCRIBER`` in a
+    DAG (the runtime's ``_dag``/``_subscriber``), else ``dagserver.NAME``."""
+    dag, subscriber = config.get("_dag"), config.get("_subscriber")
+    return f"dagserver.{dag}.{subscriber}" if dag and subscriber else f"dagserver.{name}"
+
+
+def positive_setting(config: Mapping[str, Any], parsed: ParsedUri, key: str, default: int | None) -> int | None:
+    """An integer :func:`setting` that must be positive when given."""
+    value = setting(config, parsed, key, default, int)
+    if value is not None and value <= 0:
+        raise ValueError(f"{key!r} must be a positive integer, not {value!r}")
+    return value
+
+
 def from_environment(value: Any, where: str) -> Any:
     """``value``, or the environment variable it names when it reads ``"${NAME}"`` (SPEC §6: passwords
     may be given so). An unset NAME is a ValueError starting with ``where`` (say, ``"redis 'password'"``).

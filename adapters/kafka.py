@@ -30,7 +30,9 @@ from adapters.base import (
     Sink,
     Source,
     always_shared,
+    default_group,
     kind_and_name,
+    publish_limit,
     setting,
 )
 from adapters.formats import FORMATS, decode_record, encode_record
@@ -114,7 +116,7 @@ class KafkaSource(Source):
         self.start = str(setting(self.config, self.parsed, "start", "earliest"))
         if self.start not in STARTS:
             raise ValueError(f"kafka 'start' must be 'earliest' or 'latest', not {self.start!r}")
-        self.group_id = str(setting(self.config, self.parsed, "group_id", "") or self._default_group())
+        self.group_id = str(setting(self.config, self.parsed, "group_id", "") or default_group(self.config, self.topic))
         self._consumer: Any = None
         self._kafka: Any = None
         self._lock = threading.Lock()  # the rebalance listener runs on the client's IO thread
@@ -125,10 +127,6 @@ class KafkaSource(Source):
         self._lag: int | None = None
         self._stop_lag = threading.Event()
         self._starts: dict[int, int | None] = {}  # unread partition -> the group's committed offset (for the lag)
-
-    def _default_group(self) -> str:
-        dag, subscriber = self.config.get("_dag"), self.config.get("_subscriber")
-        return f"dagserver.{dag}.{subscriber}" if dag and subscriber else f"dagserver.{self.topic}"
 
     def open(self, position: Any | None) -> None:
         """Join the group; where reading starts is the group's committed offsets (``position`` is not used)."""
@@ -324,7 +322,7 @@ class KafkaSink(Sink):
         super().__init__(uri, config)
         self.topic, self.servers, self.format = _settings(self.config, self.parsed)
         self.key_attribute = setting(self.config, self.parsed, "key_attribute", None)
-        self.wait_limit = float(self.config.get("publish_timeout") or 30.0)  # as the publisher's watchdog
+        self.wait_limit = publish_limit(self.config)
         self._producer: Any = None
         self._kafka: Any = None
 

@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.formats import decode_record, encode_record
-from adapters.redis_link import LinkedSink, LinkedSource, positive_setting
+from adapters.base import positive_setting
+from adapters.redis_link import LinkedSink, LinkedSource
 
 log = logging.getLogger("adapters.redis")
 

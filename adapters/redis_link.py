@@ -31,7 +31,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import CLOSED, CONNECTED, RECONNECTING, ParsedUri, Sink, Source, from_environment, setting
+from adapters.base import (
+    CLOSED,
+    CONNECTED,
+    RECONNECTING,
+    ParsedUri,
+    Sink,
+    Source,
+    from_environment,
+    publish_limit,
+    setting,
+)
 from adapters.formats import FORMATS
 from adapters.registry import AdapterNotAvailable
 from graphs.suggest import mean_phrase
@@ -44,7 +54,6 @@ BACKOFF_FIRST = 0.1  # seconds before the first retry; doubled per failure ...
 BACKOFF_MAX = 10.0  # ... up to this (SPEC §6)
 SOCKET_TIMEOUT = 5.0  # a command (or a connect) with no answer for this long is a lost connection
 HEALTH_CHECK_INTERVAL = 2  # seconds idle after which redis-py pings a pooled connection before using it
-DEFAULT_PUBLISH_TIMEOUT = 30.0
 
 
 def load_redis() -> Any:
@@ -150,14 +159,6 @@ def endpoint_settings(config: Mapping[str, Any], parsed: ParsedUri, target: Targ
     return settings
 
 
-def positive_setting(config: Mapping[str, Any], parsed: ParsedUri, key: str, default: int | None) -> int | None:
-    """An integer setting that must be positive when given."""
-    value = setting(config, parsed, key, default, int)
-    if value is not None and value <= 0:
-        raise ValueError(f"redis {key!r} must be a positive integer, not {value!r}")
-    return value
-
-
 def consumer_name(config: Mapping[str, Any], parsed: ParsedUri) -> str:
     """This reader's name at the server: ``consumer``, else ``SERVER.DAG.SUBSCRIBER.REPLICA`` from the runtime,
     else the host name (give ``consumer`` when using a source outside a DAG)."""
@@ -168,12 +169,6 @@ def consumer_name(config: Mapping[str, Any], parsed: ParsedUri) -> str:
         return f"{config.get('_server') or socket.gethostname()}.{config['_dag']}.{config.get('_subscriber')}." \
                f"{config.get('_replica') or 0}"
     return f"dagserver@{socket.gethostname()}"
-
-
-def default_group(config: Mapping[str, Any], name: str) -> str:
-    """``dagserver.DAG.SUBSCRIBER`` in a DAG, else ``dagserver.NAME``."""
-    dag, subscriber = config.get("_dag"), config.get("_subscriber")
-    return f"dagserver.{dag}.{subscriber}" if dag and subscriber else f"dagserver.{name}"
 
 
 class RedisUnavailable(ConnectionError):
@@ -272,11 +267,6 @@ class RedisLink:
             except Exception as exc:  # closing a dead connection may complain; nothing is lost by it
                 log.debug("%s: close: %s", self.endpoint.uri, exc)
         self.endpoint.status = CLOSED
-
-
-def publish_limit(config: Mapping[str, Any]) -> float:
-    """How long a sink keeps retrying a batch: the publisher's ``publish_timeout``."""
-    return float(config.get("publish_timeout") or DEFAULT_PUBLISH_TIMEOUT)
 
 
 def chunks(items: list[Any], size: int = 1000) -> list[list[Any]]:

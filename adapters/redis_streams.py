@@ -32,9 +32,9 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.base import CONNECTED, RejectedRecord, setting
+from adapters.base import CONNECTED, RejectedRecord, default_group, positive_setting, setting
 from adapters.formats import decode_record, encode_record
-from adapters.redis_link import LinkedSink, LinkedSource, chunks, consumer_name, default_group, positive_setting
+from adapters.redis_link import LinkedSink, LinkedSource, chunks, consumer_name
 
 log = logging.getLogger("adapters.redis")
 
