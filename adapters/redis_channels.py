@@ -28,8 +28,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.formats import decode_record, encode_record
 from adapters.base import positive_setting
+from adapters.formats import decode_record, encode_record
 from adapters.redis_link import LinkedSink, LinkedSource
 
 log = logging.getLogger("adapters.redis")
@@ -59,12 +59,16 @@ class ChannelSource(LinkedSource):
         self._failure: BaseException | None = None  # what stopped the subscriber thread for good
 
     def open(self, position: Any | None) -> None:
-        """Connect and subscribe in the background: messages published from then on are received."""
+        """Connect and subscribe (in the background, waiting up to ``socket_timeout`` for the server to
+        confirm): messages published once open returned are received. Redis keeps nothing for a channel
+        nobody subscribes to, so returning before the confirmation lost what was published meanwhile.
+        A server that does not confirm in time is retried in the background (``reconnecting``)."""
         self.link.connect()
         self._stop = threading.Event()
         self._listener = threading.Thread(target=self._listen, args=(self._stop,), daemon=True,
                                           name=f"redis-channel-{self.name}")
         self._listener.start()
+        self.subscribed.wait(self.settings.socket_timeout)
 
     def _listen(self, stop: threading.Event) -> None:
         """Subscribe, then move messages into the buffer; after a failure, back off and subscribe again."""

@@ -387,6 +387,23 @@ def test_channel_overflow_is_dropped_and_counted(redis_keys) -> None:
     assert source.status == "closed"
 
 
+def test_a_channel_source_is_subscribed_once_open_returns(redis_keys) -> None:
+    """Redis keeps nothing for a channel without subscribers: what is published right after open() must
+    not be lost to a subscription still on its way (a DAG seen running must receive what comes)."""
+    name = redis_keys.name("chan")
+    source = ChannelSource(f"redis://channel/{name}", redis_keys.config)
+    sink = ChannelSink(f"redis://channel/{name}", redis_keys.config)
+    source.open(None)
+    sink.open()
+    try:
+        assert source.subscribed.is_set()  # no wait: open() returned
+        sink.write_batch([{"n": i} for i in range(20)])
+        assert read_all(source, 20) == [{"n": i} for i in range(20)]
+    finally:
+        sink.close()
+        source.close()
+
+
 # -- keys ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["json", "msgpack"])
 def test_key_sink_sets_records_under_their_key_and_refuses_keyless_ones(redis_keys, fmt: str) -> None:
