@@ -115,5 +115,7 @@ def test_a_broker_crash_shows_reconnecting_then_everything_arrives(tmp_path: Pat
         finally:
             output.close()
     fleeting = Collector(broker, "/queue/fleeting")
-    assert not fleeting.until(lambda got: len(got) > 0, timeout=0.5)  # non-persistent messages died with it
+    send_raw(broker, "/queue/fleeting", [b'{"marker": true}'])  # queued after anything still there
+    assert fleeting.until(lambda got: {"marker": True} in got, timeout=15)
+    assert fleeting.snapshot() == [{"marker": True}]  # non-persistent messages died with it
     fleeting.close()
