@@ -260,6 +260,7 @@ class Source(ABC):
         self.parsed = parse_uri(uri)
         self.status: str = CLOSED
         self.dropped = 0  # records lost by the source's nature (an at-most-once channel's overflow), counted
+        self.commit_errors = 0  # commits/acks that failed and will be retried (dagserver_commit_errors_total)
 
     @abstractmethod
     def open(self, position: Any | None) -> None:
@@ -278,7 +279,11 @@ class Source(ABC):
         return None
 
     def commit(self, position: Any) -> None:  # noqa: B027 - optional hook
-        """Everything up to ``position`` is done and must not be redelivered."""
+        """Everything up to ``position`` is done and must not be redelivered.
+
+        A commit the external system refuses (a broker that is away, a failed ACK) must not raise:
+        the source adds one to ``commit_errors`` and tries again at its next commit, which covers
+        everything up to the newer position."""
 
     def keep_alive(self) -> None:  # noqa: B027 - optional hook
         """Called instead of ``read_batch`` while the DAG is too busy to take more (backpressure):
