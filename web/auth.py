@@ -94,7 +94,13 @@ def login_csrf_ok() -> bool:
     """Whether the login POST carries the token its form was given (a cross-site form cannot know it,
     and a SameSite=Lax cookie is not even sent with it)."""
     sent, expected = request.form.get("csrf_token", ""), session.get("login_csrf")
-    return bool(sent) and isinstance(expected, str) and hmac.compare_digest(sent, expected)
+    return bool(sent) and isinstance(expected, str) and same_text(sent, expected)
+
+
+def same_text(sent: str, expected: str) -> bool:
+    """``sent == expected`` in constant time, whatever characters ``sent`` holds (compare_digest refuses
+    non-ASCII text, which would have been a 500)."""
+    return hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def sign_in(user: User) -> None:
@@ -127,6 +133,7 @@ def _session_user(accounts: Accounts) -> User | None:
     sid = session.get("sid")
     record = sessions().get(sid) if isinstance(sid, str) else None
     if record is None:
+        session.pop("sid", None)  # ended: the browser may forget the id too
         return None
     user = accounts.user(record.user)
     if user is None or not hmac.compare_digest(user.fingerprint, record.fingerprint):
@@ -165,7 +172,7 @@ def guard() -> Response | None:
             return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
         if request.method not in SAFE_METHODS:
             sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
-            if not sent or not hmac.compare_digest(sent, g.session.csrf):
+            if not sent or not same_text(sent, g.session.csrf):
                 abort(403, "missing or wrong CSRF token: reload the page and try again")
     g.user = user
     needed = getattr(view, "required_role", "viewer" if request.method in SAFE_METHODS else "admin")
