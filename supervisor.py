@@ -3,7 +3,7 @@
     dagserver check FILE...                      validate DAG files (exit 0 / 2)
     dagserver replay DAG.json EVENTS.jsonl       run recorded input, print publications
     dagserver serve [-c supervisor.toml]         run the server
-    dagserver user add|token|hash|revoke ...     manage web and API accounts
+    dagserver user add|remove|token|hash|revoke  manage web and API accounts
 
 ``python supervisor.py ...`` is the same command line. The supervisor validates and places
 the DAGs, runs them on worker processes (:mod:`supervision.workers` restarts those that
@@ -37,7 +37,7 @@ from supervision.ha import HaNotAvailable
 from supervision.leadership import Leadership
 from supervision.placement import place_dags
 from supervision.replay import run_replay
-from supervision.serving import WebServer
+from supervision.serving import MAX_BODY, WebServer
 from supervision.workers import WorkerHandle, WorkerPool, WorkerUnavailable
 from web.accounts import DEFAULT_USERS, AccountsError
 from web.app import create_app
@@ -53,7 +53,7 @@ except importlib.metadata.PackageNotFoundError:  # run from a source tree that w
     VERSION = "unknown"
 
 ALLOWED = {"start": (DagState.STOPPED, DagState.FAILED),
-           "stop": (DagState.RUNNING, DagState.SUSPENDED, DagState.RESTARTING, DagState.FAILED),
+           "stop": (DagState.STARTING, DagState.RUNNING, DagState.SUSPENDED, DagState.RESTARTING, DagState.FAILED),
            "suspend": (DagState.RUNNING,), "resume": (DagState.SUSPENDED,)}
 DESIRED = {"start": DagState.RUNNING, "resume": DagState.RUNNING, "stop": DagState.STOPPED,
            "suspend": DagState.SUSPENDED}
@@ -266,8 +266,9 @@ def serve(config_path: str | None, log_level: str = "INFO") -> int:
         return 2
     supervisor.load()
     try:
-        server = WebServer(create_app(SupervisorService(supervisor), accounts, secure=config.tls is not None),
-                           config.bind_host, config.bind_port, tls=config.tls)
+        app = create_app(SupervisorService(supervisor), accounts, secure=config.tls is not None,
+                         session_hours=config.session_hours, max_body=MAX_BODY)
+        server = WebServer(app, config.bind_host, config.bind_port, tls=config.tls)
     except ssl.SSLError as exc:
         print(f"dagserver: {config.path}: tls_cert/tls_key: {config.tls_cert} and {config.tls_key} are not a PEM "
               f"certificate chain and its private key: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 
 class DagState(StrEnum):
+    STARTING = "starting"  # first start: placed on its worker, its runtime has not reported yet
     RUNNING = "running"
     SUSPENDED = "suspended"
     STOPPED = "stopped"

@@ -6,6 +6,7 @@ Usage::
     config.workers, config.bind_host, config.bind_port, config.dag_files()
     config.ha          # None, or HaConfig(zookeeper="zk1:2181,zk2:2181", path="/dagserver", session_timeout=4.0)
     config.tls         # None, or ("cert.pem", "key.pem"): serve HTTPS (tls_cert/tls_key)
+    config.session_hours   # 12.0: a web login ends this many hours after it began (and after 1 h idle)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from graphs.suggest import did_you_mean
 
 TOP_KEYS = {"workers", "dags", "state_dir", "bind", "users", "shutdown_timeout", "heartbeat_timeout", "restart",
-            "ha", "tls_cert", "tls_key"}
+            "ha", "tls_cert", "tls_key", "session_hours"}
 RESTART_KEYS = {"max_restarts", "within_seconds"}
 HA_KEYS = {"zookeeper", "path", "session_timeout"}
 MIN_SESSION_TIMEOUT = 1.0
@@ -58,6 +59,7 @@ class ServerConfig:
     ha: HaConfig | None = None  # None: no high availability, this server is its own leader
     tls_cert: str | None = None  # PEM certificate chain; with tls_key: the web server speaks only HTTPS
     tls_key: str | None = None  # PEM private key of tls_cert
+    session_hours: float = 12.0  # a browser session ends this long after its login (SPEC §7)
     path: str = "<defaults>"
 
     @property
@@ -124,7 +126,7 @@ def parse_server_config(data: dict[str, Any], path: str = "<memory>") -> ServerC
 
     if "workers" in data:
         number("workers", data["workers"], int, "workers")
-    for key in ("shutdown_timeout", "heartbeat_timeout"):
+    for key in ("shutdown_timeout", "heartbeat_timeout", "session_hours"):
         if key in data:
             number(key, data[key], float, key)
     if values.get("heartbeat_timeout", MIN_HEARTBEAT_TIMEOUT) < MIN_HEARTBEAT_TIMEOUT:

@@ -24,8 +24,8 @@ from supervision.counters import with_carry
 from supervision.workers import WorkerHandle
 
 # The worst state wins when replicas differ: a DAG is as healthy as its sickest copy.
-SEVERITY = (DagState.RUNNING, DagState.SUSPENDED, DagState.STANDBY, DagState.STOPPED, DagState.RESTARTING,
-            DagState.FAILED)
+SEVERITY = (DagState.RUNNING, DagState.SUSPENDED, DagState.STANDBY, DagState.STOPPED, DagState.STARTING,
+            DagState.RESTARTING, DagState.FAILED)
 EMPTY = {"nodes": {}, "subscribers": {}, "publishers": {}}
 
 
@@ -64,11 +64,15 @@ def replica_view(entry: DagEntry, index: int, handles: list[WorkerHandle]) -> di
     details = handle.details.get(entry.key(index))
     if handle.gave_up:
         state, reason = DagState.FAILED, handle.gave_up
+    elif handle.restart_at is not None or (handle.restarts and not handle.alive):
+        state, reason = DagState.RESTARTING, "its worker is restarting"
     elif details is None or not handle.alive:
-        starting = handle.restart_at is not None or entry.desired != DagState.STOPPED
-        state, reason = (DagState.RESTARTING, "its worker is (re)starting") if starting else (DagState.STOPPED, "")
+        waiting = (DagState.STARTING, "waiting for its worker to start it and report")
+        state, reason = waiting if entry.desired != DagState.STOPPED else (DagState.STOPPED, "")
     else:
         state, reason = DagState(details["state"]), details.get("reason", "")
+        if state == DagState.RESTARTING and reason == "starting":  # the runtime's first build (SPEC §7)
+            state = DagState.STARTING
     shown = with_carry(details or EMPTY, entry.carries[index])
     return {**shown, "name": entry.name, "state": str(state), "reason": reason, "worker": handle.id,
             "replica": entry.replica(index), "file": entry.path, "description": entry.raw.get("description", "")}

@@ -3,7 +3,8 @@
 Plain HTTP is served by waitress; with TLS (``tls_cert``/``tls_key`` in the config) by
 cheroot's WSGI server with its built-in SSL adapter, since waitress speaks no TLS. Both
 answer from a pool of threads (a slow page never blocks ``/metrics`` or ``/healthz``),
-bound request sizes and close idle connections; neither is Werkzeug's development server.
+bound request sizes (a body over :data:`MAX_BODY` is 413 on both, chunked or not) and close idle
+connections; neither is Werkzeug's development server.
 
 Usage::
 
@@ -17,16 +18,20 @@ Usage::
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from cheroot import wsgi
+from cheroot import errors, wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from waitress.server import create_server
 
 THREADS = 8  # requests answered at once; the rest wait in line
 MAX_BODY = 4 << 20  # bytes: a DAG file upload is far smaller
+CHUNK_FRAMING = 2  # cheroot counts a chunked body's framing too: let it read this many times MAX_BODY
 HANDSHAKE_TIMEOUT = 5.0  # seconds a client may take for its TLS handshake
 IDLE_TIMEOUT = 60.0  # seconds a connection may sit silent in the middle of a request
 log = logging.getLogger("dagserver.web")
@@ -83,12 +88,39 @@ class _HandshakeTimeoutAdapter(BuiltinSSLAdapter):  # type: ignore[misc]
         return super().wrap(sock)
 
 
+class BoundedChunkedBodies:
+    """WSGI middleware for cheroot: a chunked body (no Content-Length to refuse it by) is read here, at most
+    ``limit`` bytes, before ``app`` runs; over the limit it is 413. (cheroot's own limit fails mid-read,
+    inside the app, which then answered 500 or 400.) A body with a Content-Length passes untouched: the
+    app refuses one over the limit with 413 before reading it (``create_app(max_body=...)``)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], limit: int = MAX_BODY) -> None:
+        self.app, self.limit = app, limit
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return self.app(environ, start_response)
+        try:
+            body: bytes | None = environ["wsgi.input"].read(self.limit + 1)
+        except errors.MaxSizeExceeded:
+            body = None
+        if body is None or len(body) > self.limit:
+            answer = json.dumps({"error": f"the request body is over the limit of {self.limit} bytes"}).encode()
+            start_response("413 Request Entity Too Large", [("Content-Type", "application/json"),
+                                                            ("Content-Length", str(len(answer))),
+                                                            ("Connection", "close")])
+            return [answer]
+        environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        return self.app(environ, start_response)
+
+
 def tls_server(app: Any, host: str, port: int, threads: int, cert: str, key: str) -> wsgi.Server:
     """A cheroot WSGI server for ``app`` speaking only HTTPS with ``cert``/``key``, already listening
     (OSError when the address is taken; ssl.SSLError, an OSError too, when the PEM files are no good)."""
-    server = _LoggingServer((host, port), app, numthreads=threads, server_name="dagserver",
+    server = _LoggingServer((host, port), BoundedChunkedBodies(app), numthreads=threads, server_name="dagserver",
                             request_queue_size=64, timeout=IDLE_TIMEOUT, shutdown_timeout=5)
     server.ssl_adapter = _HandshakeTimeoutAdapter(cert, key)
-    server.max_request_body_size = MAX_BODY
+    server.max_request_body_size = MAX_BODY * CHUNK_FRAMING  # a Content-Length over MAX_BODY: the app says 413
     server.prepare()  # binds and listens now, like waitress's create_server
     return server

@@ -2,11 +2,14 @@
 
 The users file is JSON, written with mode 0600::
 
-    {"ana": {"password_hash": "scrypt$16384$8$1$<salt>$<hash>", "role": "admin",
+    {"ana": {"password_hash": "scrypt$131072$8$1$<salt>$<hash>", "role": "admin",
              "tokens": ["<sha256 hex of an API token>", ...]}}
 
-Passwords are hashed with scrypt (salted, slow); tokens are random and only their SHA-256
-is stored, so neither can be read back from the file. A file holding a plaintext
+Passwords are hashed with scrypt at OWASP's current figure (N=2^17, r=8, p=1: 128 MiB and
+about half a second per hash; at most :data:`PARALLEL_HASHES` run at once, so a burst of logins
+cannot exhaust memory); a hash made with a lower cost is rewritten at the user's next
+successful login. Tokens are random and only their SHA-256 is stored, so neither can be read
+back from the file. A file holding a plaintext
 ``password`` is refused (:class:`AccountsError` naming ``dagserver user hash``).
 
 Usage::
@@ -16,6 +19,7 @@ Usage::
     token = users.new_token("ana")                # shown once; only its hash is kept
     accounts = Accounts(users)                    # what the web layer asks, re-read when the file changes
     accounts.login("ana", "s3cret!")              # User(name="ana", role="admin", ...) or None
+    users.remove("ana")                           # her sessions end at her next request
     accounts.by_token(token)                      # the same User, or None when unknown/revoked
 """
 
@@ -35,7 +39,11 @@ from pathlib import Path
 from typing import Any
 
 ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1  # OWASP's password storage figure for scrypt
+SCRYPT_MAXMEM = 2**28  # bytes one hash may use: N=2^17, r=8 needs 128 MiB; a stored hash asking more fails
+PARALLEL_HASHES = 2  # scrypts run at once (each holds 128 MiB); further logins wait their turn
+MAX_NAME = 128  # characters in a user name; longer ones are refused before any hashing
+_hashing = threading.BoundedSemaphore(PARALLEL_HASHES)
 DEFAULT_USERS = "var/users.json"
 TOKEN_PREFIX = "dgs_"  # what every API token starts with
 
@@ -46,24 +54,39 @@ class AccountsError(ValueError):
 
 @dataclass(frozen=True)
 class User:
-    """A signed-in account: ``name``, ``role``, and a fingerprint of its password hash (a session made
-    before the password changed is no longer valid)."""
+    """A signed-in account: ``name``, ``role``, and a fingerprint of its role and password hash (a
+    session made before either changed is no longer valid). ``rehashed_from``: the fingerprint the
+    account had before this login rewrote a weaker hash (its sessions are carried over)."""
 
     name: str
     role: str
     fingerprint: str = ""
+    rehashed_from: str = ""
 
     def may(self, role: str) -> bool:
         """Whether this user's role includes ``role`` (``User("a", "admin").may("operator")`` is True)."""
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    with _hashing:
+        return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=SCRYPT_MAXMEM)
+
 
 def hash_password(password: str) -> str:
     """A salted scrypt hash of ``password``: ``scrypt$N$r$p$salt$hash`` (base64 parts)."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, 32)
     return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)])
+
+
+def is_weak(stored: str) -> bool:
+    """Whether ``stored`` was made with a lower cost than :func:`hash_password` uses now."""
+    try:
+        kind, n, r, p, _salt, _digest = stored.split("$")
+        return kind != "scrypt" or (int(n), int(r), int(p)) < (SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    except ValueError:
+        return True
 
 
 @functools.cache
@@ -80,8 +103,7 @@ def check_password(password: str, stored: str) -> bool:
         if kind != "scrypt":
             return False
         expected = base64.b64decode(digest)
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(expected), maxmem=2**27)
+        got = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p), len(expected))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, expected)
@@ -177,6 +199,24 @@ class UsersFile:
         self.write(data)
         return len(tokens) - len(keep)
 
+    def remove(self, name: str) -> None:
+        """Delete user ``name``: its tokens stop working and its sessions end at once."""
+        data = self.read()
+        if name not in data:
+            raise AccountsError(f"{self.path}: no user named {name!r}")
+        del data[name]
+        self.write(data)
+
+    def rehash(self, name: str, old_hash: str, new_hash: str) -> bool:
+        """Replace ``name``'s password hash ``old_hash`` by ``new_hash`` (a stronger hash of the same
+        password); False, leaving the file alone, when the hash changed meanwhile."""
+        data = self.read()
+        if data.get(name, {}).get("password_hash") != old_hash:
+            return False
+        data[name]["password_hash"] = new_hash
+        self.write(data)
+        return True
+
     def convert_plaintext(self) -> int:
         """Hash the plaintext passwords of a seed users file ``{"NAME": {"password", "role"}}`` in place
         (role ``user`` becomes ``viewer``); how many were converted."""
@@ -215,17 +255,17 @@ class Accounts:
     def __init__(self, users: UsersFile) -> None:
         self.users = users
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._data: dict[str, dict[str, Any]] = users.read()
         self._stamp = self._file_stamp()
         _decoy_hash()  # made now, not during the first login for an unknown name
 
-    def _file_stamp(self) -> tuple[int, int] | None:
+    def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
             stat = self.users.path.stat()
         except OSError:
             return None
-        return stat.st_mtime_ns, stat.st_size
+        return stat.st_mtime_ns, stat.st_size, stat.st_ino  # every write replaces the file: a new inode
 
     def _current(self) -> dict[str, dict[str, Any]]:
         with self._lock:
@@ -238,7 +278,7 @@ class Accounts:
 
     @staticmethod
     def _user(name: str, account: dict[str, Any]) -> User:
-        return User(name, account["role"], token_digest(account["password_hash"])[:16])
+        return User(name, account["role"], token_digest(f"{account['role']}\0{account['password_hash']}")[:16])
 
     def user(self, name: str) -> User | None:
         """The account ``name`` as it is now (None when it was removed)."""
@@ -247,11 +287,22 @@ class Accounts:
 
     def login(self, name: str, password: str) -> User | None:
         """The user when ``password`` is right, else None (the work done is the same for unknown names:
-        one scrypt against a decoy hash, so timing does not tell which names exist)."""
+        one scrypt against a decoy hash, so timing does not tell which names exist). Names longer than
+        :data:`MAX_NAME` are None without any hashing. A hash weaker than today's is rewritten."""
+        if len(name) > MAX_NAME:
+            return None
         account = self._current().get(name)
         stored = account["password_hash"] if account else _decoy_hash()
-        ok = check_password(password, stored)
-        return self._user(name, account) if ok and account else None
+        if not check_password(password, stored) or account is None:
+            return None
+        user = self._user(name, account)
+        if is_weak(stored):
+            stronger = hash_password(password)
+            with contextlib.suppress(AccountsError, OSError):  # unwritable: keep the old hash, still signed in
+                if self.users.rehash(name, stored, stronger):
+                    upgraded = self._user(name, {**account, "password_hash": stronger})
+                    user = User(name, user.role, upgraded.fingerprint, rehashed_from=user.fingerprint)
+        return user
 
     def by_token(self, token: str) -> User | None:
         """The user holding API ``token`` (None when unknown, tampered with or revoked)."""

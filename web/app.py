@@ -5,14 +5,19 @@ The supervisor builds the app with :func:`create_app` around its
 find the service in ``app.extensions["dagserver"]``. Without accounts (in-process tests)
 nobody needs to log in.
 
+Errors are JSON ``{"error": ...}``: a body over ``max_body`` bytes is 413 (on every server, the
+app checks it itself), JSON nested too deep 400, and any unexpected exception a 500 saying only
+``{"error": "internal error", "ref": ID}``; the traceback is logged under that ``ref``.
+
 Usage::
 
-    app = create_app(service, Accounts(UsersFile("var/users.json")), secure=False)
+    app = create_app(service, Accounts(UsersFile("var/users.json")), secure=False, session_hours=12)
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -23,19 +28,25 @@ from web.auth import install
 from web.jsonsafe import SafeJSONProvider
 from web.pages import pages
 from web.service import ServiceError, SupervisorService
+from web.sessions import DEFAULT_SESSION_HOURS, SessionStore
 
 EXTENSION = "dagserver"
+MAX_BODY = 4 << 20  # bytes a request body may have (a DAG file upload is far smaller)
 log = logging.getLogger(__name__)
 
 
-def create_app(service: SupervisorService, accounts: Accounts | None = None, secure: bool = False) -> Flask:
+def create_app(service: SupervisorService, accounts: Accounts | None = None, secure: bool = False, *,
+               session_hours: float = DEFAULT_SESSION_HOURS, max_body: int = MAX_BODY,
+               sessions: SessionStore | None = None) -> Flask:
     """A Flask app serving the pages, the JSON API, ``/healthz`` and ``/metrics`` over ``service``;
-    ``secure``: served over TLS (the session cookie is then Secure)."""
+    ``secure``: served over TLS (the session cookie is then Secure); ``session_hours``: how long a
+    login lasts; ``sessions``: a ready session store instead (tests give one with their own clock)."""
     app = Flask(__name__)
     app.json = SafeJSONProvider(app)  # bytes as base64, NaN/inf as null: always valid JSON (SPEC §7)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config["MAX_CONTENT_LENGTH"] = max_body  # 413 before the body is read, whichever server runs the app
     app.extensions[EXTENSION] = service
-    install(app, accounts, secure)
+    install(app, accounts, secure, sessions if sessions is not None else SessionStore(lifetime=session_hours * 3600))
     app.register_blueprint(api)
     app.register_blueprint(pages)
     app.register_error_handler(ServiceError, service_error)
@@ -64,9 +75,12 @@ def http_error(error: HTTPException) -> HTTPException | tuple[Response, int]:
 
 
 def unexpected_error(error: Exception) -> tuple[Response, int]:
-    """Any other exception: logged with its traceback, answered as a 500 JSON error."""
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    return error_response(f"internal error: {type(error).__name__}: {error}", 500)
+    """Any other exception: logged with its traceback under a new ``ref``; the answer says only that ref
+    (an exception's text may hold paths, values or secrets)."""
+    ref = secrets.token_hex(6)
+    log.error("internal error ref=%s on %s %s: %s: %s", ref, request.method, request.path, type(error).__name__,
+              error, exc_info=error)
+    return error_response("internal error", 500, ref=ref)
 
 
 def wants_json() -> bool:

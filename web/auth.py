@@ -4,7 +4,9 @@ Every request passes :func:`guard` before its view runs:
 
 * views marked :func:`open_access` (``/healthz``, ``/metrics``, ``/login``, static files) need nothing;
 * ``Authorization: Bearer TOKEN`` picks the token's user; a wrong, tampered or revoked token is 401;
-* otherwise the session cookie's user; none: 401 under ``/api``, a redirect to ``/login`` elsewhere;
+* otherwise the session cookie's id, looked up in the server's :class:`~web.sessions.SessionStore`
+  and checked against the users file (a logout, a password or role change, a removed user, the
+  lifetime or the idle timeout end it); none: 401 under ``/api``, a redirect to ``/login`` elsewhere;
 * a session's POST/DELETE must carry its CSRF token (form field ``csrf_token`` or header
   ``X-CSRF-Token``), else 403 — token clients are not cookie-driven, so they need none;
 * the view's role (:func:`requires`; reads: ``viewer``) above the user's: 403.
@@ -16,23 +18,29 @@ Usage::
     def control(name, action): ...
 
     current_user()          # the User of this request
+
+The login form carries its own CSRF token, kept in the (signed) cookie before anyone signs
+in (:func:`login_csrf_token`, :func:`login_csrf_ok`): a page of another site cannot sign a
+visitor in under the attacker's name.
 """
 
 from __future__ import annotations
 
-import collections
 import hmac
 import secrets
-import threading
-import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
 
 from web.accounts import Accounts, User
+from web.sessions import Session, SessionStore
+from web.throttle import LoginThrottle
 
 ACCOUNTS = "dagserver.accounts"
+SESSIONS = "dagserver.sessions"
+THROTTLE = "dagserver.throttle"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 NOBODY_NEEDED = User("anonymous", "admin")  # an app built without accounts (in-process tests) trusts everyone
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -59,17 +67,60 @@ def current_user() -> User:
     return getattr(g, "user", NOBODY_NEEDED)
 
 
+def sessions() -> SessionStore:
+    """The app's server-side session store."""
+    return cast(SessionStore, current_app.extensions[SESSIONS])
+
+
+def throttle() -> LoginThrottle:
+    """The app's login throttle."""
+    return cast(LoginThrottle, current_app.extensions[THROTTLE])
+
+
 def csrf_token() -> str:
-    """This session's CSRF token (made on first use); pages put it in forms and in ``data-csrf``."""
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return str(session["csrf"])
+    """This session's CSRF token; pages put it in forms and in ``data-csrf``."""
+    record: Session | None = getattr(g, "session", None)
+    return record.csrf if record is not None else login_csrf_token()
+
+
+def login_csrf_token() -> str:
+    """The login form's CSRF token, kept in the signed cookie before anyone signs in (made on first use)."""
+    if not isinstance(session.get("login_csrf"), str):
+        session["login_csrf"] = secrets.token_urlsafe(24)
+    return str(session["login_csrf"])
+
+
+def login_csrf_ok() -> bool:
+    """Whether the login POST carries the token its form was given (a cross-site form cannot know it,
+    and a SameSite=Lax cookie is not even sent with it)."""
+    sent, expected = request.form.get("csrf_token", ""), session.get("login_csrf")
+    return bool(sent) and isinstance(expected, str) and same_text(sent, expected)
+
+
+def same_text(sent: str, expected: str) -> bool:
+    """``sent == expected`` in constant time, whatever characters ``sent`` holds (compare_digest refuses
+    non-ASCII text, which would have been a 500)."""
+    return hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def sign_in(user: User) -> None:
-    """Start a fresh session for ``user`` (a new CSRF token too)."""
+    """Start a fresh server-side session for ``user`` (a new id and CSRF token); the cookie gets its id."""
+    if user.rehashed_from:
+        sessions().carry_over(user.name, user.rehashed_from, user.fingerprint)
+    sign_out()
+    sid, record = sessions().create(user)
+    session.permanent = True  # the cookie lasts as long as the session may (session_hours)
+    session["sid"] = sid
+    g.session = record
+
+
+def sign_out() -> None:
+    """End this request's session on the server and clear the cookie."""
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        sessions().end(sid)
     session.clear()
-    session.update(user=user.name, fp=user.fingerprint, csrf=secrets.token_urlsafe(24))
+    g.session = None
 
 
 def is_api() -> bool:
@@ -77,11 +128,24 @@ def is_api() -> bool:
 
 
 def _session_user(accounts: Accounts) -> User | None:
-    name = session.get("user")
-    user = accounts.user(name) if isinstance(name, str) else None
-    if user is None or not hmac.compare_digest(user.fingerprint, str(session.get("fp", ""))):
-        return None  # removed, or the password changed since this session signed in
+    """The user of the cookie's live session; None (the session ended) when the account was removed or its
+    role or password changed since it signed in."""
+    sid = session.get("sid")
+    record = sessions().get(sid) if isinstance(sid, str) else None
+    if record is None:
+        session.pop("sid", None)  # ended: the browser may forget the id too
+        return None
+    user = accounts.user(record.user)
+    if user is None or not hmac.compare_digest(user.fingerprint, record.fingerprint):
+        sessions().end_user(record.user, keep_fingerprint=user.fingerprint if user else None)
+        return None
+    g.session = record
     return user
+
+
+def article(word: str) -> str:
+    """``word`` with its indefinite article: ``an operator``, ``a viewer``."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 def guard() -> Response | None:
@@ -108,12 +172,12 @@ def guard() -> Response | None:
             return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
         if request.method not in SAFE_METHODS:
             sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
-            if not sent or not hmac.compare_digest(sent, str(session.get("csrf", ""))):
+            if not sent or not same_text(sent, g.session.csrf):
                 abort(403, "missing or wrong CSRF token: reload the page and try again")
     g.user = user
     needed = getattr(view, "required_role", "viewer" if request.method in SAFE_METHODS else "admin")
     if not user.may(needed):
-        abort(403, f"user {user.name!r} is a {user.role}; this needs the {needed} role")
+        abort(403, f"user {user.name!r} is {article(user.role)}; this needs the {needed} role")
     return None
 
 
@@ -131,53 +195,19 @@ def security_headers(response: Response) -> Response:
     return response
 
 
-def install(app: Flask, accounts: Accounts | None, secure: bool = False) -> None:
-    """Add the guard, the headers and the session settings to ``app``; without ``accounts`` nobody logs in."""
+def install(app: Flask, accounts: Accounts | None, secure: bool = False,
+            store: SessionStore | None = None) -> None:
+    """Add the guard, the headers and the session settings to ``app``; without ``accounts`` nobody logs in.
+    ``store``: the sessions (default: 12 h lifetime, 1 h idle)."""
     if accounts is not None:
         app.extensions[ACCOUNTS] = accounts
-    app.extensions["dagserver.throttle"] = LoginThrottle()
-    app.secret_key = secrets.token_bytes(32)  # sessions end with the process (a restart signs everyone out)
+    store = store if store is not None else SessionStore()
+    app.extensions[SESSIONS] = store
+    app.extensions[THROTTLE] = LoginThrottle()
+    app.secret_key = secrets.token_bytes(32)  # signs the cookie; made anew at each start, like the session store
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=secure,
-                      SESSION_COOKIE_NAME="dagserver_session")
+                      SESSION_COOKIE_NAME="dagserver_session",
+                      PERMANENT_SESSION_LIFETIME=timedelta(seconds=store.lifetime))
     app.before_request(guard)
     app.after_request(security_headers)
-    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user)
-
-
-class LoginThrottle:
-    """After ``limit`` failed logins of one user name within ``window`` seconds, refuse that name for
-    ``window`` seconds (SPEC §7: 5 within a minute, then 429 for a minute).
-
-    >>> t = LoginThrottle(limit=2, window=60); t.failed("ana", now=0); t.failed("ana", now=1)
-    >>> t.wait_seconds("ana", now=2) > 0
-    True
-    """
-
-    def __init__(self, limit: int = 5, window: float = 60.0) -> None:
-        self.limit, self.window = limit, window
-        self._failures: dict[str, collections.deque[float]] = {}
-        self._blocked: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def wait_seconds(self, name: str, now: float | None = None) -> float:
-        """How long ``name`` must wait before another attempt (0: go ahead)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            return max(0.0, self._blocked.get(name, 0.0) - now)
-
-    def failed(self, name: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            if len(self._failures) > 10_000:  # names tried once long ago: forget them
-                self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > now - self.window}
-            recent = self._failures.setdefault(name, collections.deque())
-            recent.append(now)
-            while recent and recent[0] <= now - self.window:
-                recent.popleft()
-            if len(recent) >= self.limit:
-                self._blocked[name] = now + self.window
-                recent.clear()
-
-    def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(name, None)
+    app.jinja_env.globals.update(csrf_token=csrf_token, login_csrf_token=login_csrf_token, current_user=current_user)

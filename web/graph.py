@@ -80,21 +80,40 @@ def _boxes_and_arrows(config: dict[str, Any]) -> tuple[dict[str, Box], list[Arro
     return boxes, arrows
 
 
+def longest_paths(keys: list[str], parents: dict[str, list[str]]) -> dict[str, int]:
+    """Each key's longest path from a source (a source is 0), without recursion: a chain of any length
+    is fine. An arrow back to a box still being measured (a cycle) is left out.
+
+    >>> longest_paths(["a", "b", "c"], {"a": [], "b": ["a"], "c": ["a", "b"]})
+    {'a': 0, 'b': 1, 'c': 2}
+    """
+    layer: dict[str, int] = {}
+    measuring: set[str] = set()
+    for root in keys:
+        if root in layer:
+            continue
+        stack = [(root, iter(parents[root]))]
+        measuring.add(root)
+        while stack:
+            key, todo = stack[-1]
+            parent = next((p for p in todo if p not in layer and p not in measuring), None)
+            if parent is not None:
+                measuring.add(parent)
+                stack.append((parent, iter(parents[parent])))
+                continue
+            stack.pop()
+            measuring.discard(key)
+            layer[key] = 1 + max((layer[p] for p in parents[key] if p in layer), default=-1)
+    return layer
+
+
 def layout(config: dict[str, Any]) -> Picture:
     """Place every subscriber, node and publisher of the DAG ``config`` in layers, left to right."""
     boxes, arrows = _boxes_and_arrows(config)
     parents: dict[str, list[str]] = {key: [] for key in boxes}
     for arrow in arrows:
         parents[arrow.target].append(arrow.source)
-    layer: dict[str, int] = {}
-
-    def depth(key: str, seen: frozenset[str]) -> int:  # longest path from a source (a cycle is cut)
-        if key not in layer:
-            layer[key] = 1 + max((depth(p, seen | {key}) for p in parents[key] if p not in seen), default=-1)
-        return layer[key]
-
-    for key in boxes:
-        depth(key, frozenset())
+    layer = longest_paths(list(boxes), parents)
     for key, box in boxes.items():
         box.layer = layer[key]
     last = max(layer.values(), default=0)
@@ -105,10 +124,14 @@ def layout(config: dict[str, Any]) -> Picture:
     for box in boxes.values():
         columns.setdefault(box.layer, []).append(box)
     row: dict[str, float] = {}
+
+    def mean_parent_row(box: Box) -> float:  # parents to the left only (an arrow closing a cycle points back)
+        placed = [row[p] for p in parents[box.key] if p in row]
+        return sum(placed) / len(placed) if placed else -1.0
+
     for index in sorted(columns):
         column = columns[index]
-        column.sort(key=lambda b: sum(row[p] for p in parents[b.key]) / len(parents[b.key])
-                    if parents[b.key] else -1.0)
+        column.sort(key=mean_parent_row)
         for position, box in enumerate(column):
             row[box.key] = position
     tallest = max((len(c) for c in columns.values()), default=0)

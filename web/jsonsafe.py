@@ -30,11 +30,13 @@ from __future__ import annotations
 import base64
 import json
 import math
+import sys
 from collections.abc import Callable
 from itertools import islice
 from typing import Any
 
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadRequest
 
 __all__ = ["SafeJSONProvider", "dumps_iteratively", "to_jsonable"]
 
@@ -220,3 +222,11 @@ class SafeJSONProvider(DefaultJSONProvider):
         separators = kwargs.get("separators") or ((",", ": ") if kwargs.get("indent") is not None else (", ", ": "))
         return dumps_iteratively(obj, kwargs["default"], ensure_ascii=kwargs["ensure_ascii"],
                                  sort_keys=kwargs["sort_keys"], separators=separators)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse JSON; text nested deeper than Python's recursion allows is a 400, not a crash."""
+        try:
+            return json.loads(s, **kwargs)
+        except RecursionError:
+            pass  # raised outside the handler: the traceback of a very deep parse is not kept
+        raise BadRequest(f"the JSON body is nested too deep (more than about {sys.getrecursionlimit()} levels)")

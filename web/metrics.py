@@ -58,8 +58,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "dead_letters_total": ("counter", "Records rejected at ingress, refused by a sink, or whose computation "
                                       "failed, counted whether or not the DAG has a dead_letter destination."),
     "worker_restarts_total": ("counter", "Times a worker process was replaced after it died or hung."),
-    "dag_state": ("gauge", "DAG state: 1 for the state label the DAG is in now (running, suspended, stopped, "
-                           "failed, restarting, standby), 0 for the others."),
+    "dag_state": ("gauge", "DAG state: 1 for the state label the DAG is in now (starting, running, suspended, "
+                           "stopped, failed, restarting, standby), 0 for the others."),
     "ha_leader": ("gauge", "1 when this server is the leader that runs the DAGs, 0 on a standby; "
                            "always 1 without high availability."),
     "build_info": ("gauge", "Always 1; the version label is the dagserver version serving these metrics."),

@@ -9,14 +9,14 @@ from the JSON API. Every value is rendered as text (Jinja autoescapes, the scrip
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from web.accounts import Accounts
+from web.accounts import MAX_NAME, Accounts
 from web.api import service
-from web.auth import ACCOUNTS, LoginThrottle, current_user, open_access, requires, sign_in
+from web.auth import ACCOUNTS, current_user, login_csrf_ok, open_access, requires, sign_in, sign_out, throttle
 from web.graph import layout
 from web.service import ServiceError
 
@@ -24,33 +24,57 @@ pages = Blueprint("pages", __name__)
 MAX_UPLOAD = 1 << 20  # a DAG file larger than 1 MB is surely a mistake
 
 
+def local_path(target: str | None) -> str | None:
+    """``target`` when it is a plain path on this site, else None: it must start with one ``/`` and hold no
+    scheme, host, backslash, whitespace or control character (a browser drops tabs and newlines, so
+    ``/<TAB>/evil.com`` would become ``//evil.com``, another host).
+
+    >>> local_path("/dags/a?x=1"), local_path("//evil.com"), local_path("/\t/evil.com"), local_path("http://e")
+    ('/dags/a?x=1', None, None, None)
+    """
+    if not target or not target.startswith("/") or target.startswith("//") or len(target) > 2048:
+        return None
+    if any(c == "\\" or c.isspace() or not c.isprintable() for c in target):
+        return None
+    return target
+
+
 def _local(target: str | None) -> str:
-    """``target`` when it is a path on this site (never another host), else the dashboard."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("pages.dashboard")
+    """``target`` when it is a plain local path (:func:`local_path`), else the dashboard."""
+    return local_path(target) or url_for("pages.dashboard")
 
 
 # -- signing in and out --------------------------------------------------------------------------------
 @pages.route("/login", methods=["GET", "POST"])
 @open_access
 def login() -> str | Response | tuple[str, int]:
-    """The login form; after 5 failures of one name within a minute, 429 for a minute."""
+    """The login form (CSRF-protected); after 5 failures of one name within a minute, or 20 from one client
+    address, 429 for a minute. Names over 128 characters are refused before any hashing."""
     accounts: Accounts | None = current_app.extensions.get(ACCOUNTS)
     target = _local(request.values.get("next"))
     if request.method == "GET" or accounts is None:
         return render_template("login.html", next=target, error="")
-    throttle = cast(LoginThrottle, current_app.extensions["dagserver.throttle"])
-    name = request.form.get("username", "")
-    wait = throttle.wait_seconds(name)
+    name, address = request.form.get("username", ""), request.remote_addr or ""
+
+    def refuse(error: str, status: int) -> tuple[str, int]:
+        return render_template("login.html", next=target, error=error, username=name[:MAX_NAME]), status
+
+    if not login_csrf_ok():
+        return refuse("This login form has expired or came from another site: log in again.", 403)
+    wait = throttle().address_wait(address)
     if wait:
-        error = f"Too many failed logins for this user: try again in {wait:.0f} s."
-        return render_template("login.html", next=target, error=error, username=name), 429
+        return refuse(f"Too many failed logins from your address: try again in {wait:.0f} s.", 429)
+    if len(name) > MAX_NAME:
+        throttle().failed(None, address)
+        return refuse(f"A user name has at most {MAX_NAME} characters.", 400)
+    wait = throttle().wait_seconds(name, address)
+    if wait:
+        return refuse(f"Too many failed logins for this user: try again in {wait:.0f} s.", 429)
     user = accounts.login(name, request.form.get("password", ""))
     if user is None:
-        throttle.failed(name)
-        return render_template("login.html", next=target, error="Wrong user name or password.", username=name), 401
-    throttle.succeeded(name)
+        throttle().failed(name, address)
+        return refuse("Wrong user name or password.", 401)
+    throttle().succeeded(name)
     sign_in(user)
     return redirect(target)
 
@@ -58,8 +82,8 @@ def login() -> str | Response | tuple[str, int]:
 @pages.post("/logout")
 @requires("viewer")
 def logout() -> Response:
-    """End the session."""
-    session.clear()
+    """End the session on the server (a saved copy of the cookie no longer works)."""
+    sign_out()
     return redirect(url_for("pages.login"))
 
 

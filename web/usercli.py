@@ -1,4 +1,4 @@
-"""``dagserver user add|token|hash|revoke`` and the accounts ``serve`` starts with (SPEC §7).
+"""``dagserver user add|remove|token|hash|revoke`` and the accounts ``serve`` starts with (SPEC §7).
 
 Usage (the users file comes from ``--users FILE``, else ``-c CONFIG``'s ``users`` key, else
 ``var/users.json``)::
@@ -7,6 +7,7 @@ Usage (the users file comes from ``--users FILE``, else ``-c CONFIG``'s ``users`
     dagserver user token ana                      # a new API token, printed once on the last line
     dagserver user hash old-users.json            # the seed's plaintext file, hashed in place
     dagserver user revoke ana [--token TOKEN]     # forget one token of ana's, or all of them
+    dagserver user remove ana                     # delete ana: her tokens and sessions stop working at once
 
 In code::
 
@@ -26,7 +27,7 @@ from web.accounts import DEFAULT_USERS, ROLES, Accounts, AccountsError, UsersFil
 
 def add_user_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``user`` command and its actions to the CLI's subparsers."""
-    user = sub.add_parser("user", help="manage web and API accounts: add, token, hash, revoke")
+    user = sub.add_parser("user", help="manage web and API accounts: add, remove, token, hash, revoke")
     actions = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
 
     def where(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -37,6 +38,8 @@ def add_user_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add = where(actions.add_parser("add", help="create a user or change its password and role"))
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=ROLES)
+    remove = where(actions.add_parser("remove", help="delete a user (its tokens and browser sessions end at once)"))
+    remove.add_argument("name")
     token = where(actions.add_parser("token", help="make a new API token (printed once)"))
     token.add_argument("name")
     revoke = where(actions.add_parser("revoke", help="revoke one API token of a user, or all of them"))
@@ -67,6 +70,9 @@ def run_user(args: argparse.Namespace, users_path: str) -> int:
         if args.user_command == "add":
             users.add(args.name, args.role, read_password())
             print(f"{users_path}: user {args.name!r} saved with role {args.role}")
+        elif args.user_command == "remove":
+            users.remove(args.name)
+            print(f"{users_path}: user {args.name!r} removed (its tokens and sessions no longer work)")
         elif args.user_command == "token":
             token = users.new_token(args.name)
             print(f"{users_path}: a new API token for {args.name!r} (shown only now; send it as "

@@ -156,3 +156,11 @@ def test_serve_refuses_a_bad_config_with_exit_2(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 2
     assert "bnid: unknown key (did you mean 'bind'?)" in result.stderr
+
+
+def test_session_hours_default_to_twelve_and_must_be_positive() -> None:
+    assert parse_server_config({}).session_hours == 12.0
+    assert parse_server_config({"session_hours": 0.5}).session_hours == 0.5
+    for bad in (0, -1, "12", True):
+        with pytest.raises(ServerConfigError, match="session_hours: must be a positive number"):
+            parse_server_config({"session_hours": bad}, "sup.toml")

@@ -21,6 +21,7 @@ import pytest
 from supervision.config import ServerConfigError, parse_server_config
 from tests.support.services import unavailable
 from tests.support.supervised import DAGSERVER, SupervisedServer, free_port, metronome_dag
+from tests.support.weblogin import FormClient, oversized_post_status
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
@@ -61,18 +62,12 @@ def plain_http_status(port: int) -> int | None:
 
 
 def https_login(server: SupervisedServer, name: str, password: str) -> tuple[int, Any]:
-    """The status and headers of a login form POST over HTTPS; redirects are not followed."""
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: object, **kwargs: object) -> None:
-            return None
-
-    form = urllib.parse.urlencode({"username": name, "password": password}).encode()
-    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=server.tls_context))
-    try:
-        with opener.open(f"{server.base_url}/login", data=form, timeout=30) as response:
-            return int(response.status), response.headers
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.headers
+    """The status and headers of a login form POST over HTTPS (with the form's CSRF token); redirects are
+    not followed."""
+    client = FormClient(server.base_url, context=server.tls_context)
+    status, headers, _ = client.request("POST", "/login", {"csrf_token": client.form_token(), "username": name,
+                                                           "password": password})
+    return status, headers
 
 
 def test_https_answers_with_the_configured_certificate(server: SupervisedServer) -> None:
@@ -96,6 +91,13 @@ def test_the_session_cookie_is_secure_over_tls(server: SupervisedServer) -> None
     assert {"secure", "httponly", "samesite"} <= attributes, cookie
     assert "SameSite=Lax" in cookie
     assert headers["Strict-Transport-Security"]
+
+
+def test_a_body_over_the_limit_is_413_over_tls_too(server: SupervisedServer) -> None:
+    assert oversized_post_status(server, "/api/dags") == 413
+    assert oversized_post_status(server, "/api/dags/clock/clone") == 413
+    assert oversized_post_status(server, "/api/dags", chunked=True) == 413  # no Content-Length to go by
+    assert server.get_ok("/healthz")["status"] == "ok"
 
 
 def test_the_log_gives_https_urls(server: SupervisedServer) -> None:

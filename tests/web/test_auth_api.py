@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.supervised import DAGSERVER, SupervisedServer, free_port, line_count, metronome_dag
 from tests.support.waiting import wait_until
+from tests.support.weblogin import FormClient
 from web.accounts import TOKEN_PREFIX, UsersFile, hash_password
 
 
@@ -146,18 +147,8 @@ def test_user_commands(tmp_path: Path) -> None:
 
 
 def login(server: SupervisedServer, name: str, password: str) -> int:
-    """The status of a login form POST (302 when signed in); redirects are not followed."""
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: object, **kwargs: object) -> None:
-            return None
-
-    form = urllib.parse.urlencode({"username": name, "password": password}).encode()
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        with opener.open(f"http://127.0.0.1:{server.port}/login", data=form, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
+    """The status of a login form POST, its CSRF token included (302 when signed in)."""
+    return FormClient(f"http://127.0.0.1:{server.port}").login(name, password)
 
 
 def test_five_failed_logins_block_that_user_for_a_minute(server: SupervisedServer) -> None:
