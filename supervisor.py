@@ -33,6 +33,7 @@ from supervision.check import run_check
 from supervision.config import ServerConfig, ServerConfigError, load_server_config
 from supervision.counters import carry_forward
 from supervision.dags import DagEntry, dag_view, replica_view
+from supervision.dagtest import from_capture, run_tests
 from supervision.ha import HaNotAvailable
 from supervision.leadership import Leadership
 from supervision.placement import place_dags
@@ -303,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="actors (default): the server's runtime; reference: the sequential oracle")
     replay.add_argument("--epoch-records", type=int, default=None, metavar="N",
                         help="at most N records per epoch (actors engine)")
+    test = sub.add_parser("test", help="run DAG tests (recorded input, expected publications); exit 0 if all pass, "
+                                       "1 if one fails, 2 on an invalid test")
+    test.add_argument("files", nargs="*", metavar="FILE", help="test files or folders of *.json")
+    test.add_argument("--update", action="store_true", help="write what each DAG publishes as its test's expectation")
+    test.add_argument("--from-capture", metavar="DIR", help="turn a capture folder into a test file (with -o)")
+    test.add_argument("-o", "--output", metavar="FILE", help="the test file --from-capture writes")
+    test.add_argument("--dag", metavar="DAG.json", help="with --from-capture: the DAG file (default: DIR/dag.json)")
     serve_cmd = sub.add_parser("serve", help="run the server")
     serve_cmd.add_argument("-c", "--config", default=None, help="supervisor TOML (default: the bundled example)")
     serve_cmd.add_argument("--log-level", default="INFO")
@@ -317,9 +325,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "replay":
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return run_replay(args.dag, args.events, engine=args.engine, epoch_records=args.epoch_records)
+    if args.command == "test":
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return run_test_command(args)
     if args.command == "user":
         return run_user(args, users_path(args))
     return serve(args.config, args.log_level)
+
+
+def run_test_command(args: argparse.Namespace) -> int:
+    """``dagserver test``: run test files, or (``--from-capture DIR -o FILE``) write one from a capture."""
+    if args.from_capture:
+        if not args.output or args.files or args.update:
+            print("test --from-capture DIR needs -o FILE, and takes no test files or --update", file=sys.stderr)
+            return 2
+        return from_capture(args.from_capture, args.output, args.dag)
+    if args.output or args.dag:
+        print("test: -o and --dag go with --from-capture DIR", file=sys.stderr)
+        return 2
+    return run_tests(args.files, update=args.update)
 
 
 def users_path(args: argparse.Namespace) -> str:

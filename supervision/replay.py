@@ -40,24 +40,37 @@ class EventsError(ValueError):
 
 def read_events(path: str, dag: DagModel) -> list[Event]:
     """Parse an events file against ``dag``; raises EventsError naming every bad line."""
-    events: list[Event] = []
-    problems: list[str] = []
-    ticks: dict[str, int] = {}
-    metronomes = [n for n, spec in dag.nodes.items() if spec.type == METRONOME_NODE]
     try:
         with open(path, encoding="utf-8") as fh:
             lines = fh.readlines()
     except OSError as exc:
         raise EventsError(f"{path}: cannot read events file: {exc.strerror or exc}") from exc
+    items: list[tuple[str, Any]] = []
+    problems: list[str] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        where = f"{path}: line {number}"
         try:
-            event = json.loads(line)
+            items.append((f"{path}: line {number}", json.loads(line)))
         except json.JSONDecodeError as exc:
-            problems.append(f"{where}, column {exc.colno}: not JSON: {exc.msg}")
-            continue
+            problems.append(f"{path}: line {number}, column {exc.colno}: not JSON: {exc.msg}")
+    try:
+        events = parse_events(items, dag)
+    except EventsError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise EventsError("\n".join(problems))
+    return events
+
+
+def parse_events(items: list[tuple[str, Any]], dag: DagModel) -> list[Event]:
+    """Events from decoded ``(where, event)`` pairs, ``where`` naming the line or JSON path in the messages;
+    raises EventsError naming every bad one."""
+    events: list[Event] = []
+    problems: list[str] = []
+    ticks: dict[str, int] = {}
+    metronomes = [n for n, spec in dag.nodes.items() if spec.type == METRONOME_NODE]
+    for where, event in items:
         if not isinstance(event, dict):
             problems.append(f"{where}: an event is an object, got {json.dumps(event)[:60]}")
             continue
