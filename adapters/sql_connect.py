@@ -45,6 +45,17 @@ CONNECT_TIMEOUT = 10.0  # seconds, at most: opening a connection (handshake and 
 # MySQL/MariaDB server errors worth a new connection and a retry: too many connections, shutdown,
 # lock wait timeout, deadlock, connection killed. Client errors (2000-2999: lost, gone away) are too.
 _MYSQL_RETRY = {1040, 1053, 1205, 1213, 1927}
+# MySQL/MariaDB server errors about the values of one row (SPEC §6: that record's publish error, the rest of the
+# batch is written), whatever exception class pymysql maps them to (1292, 4025, 1365 and 3819 come as
+# OperationalError): 1048 NULL into NOT NULL, 1062 duplicate key, 1264 out of range, 1265 data truncated,
+# 1292 incorrect date/time or number, 1365 division by 0, 1366 incorrect integer/string value, 1367 illegal
+# value, 1406 data too long, 1411 incorrect value for a function, 1416 not a geometry, 1451/1452 foreign key,
+# 1690 out of range in an expression, 3140 invalid JSON text, 3156 invalid JSON for CAST, 3819 CHECK violated
+# (MySQL), 4025 CONSTRAINT failed (MariaDB: a CHECK or a JSON column's JSON_VALID). Besides these, any error
+# whose SQLSTATE is of class 22 (data exception) or 23 (integrity constraint violation), on both databases.
+MYSQL_RECORD_ERRORS = frozenset({1048, 1062, 1264, 1265, 1292, 1365, 1366, 1367, 1406, 1411, 1416, 1451, 1452,
+                                 1690, 3140, 3156, 3819, 4025})
+RECORD_SQLSTATE_CLASSES = ("22", "23")
 
 
 @dataclass(frozen=True)
@@ -230,8 +241,20 @@ def is_transient(driver: Any, exc: BaseException) -> bool:
 
 
 def is_record_error(driver: Any, exc: BaseException) -> bool:
-    """Whether ``exc`` is about the values of a row (a constraint, a bad value), not the statement or link."""
-    return isinstance(exc, driver.IntegrityError | driver.DataError)
+    """Whether ``exc`` is about the values of a row (a constraint, a bad value), not the statement or link:
+    SQLSTATE class 22 or 23 (PostgreSQL: psycopg's DataError and IntegrityError), or for MySQL/MariaDB one of
+    :data:`MYSQL_RECORD_ERRORS`. The same rule on both databases."""
+    if isinstance(exc, driver.IntegrityError | driver.DataError):
+        return True
+    if not isinstance(exc, driver.Error):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str) and state[:2] in RECORD_SQLSTATE_CLASSES:
+        return True
+    if getattr(driver, "__name__", "") != "pymysql":
+        return False
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    return code in MYSQL_RECORD_ERRORS
 
 
 def close_quietly(conn: Any) -> None:
