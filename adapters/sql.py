@@ -56,7 +56,8 @@ from adapters.sql_values import param_value, statement_parameters
 log = logging.getLogger(__name__)
 
 KEYS = (*CONNECTION_KEYS, "sql_config_file", "query_timeout", "max_depth")
-SOURCE_KEYS = (*KEYS, "select_statement", "poll_interval", "cursor_column", "cursor_start", "json_columns")
+SOURCE_KEYS = (*KEYS, "select_statement", "poll_interval", "cursor_column", "key_column", "cursor_start",
+               "json_columns")
 SINK_KEYS = (*KEYS, "insert_statement", "publish_interval", "batch_size")  # the last two: the seed's, ignored
 
 

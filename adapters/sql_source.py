@@ -39,12 +39,30 @@ from adapters.sql_connect import (
     resolve_settings,
     time_limit,
 )
+from adapters.sql_cursor import CursorTrack, Mark, cursor_value
 from adapters.sql_values import columns_to_parse, statement_parameters, to_record
 
 log = logging.getLogger("adapters.sql")
 
 LOW_WATER = 1000  # a cursor source polls again once fewer rows than this wait in its buffer
 CLOSE_WAIT = 2.0  # seconds close() waits for the polling thread
+
+
+def _check_parameters(origin: str, names: list[str], cursor_column: str | None, key_column: str | None) -> None:
+    """The select_statement's parameters must be those its cursor settings give it."""
+    if key_column is not None and cursor_column is None:
+        raise ValueError(f"{origin}: a key_column ({key_column!r}) breaks ties of a cursor_column, which is missing")
+    if cursor_column is None:
+        if names:
+            raise ValueError(f"{origin}: the select_statement has parameters {names}, but only %(cursor)s, with a "
+                             "cursor_column (and %(key)s, with a key_column), is given")
+        return
+    wanted = ["cursor", "key"] if key_column is not None else ["cursor"]
+    if sorted(names) != wanted:
+        takes = "both %(cursor)s and %(key)s" if key_column is not None else "exactly one parameter, %(cursor)s"
+        raise ValueError(f"{origin}: with cursor_column {cursor_column!r}"
+                         + (f" and key_column {key_column!r}" if key_column is not None else "")
+                         + f" the select_statement takes {takes}, not {names}")
 
 
 class SqlSource(Source):
@@ -60,14 +78,12 @@ class SqlSource(Source):
             raise ValueError(f"{origin}: a sql source needs a 'select_statement' (inline or in the sql_config_file)")
         self.statement: str = self.settings.statement
         self.cursor_column = setting(self.config, self.parsed, "cursor_column", None)
-        names = statement_parameters(self.statement, "select_statement")
-        if self.cursor_column is not None and names != ["cursor"]:
-            raise ValueError(f"{origin}: with a cursor_column the select_statement takes exactly one parameter, "
-                             f"%(cursor)s, not {names}")
-        if self.cursor_column is None and names:
-            raise ValueError(f"{origin}: the select_statement has parameters {names}, but only %(cursor)s, with a "
-                             "cursor_column, is given")
+        self.key_column = setting(self.config, self.parsed, "key_column", None)
+        _check_parameters(origin, statement_parameters(self.statement, "select_statement"), self.cursor_column,
+                          self.key_column)
         self.cursor_start = setting(self.config, self.parsed, "cursor_start", 0)
+        self._track = CursorTrack(self.cursor_column, self.key_column, self.cursor_start) \
+            if self.cursor_column is not None else None
         self.poll_interval = setting(self.config, self.parsed, "poll_interval", 1.0, positive_seconds)
         self.timeout = setting(self.config, self.parsed, "query_timeout", QUERY_TIMEOUT, positive_seconds)
         json_columns = self.config.get("json_columns") or []
@@ -76,9 +92,8 @@ class SqlSource(Source):
         self.json_columns = frozenset(json_columns)
         self._driver: Any = None
         self._cond = threading.Condition()
-        self._buffer: deque[tuple[Any, Any]] = deque()  # (record or RejectedRecord, its cursor value)
-        self._cursor: Any = None  # the last cursor value handed out: the position
-        self._polled: Any = None  # the last cursor value fetched: the next poll's %(cursor)s
+        self._buffer: deque[tuple[Any, Mark | None]] = deque()  # (record or RejectedRecord, the position after it)
+        self._mark: Mark | None = None  # the position after the last row handed out
         self._failure: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,8 +105,7 @@ class SqlSource(Source):
             self.close()
         self._driver = load_driver(self.settings.kind)
         conn = first_connection(self._driver, self.settings, self.uri, True, self.timeout)  # None: unreachable
-        found = isinstance(position, Mapping) and "cursor" in position
-        self._cursor = self._polled = position["cursor"] if found else self.cursor_start  # type: ignore[index]
+        self._mark = self._track.restore(position) if self._track is not None else None
         self._buffer.clear()
         self._failure = None
         self._stop = threading.Event()
@@ -110,14 +124,15 @@ class SqlSource(Source):
                 raise RuntimeError(f"{self.uri}: polling stopped: {describe_error(self._failure)}") from self._failure
             out = []
             while self._buffer and len(out) < max_records:
-                item, cursor = self._buffer.popleft()
+                item, mark = self._buffer.popleft()
                 out.append(item)
-                self._cursor = cursor
+                self._mark = mark
             self._cond.notify_all()  # the poller may be waiting for room
         return out
 
     def position(self) -> dict[str, Any] | None:
-        return {"cursor": self._cursor} if self.cursor_column is not None else None
+        mark = self._mark
+        return mark.encode(self.key_column is not None) if mark is not None else None
 
     def backlog(self) -> int | None:
         return len(self._buffer)
@@ -164,10 +179,8 @@ class SqlSource(Source):
                     return
                 with self._cond:
                     self._buffer.extend(items)
-                    if items and self.cursor_column is not None:
-                        self._polled = items[-1][1]
                     self._cond.notify_all()
-                catching_up = bool(rows) and self.cursor_column is not None
+                catching_up = bool(items) and self.cursor_column is not None
                 due = 0.0 if catching_up else started + self.poll_interval
         finally:
             close_quietly(conn)
@@ -184,43 +197,46 @@ class SqlSource(Source):
         return False
 
     def _query(self, conn: Any) -> tuple[Any, list[Any]]:
-        params = {"cursor": self._polled} if self.cursor_column is not None else {}  # a literal % is %% always
+        params = self._track.params() if self._track is not None else {}  # a literal % is %% always
         with time_limit(self._driver, conn, self.timeout), conn.cursor() as cur:
             cur.execute(self.statement, params)
             if cur.description is None:
                 raise ValueError(f"{self.settings.origin}: the select_statement returns no rows (is it a SELECT?)")
             return cur.description, cur.fetchall()
 
-    def _items(self, description: Any, rows: list[Any]) -> list[tuple[Any, Any]]:
-        """Rows as (record, cursor value) pairs, in the order they came."""
+    def _items(self, description: Any, rows: list[Any]) -> list[tuple[Any, Mark | None]]:
+        """The new rows as (record, position after it) pairs, in the order they came."""
         columns = [column[0] for column in description]
-        column = self.cursor_column
-        if column is not None and column not in columns:
-            raise ValueError(f"{self.settings.origin}: cursor_column {column!r} is not a column of the "
-                             f"select_statement's result ({', '.join(columns)})")
+        for key, column in (("cursor_column", self.cursor_column), ("key_column", self.key_column)):
+            if column is not None and column not in columns:
+                raise ValueError(f"{self.settings.origin}: {key} {column!r} is not a column of the "
+                                 f"select_statement's result ({', '.join(columns)})")
         parse = columns_to_parse(self.settings.kind, description, self.json_columns)
-        items, last = [], self._polled
-        for row in rows:
-            item = to_record(columns, row, parse)
-            if column is None:
-                items.append((item, None))
-                continue
-            cursor = (item.raw if isinstance(item, RejectedRecord) else item)[column]
-            self._check_order(last, cursor)
-            items.append((item, cursor))
-            last = cursor
-        return items
+        records = [to_record(columns, row, parse) for row in rows]
+        if self._track is None:
+            return [(item, None) for item in records]
+        at = columns.index(self._track.column)
+        key_at = columns.index(self.key_column) if self.key_column is not None else None
+        entries, last = [], None
+        for item, row in zip(records, rows, strict=True):
+            cursor = cursor_value(row[at])
+            key = cursor_value(row[key_at]) if key_at is not None else None
+            here = (cursor, key) if key_at is not None else cursor
+            self._check_order(last, here)
+            entries.append((item, item.raw if isinstance(item, RejectedRecord) else item, cursor, key))
+            last = here
+        return self._track.take(entries)
 
-    def _check_order(self, last: Any, cursor: Any) -> None:
+    def _check_order(self, last: Any, here: Any) -> None:
         try:
-            behind = cursor is None or (last is not None and cursor <= last)
+            behind = here is None or (last is not None and (here <= last if self.key_column else here < last))
         except TypeError:
             behind = False
         if behind and not self._unordered_warned:
             self._unordered_warned = True
-            log.warning("%s: cursor_column %r went from %r to %r: the select_statement must return rows with "
-                        "cursor values above %%(cursor)s, in cursor order (ORDER BY %s)", self.uri,
-                        self.cursor_column, last, cursor, self.cursor_column)
+            order = f"{self.cursor_column}, {self.key_column}" if self.key_column else self.cursor_column
+            log.warning("%s: the rows went from %r to %r: the select_statement must return rows after its "
+                        "parameters, in cursor order (ORDER BY %s)", self.uri, last, here, order)
 
     def _fail(self, exc: BaseException) -> None:
         log.error("%s: polling stopped: %s", self.uri, describe_error(exc))

@@ -118,6 +118,11 @@ def test_configuration_errors_name_the_value_the_key_and_the_file(tmp_path: Path
         SqlSink("sql://shop", {"db_type": "postgres", "insert_statement": "INSERT INTO t VALUES (%s)"})
     with pytest.raises(ValueError, match="exactly one parameter, %\\(cursor\\)s"):
         SqlSource("sql://shop", {"db_type": "postgres", "select_statement": "SELECT * FROM t", "cursor_column": "id"})
+    with pytest.raises(ValueError, match="takes both %\\(cursor\\)s and %\\(key\\)s, not \\['cursor'\\]"):
+        SqlSource("sql://shop", {"db_type": "postgres", "select_statement": "SELECT * FROM t WHERE id > %(cursor)s",
+                                 "cursor_column": "at", "key_column": "id"})
+    with pytest.raises(ValueError, match="key_column \\('id'\\) breaks ties of a cursor_column, which is missing"):
+        SqlSource("sql://shop", {"db_type": "postgres", "select_statement": "SELECT * FROM t", "key_column": "id"})
     with pytest.raises(ValueError, match="only %\\(cursor\\)s, with a cursor_column"):
         SqlSource("sql://shop", {"db_type": "postgres", "select_statement": "SELECT * FROM t WHERE id > %(cursor)s"})
     # the file's keys, overridden inline; the port defaults by type; a relative path is from the cwd
@@ -296,7 +301,7 @@ def test_source_errors_stop_polling_with_the_reason_and_a_refused_login_fails_op
             source.close()
     no_such_database = SqlSource("sql://errs", db.config(select_statement=f"SELECT * FROM {table}",
                                                          database="no_such_database"))
-    with pytest.raises(ConnectionError, match="sql://errs: cannot connect to .*no_such_database"):
+    with pytest.raises(ConnectionError, match=r"sql://errs: cannot connect to .*no_such_database"):
         no_such_database.open(None)  # no retry would change that
 
 
