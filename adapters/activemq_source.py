@@ -8,8 +8,8 @@ by the broker (to this source once it reconnects, or to a competing consumer); t
 ack ids are forgotten, since the broker refuses acks on another connection.
 
 The broker sends at most ``prefetch`` unacknowledged messages ahead. As acknowledgements
-wait for checkpoints, ``prefetch`` must exceed what a DAG holds between two of them,
-``(checkpoint.every_epochs - 1) * epochs.max_records``, or reading stalls (logged).
+wait for checkpoints, ``prefetch`` must be at least :func:`minimum_prefetch`, or reading stalls
+for good (``dagserver check`` refuses a smaller one; at run time it is logged).
 
 The position is ``{"session": TOKEN, "count": N}``: N messages handed out by this open
 source. Positions of an earlier session (from a checkpoint) commit nothing; where a source
@@ -52,6 +52,24 @@ SUBSCRIPTION_ID = "dagserver"
 STALL_WARNING = 10.0  # seconds with the prefetch window full and nothing new before it is logged
 NUDGE_CHECK, NUDGE_MAX = 0.1, 5.0  # seconds: how often to look whether the queue needs a nudge; the backoff cap
 NUDGE_SELECTOR = "dagserver_nudge = 'never'"  # a consumer that gets nothing; coming and going, it wakes the queue
+
+
+def minimum_prefetch(every_epochs: int, max_records: int) -> int:
+    """The least ``prefetch`` with which a DAG never stalls: ``(every_epochs - 1) * max_records + 1``.
+
+    A message is acknowledged once the checkpoint covering its epoch was written; checkpoints come
+    every ``every_epochs`` epochs, each of at most ``max_records`` records (whole reads, each at most
+    ``max_records``). After the last checkpoint the DAG must cut ``every_epochs`` more epochs to reach
+    the next: the first ``every_epochs - 1`` may take ``max_records`` messages each, the checkpoint
+    epoch needs one more. With fewer in the window the broker sends nothing, no epoch is cut and no
+    checkpoint comes. (The checkpoint before is acknowledged as soon as it is written, which waits
+    for nothing read later.) Messages rejected at ingress hold a place in the window without counting
+    as records: leave headroom when many are expected.
+
+    >>> minimum_prefetch(10, 1000)
+    9001
+    """
+    return (every_epochs - 1) * max_records + 1
 
 
 class ActiveMQSource(Source):
@@ -203,7 +221,7 @@ class ActiveMQSource(Source):
         elif time.monotonic() - self._full_since > STALL_WARNING and not self._stall_told:
             self._stall_told = True
             log.warning("%s: %d messages wait for a checkpoint and the broker sends no more (prefetch %d): "
-                        "raise 'prefetch' above (checkpoint.every_epochs - 1) * epochs.max_records",
+                        "raise 'prefetch' to (checkpoint.every_epochs - 1) * epochs.max_records + 1 or more",
                         self.uri, len(self._unacked), self.prefetch)
 
     def position(self) -> dict[str, Any]:
