@@ -21,7 +21,7 @@ Usage::
     src = SqlSource("sql://shop", {"db_type": "postgres", "database": "test", "user": "postgres",
                                    "select_statement": "SELECT * FROM t WHERE id > %(cursor)s ORDER BY id LIMIT 1000",
                                    "cursor_column": "id"})
-    src.open(None); src.read_batch(500, timeout=1.0); src.position()     # {'cursor': 1}
+    src.open(None); src.read_batch(500, timeout=1.0); src.position()  # {'cursor': 1, 'below': 0, 'ties': ['5c1e..']}
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Usage::
     src = SqlSource("sql://shop", {"db_type": "postgres", "database": "test", "user": "postgres",
                                    "select_statement": "SELECT * FROM t WHERE id > %(cursor)s ORDER BY id LIMIT 1000",
                                    "cursor_column": "id"})
-    src.open(None); src.read_batch(500, timeout=1.0); src.position()     # {'cursor': 1}
+    src.open(None); src.read_batch(500, timeout=1.0); src.position()  # {'cursor': 1, 'below': 0, 'ties': ['5c1e..']}
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ def _check_parameters(origin: str, names: list[str], cursor_column: str | None, 
 
 
 class SqlSource(Source):
-    """Polls ``select_statement``; position = ``{"cursor": last value handed out}`` with a ``cursor_column``."""
+    """Polls ``select_statement``; with a ``cursor_column`` the position is where the last row handed out
+    stands (:class:`adapters.sql_cursor.CursorTrack`: ``{"cursor": ..., "key": ...}`` with a ``key_column``)."""
 
     shareable = False
 
@@ -100,7 +101,8 @@ class SqlSource(Source):
         self._unordered_warned = False
 
     def open(self, position: Any | None) -> None:
-        """Connect and start polling; with a cursor, resume after ``position``'s cursor value."""
+        """Connect and start polling; with a cursor, resume after ``position``. A database out of reach leaves
+        the source ``reconnecting`` (the poller keeps trying); a login refused for good raises ConnectionError."""
         if self._thread is not None:
             self.close()
         self._driver = load_driver(self.settings.kind)
