@@ -38,8 +38,21 @@ from adapters.activemq_link import (
     keep_connected,
     load_stomp,
 )
-from adapters.activemq_source import ActiveMQSource
-from adapters.base import CLOSED, CONNECTED, RECONNECTING, Adapter, RejectedRecord, Sink, publish_limit, setting
+from adapters.activemq_source import DEFAULT_PREFETCH, ActiveMQSource, minimum_prefetch
+from adapters.base import (
+    CLOSED,
+    CONNECTED,
+    RECONNECTING,
+    SOURCE,
+    Adapter,
+    ConfigProblem,
+    ParsedUri,
+    RejectedRecord,
+    Sink,
+    positive_setting,
+    publish_limit,
+    setting,
+)
 from adapters.formats import encode_record
 
 log = logging.getLogger(__name__)
@@ -48,6 +61,33 @@ KEYS = ("host", "port", "username", "password", "max_depth", "format", "heartbea
 SOURCE_KEYS = (*KEYS, "durable_name", "client_id", "prefetch")
 SINK_KEYS = (*KEYS, "persistent")
 CONTENT_TYPES = {"json": "application/json", "msgpack": "application/msgpack"}
+
+
+def check_prefetch(parsed: ParsedUri, config: Mapping[str, Any], role: str,
+                   dag: Mapping[str, int]) -> list[ConfigProblem]:
+    """``dagserver check``: a subscriber's ``prefetch`` must hold what its DAG reads before it may acknowledge
+    (see :func:`adapters.activemq_source.minimum_prefetch`), or reading stalls for good."""
+    if role != SOURCE:
+        return []
+    try:
+        prefetch = positive_setting(config, parsed, "prefetch", DEFAULT_PREFETCH) or DEFAULT_PREFETCH
+    except ValueError:
+        return [ConfigProblem("prefetch", "prefetch must be a positive integer (a number of messages)")]
+    every, records = dag["checkpoint.every_epochs"], dag["epochs.max_records"]
+    minimum = minimum_prefetch(every, records)
+    if prefetch >= minimum:
+        return []
+    given = f"prefetch {prefetch}" if "prefetch" in config or "prefetch" in parsed.params else \
+        f"the default prefetch ({DEFAULT_PREFETCH})"
+    return [ConfigProblem(
+        "prefetch",
+        f"{given} is below {minimum}, the least this DAG needs: messages are acknowledged only once the "
+        f"checkpoint covering their epoch is written, every checkpoint.every_epochs ({every}) epochs of up to "
+        f"epochs.max_records ({records}) records, so the broker must let ({every} - 1) * {records} + 1 = "
+        f"{minimum} messages wait unacknowledged for the next checkpoint to come; with fewer, reading stalls "
+        "for good",
+        f"set prefetch to {minimum} or more ({2 * every * records} keeps reading while checkpoints are "
+        "written), or lower checkpoint.every_epochs or epochs.max_records")]
 
 
 def _flag(value: Any) -> bool:
@@ -179,6 +219,6 @@ class ActiveMQSink(Sink):
 
 
 ADAPTER = Adapter("activemq", check_activemq_uri, source=ActiveMQSource, sink=ActiveMQSink,
-                  source_keys=SOURCE_KEYS, sink_keys=SINK_KEYS,
+                  source_keys=SOURCE_KEYS, sink_keys=SINK_KEYS, check_config=check_prefetch,
                   shareable=lambda u: u.part(0) == "queue",  # queue consumers compete; topic ones all get all
                   extra="activemq")

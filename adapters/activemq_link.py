@@ -28,6 +28,7 @@ import socket
 import struct
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -148,7 +149,7 @@ class StompLink:
         self._cond = threading.Condition()
         self._conn: Any = None
         self._alive = False
-        self._receipts: set[str] = set()
+        self._receipts: deque[str] = deque(maxlen=1000)  # confirmed, not waited for yet (kept if the link goes)
         self.generation = 0
         self.last_error = ""
 
@@ -236,7 +237,7 @@ class StompLink:
             self._cond.wait_for(lambda: receipt in self._receipts or not self._alive
                                 or generation != self.generation, max(0.0, timeout))
             if receipt in self._receipts:
-                self._receipts.discard(receipt)
+                self._receipts.remove(receipt)
                 return True
             if not self._alive or generation != self.generation:
                 raise LinkLost(f"{self.label}: connection lost before receipt {receipt}")
@@ -253,7 +254,6 @@ class StompLink:
             if generation != self.generation:
                 return
             conn, self._conn, self._alive = self._conn, None, False
-            self._receipts.clear()
             self._cond.notify_all()
         if conn is not None:
             _shut(conn)
@@ -281,7 +281,7 @@ class StompLink:
             self._cond.notify_all()
 
     def _receipt(self, generation: int, receipt: str) -> None:
-        self._event(generation, lambda: self._receipts.add(receipt))
+        self._event(generation, lambda: self._receipts.append(receipt))
 
 
 class _Listener:

@@ -8,8 +8,15 @@ by the broker (to this source once it reconnects, or to a competing consumer); t
 ack ids are forgotten, since the broker refuses acks on another connection.
 
 The broker sends at most ``prefetch`` unacknowledged messages ahead. As acknowledgements
-wait for checkpoints, ``prefetch`` must exceed what a DAG holds between two of them,
-``(checkpoint.every_epochs - 1) * epochs.max_records``, or reading stalls (logged).
+wait for checkpoints, ``prefetch`` must be at least :func:`minimum_prefetch`, or reading stalls
+for good (``dagserver check`` refuses a smaller one; at run time it is logged).
+
+A commit whose acknowledgements fail is counted in ``commit_errors`` (never raised): acks due for
+a connection that is gone (they cannot be sent on another one: the broker refuses ack ids of
+another connection and delivers those messages again, so there is nothing to keep for a retry; the
+next commit covering the redelivered messages acknowledges them), and acks sent on a connection that
+ended before the broker confirmed them (each commit's last ACK carries a receipt, checked at the
+next commit).
 
 The position is ``{"session": TOKEN, "count": N}``: N messages handed out by this open
 source. Positions of an earlier session (from a checkpoint) commit nothing; where a source
@@ -54,6 +61,24 @@ NUDGE_CHECK, NUDGE_MAX = 0.1, 5.0  # seconds: how often to look whether the queu
 NUDGE_SELECTOR = "dagserver_nudge = 'never'"  # a consumer that gets nothing; coming and going, it wakes the queue
 
 
+def minimum_prefetch(every_epochs: int, max_records: int) -> int:
+    """The least ``prefetch`` with which a DAG never stalls: ``(every_epochs - 1) * max_records + 1``.
+
+    A message is acknowledged once the checkpoint covering its epoch was written; checkpoints come
+    every ``every_epochs`` epochs, each of at most ``max_records`` records (whole reads, each at most
+    ``max_records``). After the last checkpoint the DAG must cut ``every_epochs`` more epochs to reach
+    the next: the first ``every_epochs - 1`` may take ``max_records`` messages each, the checkpoint
+    epoch needs one more. With fewer in the window the broker sends nothing, no epoch is cut and no
+    checkpoint comes. (The checkpoint before is acknowledged as soon as it is written, which waits
+    for nothing read later.) Messages rejected at ingress hold a place in the window without counting
+    as records: leave headroom when many are expected.
+
+    >>> minimum_prefetch(10, 1000)
+    9001
+    """
+    return (every_epochs - 1) * max_records + 1
+
+
 class ActiveMQSource(Source):
     """Reads ``activemq://queue/NAME`` (competing consumers) or ``activemq://topic/NAME`` (every one gets all)."""
 
@@ -70,6 +95,8 @@ class ActiveMQSource(Source):
         self._buffer: deque[tuple[int, Any]] = deque()  # (generation, MESSAGE frame) not handed out yet
         self._unacked: deque[tuple[int, str, int]] = deque()  # (count, ack id, generation) handed out
         self._count = 0
+        self._orphaned: tuple[int, int] | None = None  # counts handed out whose connection went before their ack
+        self._receipts: deque[tuple[int, str]] = deque()  # (generation, receipt) of commits not yet confirmed
         self._full_since: float | None = None  # when reading found the prefetch window full
         self._stall_told = False
         self._last_arrival = self._last_nudge = 0.0
@@ -157,9 +184,15 @@ class ActiveMQSource(Source):
         self._nudge_every = min(self._nudge_every * 2, NUDGE_MAX)
 
     def _forget_connection(self) -> None:
-        """The connection is gone: the broker delivers its unread and unacknowledged messages again."""
+        """The connection is gone: the broker delivers its unread and unacknowledged messages again
+        (a commit covering those handed out counts as failed: their acks cannot be sent any more)."""
         with self._cond:
             self._buffer.clear()
+            if self._unacked:
+                low, high = self._unacked[0][0], self._unacked[-1][0]
+                if self._orphaned is not None:
+                    low, high = min(low, self._orphaned[0]), max(high, self._orphaned[1])
+                self._orphaned = (low, high)
             self._unacked.clear()
 
     def _arrived(self, generation: int, message: Any) -> None:
@@ -203,30 +236,60 @@ class ActiveMQSource(Source):
         elif time.monotonic() - self._full_since > STALL_WARNING and not self._stall_told:
             self._stall_told = True
             log.warning("%s: %d messages wait for a checkpoint and the broker sends no more (prefetch %d): "
-                        "raise 'prefetch' above (checkpoint.every_epochs - 1) * epochs.max_records",
+                        "raise 'prefetch' to (checkpoint.every_epochs - 1) * epochs.max_records + 1 or more",
                         self.uri, len(self._unacked), self.prefetch)
 
     def position(self) -> dict[str, Any]:
         return {"session": self._session, "count": self._count}
 
     def commit(self, position: Any) -> None:
-        """ACK every message ``position`` covers (those of an earlier connection come again anyway)."""
+        """ACK every message ``position`` covers; never raises. Acks that cannot reach the broker (their
+        connection is gone, now or before it confirmed an earlier commit) add one to ``commit_errors``:
+        the broker delivers those messages again, and a later commit acknowledges them."""
         link = self._link
         if link is None or not isinstance(position, Mapping) or position.get("session") != self._session:
             return
         upto = int(position.get("count", 0))
+        failures = self._unconfirmed(link)
         due: list[tuple[int, str, int]] = []
         with self._cond:
             while self._unacked and self._unacked[0][0] <= upto:
                 due.append(self._unacked.popleft())
+            if self._orphaned is not None and upto >= self._orphaned[0]:  # handed out on a connection now gone
+                failures.append(f"messages {self._orphaned[0]}..{min(upto, self._orphaned[1])} were received on a "
+                                "connection that is gone")
+                self._orphaned = None if upto >= self._orphaned[1] else (upto + 1, self._orphaned[1])
         generation = link.generation
-        acks = b"".join(frame("ACK", {"id": ack_id}) for _, ack_id, gen in due if gen == generation)
-        if not acks:
-            return
-        try:
-            link.send_frames(generation, acks)
-        except LinkLost as exc:
-            log.debug("%s: acks not sent, the broker delivers those messages again: %s", self.uri, exc)
+        ack_ids = [ack_id for _, ack_id, gen in due if gen == generation]
+        if len(ack_ids) < len(due):
+            failures.append(f"{len(due) - len(ack_ids)} acks belong to an earlier connection")
+        if ack_ids:
+            receipt = link.new_receipt()
+            acks = b"".join(frame("ACK", {"id": ack_id}) for ack_id in ack_ids[:-1])
+            acks += frame("ACK", {"id": ack_ids[-1], "receipt": receipt})
+            try:
+                link.send_frames(generation, acks)
+                self._receipts.append((generation, receipt))
+            except LinkLost as exc:
+                failures.append(f"{len(ack_ids)} acks not sent ({exc})")
+        if failures:
+            self.commit_errors += 1
+            log.warning("%s: a commit failed (%s): the broker delivers those messages again; %d failed commits "
+                        "so far", self.uri, "; ".join(failures), self.commit_errors)
+
+    def _unconfirmed(self, link: StompLink) -> list[str]:
+        """Earlier commits whose connection ended before the broker confirmed their acks (each is a failure);
+        those confirmed are forgotten, those still pending on a live connection kept."""
+        failures, pending = [], deque()
+        while self._receipts:
+            generation, receipt = self._receipts.popleft()
+            try:
+                if not link.wait_receipt(generation, receipt, 0.0):
+                    pending.append((generation, receipt))
+            except LinkLost:
+                failures.append("the acks of an earlier commit were lost with their connection")
+        self._receipts = pending
+        return failures
 
     def backlog(self) -> int | None:
         """None: STOMP does not tell how many messages wait on the broker."""
@@ -243,4 +306,6 @@ class ActiveMQSource(Source):
         with self._cond:
             self._buffer.clear()
             self._unacked.clear()
+            self._orphaned = None
+        self._receipts.clear()
         self.status = CLOSED

@@ -202,6 +202,18 @@ def always_shared(uri: ParsedUri) -> bool:
 
 
 SOURCE, DESTINATION = "source", "destination"
+# the DAG settings an Adapter's check_config is given, defaults applied: "section.key" -> value
+DAG_SETTINGS = ("checkpoint.every_epochs", "epochs.max_records", "epochs.max_inflight")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """What is wrong with one key of an endpoint's config, and what to do about it."""
+
+    key: str
+    message: str
+    suggestion: str | None = None
+
 BOTH_ROLES = (SOURCE, DESTINATION)
 
 
@@ -226,6 +238,10 @@ class Adapter:
     extra: str = ""  # the ``pip install 'dagserver[EXTRA]'`` extra holding its client library
     # a URI's problem in one role (SOURCE or DESTINATION), beyond its shape: e.g. a sink-only URI read
     check_role: Callable[[ParsedUri, str], str | None] | None = None
+    # problems of an endpoint's config that depend on its DAG (``dagserver check``): called with the URI, the
+    # endpoint's config, the role and the DAG's effective settings (:data:`DAG_SETTINGS` keys); returns one
+    # :class:`ConfigProblem` per problem (e.g. an ActiveMQ prefetch too small for the checkpoint interval)
+    check_config: Callable[[ParsedUri, Mapping[str, Any], str, Mapping[str, int]], list[ConfigProblem]] | None = None
 
 
 def positive_param(u: ParsedUri, key: str) -> str | None:

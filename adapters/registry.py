@@ -30,7 +30,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.base import DESTINATION, SOURCE, Adapter, ParsedUri, Sink, Source, parse_uri
+from adapters.base import DESTINATION, SOURCE, Adapter, ConfigProblem, ParsedUri, Sink, Source, parse_uri
 from graphs.dotted import DottedPathError
 from graphs.suggest import did_you_mean
 
@@ -151,6 +151,20 @@ def config_keys(uri: str, role: str) -> tuple[str, ...] | None:
     if ROLES[role] == SOURCE:
         return None if adapter.source_keys is None else (*SUBSCRIBER_KEYS, *adapter.source_keys)
     return None if adapter.sink_keys is None else (*PUBLISHER_KEYS, *adapter.sink_keys)
+
+
+def check_config(uri: str, config: Mapping[str, Any], role: str,
+                 dag_settings: Mapping[str, int]) -> list[ConfigProblem]:
+    """What is wrong with an endpoint's ``config`` in its DAG (``dag_settings``: see ``adapters.base.DAG_SETTINGS``),
+    beyond its keys: the adapter's own ``check_config``; [] when it has none or the URI is not valid."""
+    try:
+        parsed = parse_uri(uri)
+        adapter = adapter_for(parsed.scheme)
+    except (ValueError, AdapterNotAvailable):
+        return []
+    if adapter.check_config is None:
+        return []
+    return adapter.check_config(parsed, config, ROLES[role], dag_settings)
 
 
 def is_shareable(uri: str) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -35,6 +36,8 @@ from adapters.base import ParsedUri, from_environment
 from adapters.registry import AdapterNotAvailable
 from graphs.suggest import mean_phrase
 
+log = logging.getLogger("adapters.sql")
+
 MYSQL, POSTGRES = "mysql", "postgres"
 DB_TYPES = {"mysql": MYSQL, "mariadb": MYSQL, "postgres": POSTGRES, "postgresql": POSTGRES}
 DEFAULT_PORTS = {MYSQL: 3306, POSTGRES: 5432}
@@ -42,9 +45,22 @@ CONNECTION_KEYS = ("db_type", "host", "port", "user", "password", "database")
 STATEMENT_KEYS = ("insert_statement", "select_statement")
 FILE_KEYS = (*CONNECTION_KEYS, *STATEMENT_KEYS)  # what a sql_config_file may hold
 CONNECT_TIMEOUT = 10.0  # seconds, at most: opening a connection (handshake and login included)
+FIRST_BACKOFF, MAX_BACKOFF = 0.2, 10.0  # seconds between reconnection attempts (SPEC §6: capped at 10 s)
+QUERY_TIMEOUT = 30.0  # seconds one statement may take before its connection is taken for dead
 # MySQL/MariaDB server errors worth a new connection and a retry: too many connections, shutdown,
 # lock wait timeout, deadlock, connection killed. Client errors (2000-2999: lost, gone away) are too.
 _MYSQL_RETRY = {1040, 1053, 1205, 1213, 1927}
+# MySQL/MariaDB server errors about the values of one row (SPEC §6: that record's publish error, the rest of the
+# batch is written), whatever exception class pymysql maps them to (1292, 4025, 1365 and 3819 come as
+# OperationalError): 1048 NULL into NOT NULL, 1062 duplicate key, 1264 out of range, 1265 data truncated,
+# 1292 incorrect date/time or number, 1365 division by 0, 1366 incorrect integer/string value, 1367 illegal
+# value, 1406 data too long, 1411 incorrect value for a function, 1416 not a geometry, 1451/1452 foreign key,
+# 1690 out of range in an expression, 3140 invalid JSON text, 3156 invalid JSON for CAST, 3819 CHECK violated
+# (MySQL), 4025 CONSTRAINT failed (MariaDB: a CHECK or a JSON column's JSON_VALID). Besides these, any error
+# whose SQLSTATE is of class 22 (data exception) or 23 (integrity constraint violation), on both databases.
+MYSQL_RECORD_ERRORS = frozenset({1048, 1062, 1264, 1265, 1292, 1365, 1366, 1367, 1406, 1411, 1416, 1451, 1452,
+                                 1690, 3140, 3156, 3819, 4025})
+RECORD_SQLSTATE_CLASSES = ("22", "23")
 
 
 @dataclass(frozen=True)
@@ -229,9 +245,38 @@ def is_transient(driver: Any, exc: BaseException) -> bool:
     return 2000 <= code < 3000 or code in _MYSQL_RETRY
 
 
+# MySQL/MariaDB answers to a login that no retry changes: access denied (1044, 1045, 1698), unknown database (1049)
+_MYSQL_REFUSED = {1044, 1045, 1049, 1698}
+# what PostgreSQL says (psycopg gives no SQLSTATE at connect) when it refuses a login for good
+_POSTGRES_REFUSED = ("authentication failed", "does not exist", "no pg_hba.conf entry", "permission denied")
+
+
+def is_refusal(driver: Any, exc: BaseException) -> bool:
+    """Whether a failed connection attempt was the server saying no for good (a wrong password, user or
+    database name), not an outage: opening an endpoint raises for these and retries everything else."""
+    if not isinstance(exc, driver.Error):
+        return False
+    if getattr(driver, "__name__", "") == "pymysql":
+        return bool(exc.args) and exc.args[0] in _MYSQL_REFUSED
+    text = str(exc)
+    return any(words in text for words in _POSTGRES_REFUSED)
+
+
 def is_record_error(driver: Any, exc: BaseException) -> bool:
-    """Whether ``exc`` is about the values of a row (a constraint, a bad value), not the statement or link."""
-    return isinstance(exc, driver.IntegrityError | driver.DataError)
+    """Whether ``exc`` is about the values of a row (a constraint, a bad value), not the statement or link:
+    SQLSTATE class 22 or 23 (PostgreSQL: psycopg's DataError and IntegrityError), or for MySQL/MariaDB one of
+    :data:`MYSQL_RECORD_ERRORS`. The same rule on both databases."""
+    if isinstance(exc, driver.IntegrityError | driver.DataError):
+        return True
+    if not isinstance(exc, driver.Error):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str) and state[:2] in RECORD_SQLSTATE_CLASSES:
+        return True
+    if getattr(driver, "__name__", "") != "pymysql":
+        return False
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    return code in MYSQL_RECORD_ERRORS
 
 
 def close_quietly(conn: Any) -> None:
@@ -239,3 +284,28 @@ def close_quietly(conn: Any) -> None:
     if conn is not None:
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def positive_seconds(value: Any) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(value)
+    return number
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def first_connection(driver: Any, settings: SqlSettings, uri: str, autocommit: bool, timeout: float) -> Any:
+    """An endpoint's first connection, or None while the database cannot be reached (an outage: the endpoint
+    opens ``reconnecting`` and keeps trying, SPEC §6). A login the server refuses for good (a wrong password,
+    user or database) raises ConnectionError: no retry would change it."""
+    try:
+        return connect(driver, settings, autocommit=autocommit, timeout=timeout)
+    except Exception as exc:
+        if is_refusal(driver, exc):
+            raise ConnectionError(f"{uri}: cannot connect to {settings.describe()}: {describe_error(exc)}") from exc
+        log.warning("%s: cannot reach %s (%s); reconnecting in the background", uri, settings.describe(),
+                    describe_error(exc))
+        return None

@@ -28,6 +28,11 @@ class UriRules(Protocol):
     def is_shareable(self, uri: str) -> bool:
         """Whether replicas of a DAG may share a source reading ``uri``."""
 
+    def check_config(self, uri: str, config: dict[str, Any], role: str, dag_settings: dict[str, int]) -> list[Any]:
+        """Problems of an endpoint's config in its DAG (``dag_settings``: "checkpoint.every_epochs",
+        "epochs.max_records", "epochs.max_inflight", defaults applied), each with ``key``, ``message``
+        and ``suggestion``. Optional: rules without it check nothing more."""
+
 
 class AnyUri:
     """Rules that accept every well-formed URI: validation of the DAG alone, without adapters."""
@@ -40,6 +45,9 @@ class AnyUri:
 
     def is_shareable(self, uri: str) -> bool:
         return True
+
+    def check_config(self, uri: str, config: dict[str, Any], role: str, dag_settings: dict[str, int]) -> list[Any]:
+        return []
 
 
 class Collector:

@@ -7,7 +7,15 @@ from typing import Any
 
 from graphs.catalog import build_component
 from graphs.components import ComponentConfigError, UnknownComponentType
-from graphs.model import DEFAULT_TYPES, ComponentSpec, frozen
+from graphs.errors import MISSING
+from graphs.model import (
+    DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_MAX_INFLIGHT,
+    DEFAULT_MAX_RECORDS,
+    DEFAULT_TYPES,
+    ComponentSpec,
+    frozen,
+)
 from graphs.suggest import did_you_mean, mean_phrase
 from graphs.validation.base import (
     Collector,
@@ -101,11 +109,40 @@ def check_config_keys(col: Collector, uri: str, config: dict[str, Any], path: st
                     mean_phrase(key, accepted) or f"accepted: {', '.join(accepted)}")
 
 
+def dag_settings(data: dict[str, Any]) -> dict[str, int]:
+    """The DAG settings adapters may check an endpoint against, defaults applied (a bad value: the default;
+    it is reported on its own)."""
+    defaults = {"checkpoint.every_epochs": DEFAULT_CHECKPOINT_EVERY, "epochs.max_records": DEFAULT_MAX_RECORDS,
+                "epochs.max_inflight": DEFAULT_MAX_INFLIGHT}
+    settings = {}
+    for name, default in defaults.items():
+        section, key = name.split(".")
+        value = (data.get(section) or {}).get(key) if isinstance(data.get(section), dict) else None
+        settings[name] = value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+    return settings
+
+
+def check_endpoint_config(col: Collector, uri: str, config: dict[str, Any], path: str, role: str,
+                          settings: dict[str, int]) -> None:
+    """What the endpoint's adapter finds wrong with its config in this DAG (e.g. a prefetch too small)."""
+    rules = getattr(col.uris, "check_config", None)
+    if rules is None:
+        return
+    try:
+        problems = rules(uri, config, role, settings)
+    except Exception as exc:  # a rules bug must not hide the rest of the report
+        col.add(path, f"cannot check this config: {type(exc).__name__}: {exc}")
+        return
+    for problem in problems:
+        col.add(key_path(path, problem.key), problem.message, config.get(problem.key, MISSING), problem.suggestion)
+
+
 def _endpoint_section(
     col: Collector, data: dict[str, Any], section: str, what: str, uri_key: str, role: str
 ) -> tuple[dict[str, int], dict[str, str]]:
     seen: dict[str, int] = {}
     uris: dict[str, str] = {}
+    settings = dag_settings(data)
     for index, entry in section_entries(col, data, section, what):
         path = item_path(section, index)
         check_keys(col, entry, path, SUBSCRIBER_KEYS if role == "source" else PUBLISHER_KEYS, f"a {what}")
@@ -134,6 +171,7 @@ def _endpoint_section(
         if expect_string(col, uri, upath, f"the {uri_key} URI"):
             check_uri(col, uri, upath, role)
             check_config_keys(col, uri, config, cpath, role)
+            check_endpoint_config(col, uri, config, cpath, role, settings)
             if name is not None:
                 uris[name] = uri
     return seen, uris

@@ -375,3 +375,62 @@ def test_unparseable_messages_are_rejected_dead_lettered_and_acked(activemq_brok
         out.close()
         dead.close()
     assert left_on(broker, source) == []  # rejected messages were acknowledged like the others
+
+
+def test_failed_acks_are_counted_never_raised_and_their_messages_come_again(activemq_broker: ActiveMQBroker) -> None:
+    queue = unique("failed-acks")
+    uri = f"activemq://queue/{queue}"
+    with TcpProxy((activemq_broker.host, activemq_broker.port)) as proxy:
+        config = {**activemq_broker.config(heartbeats=500), "host": proxy.host, "port": proxy.port}
+        source = ActiveMQSource(uri, config)
+        source.open(None)
+        try:
+            write(activemq_broker, uri, priced(10))
+            assert len(drain(source, 10)) == 10
+            proxy.cut()  # the connection the acks belong to is gone before the commit
+            assert wait_until(lambda: source.status == "reconnecting", timeout=10)
+            source.commit(source.position())  # never raises
+            assert source.commit_errors == 1
+            proxy.restore()
+            assert wait_until(lambda: source.status == "connected", timeout=15)
+            assert [r["id"] for r in drain(source, 10)] == list(range(10))  # not acknowledged: delivered again
+            proxy.stall()
+            source.commit(source.position())  # the acks go out into a connection that is about to die
+            assert wait_until(lambda: source.status == "reconnecting", timeout=10)
+            proxy.cut()  # what the stalled connection held is lost with it
+            proxy.unstall()
+            proxy.restore()
+            assert wait_until(lambda: source.status == "connected", timeout=15)
+            assert [r["id"] for r in drain(source, 10)] == list(range(10))  # lost in flight: delivered again
+            source.commit(source.position())  # finds the last commit unconfirmed by its connection's end
+            assert source.commit_errors == 2
+        finally:
+            source.close()
+    assert left_on(activemq_broker, queue) == []  # the last commit's acks did arrive
+    assert source.commit_errors == 2
+
+
+def test_acks_the_broker_confirmed_before_the_connection_dropped_are_no_commit_error(
+        activemq_broker: ActiveMQBroker) -> None:
+    queue = unique("confirmed-acks")
+    uri = f"activemq://queue/{queue}"
+    with TcpProxy((activemq_broker.host, activemq_broker.port)) as proxy:
+        config = {**activemq_broker.config(heartbeats=500), "host": proxy.host, "port": proxy.port}
+        source = ActiveMQSource(uri, config)
+        source.open(None)
+        try:
+            write(activemq_broker, uri, priced(10))
+            assert len(drain(source, 10)) == 10
+            source.commit(source.position())
+            link = source._link
+            assert link is not None and wait_until(lambda: bool(link._receipts), timeout=10)  # the broker confirmed
+            proxy.cut()
+            assert wait_until(lambda: source.status == "reconnecting", timeout=10)
+            proxy.restore()
+            assert wait_until(lambda: source.status == "connected", timeout=15)
+            write(activemq_broker, uri, [MARKER])
+            assert drain(source, 1) == [MARKER]  # nothing came again: the acks had landed
+            source.commit(source.position())
+            assert source.commit_errors == 0
+        finally:
+            source.close()

@@ -118,6 +118,11 @@ def test_configuration_errors_name_the_value_the_key_and_the_file(tmp_path: Path
         SqlSink("sql://shop", {"db_type": "postgres", "insert_statement": "INSERT INTO t VALUES (%s)"})
     with pytest.raises(ValueError, match="exactly one parameter, %\\(cursor\\)s"):
         SqlSource("sql://shop", {"db_type": "postgres", "select_statement": "SELECT * FROM t", "cursor_column": "id"})
+    with pytest.raises(ValueError, match="takes both %\\(cursor\\)s and %\\(key\\)s, not \\['cursor'\\]"):
+        SqlSource("sql://shop", {"db_type": "postgres", "select_statement": "SELECT * FROM t WHERE id > %(cursor)s",
+                                 "cursor_column": "at", "key_column": "id"})
+    with pytest.raises(ValueError, match="key_column \\('id'\\) breaks ties of a cursor_column, which is missing"):
+        SqlSource("sql://shop", {"db_type": "postgres", "select_statement": "SELECT * FROM t", "key_column": "id"})
     with pytest.raises(ValueError, match="only %\\(cursor\\)s, with a cursor_column"):
         SqlSource("sql://shop", {"db_type": "postgres", "select_statement": "SELECT * FROM t WHERE id > %(cursor)s"})
     # the file's keys, overridden inline; the port defaults by type; a relative path is from the cwd
@@ -280,7 +285,7 @@ def test_column_types_map_to_plain_values(db: SqlService) -> None:
     assert written["bin"] == b"\x02"
 
 
-def test_source_errors_stop_polling_with_the_reason_and_a_refused_connection_fails_open(db: SqlService) -> None:
+def test_source_errors_stop_polling_with_the_reason_and_a_refused_login_fails_open(db: SqlService) -> None:
     table = db.table("errs", "id INT PRIMARY KEY, price DOUBLE PRECISION")
     db.execute(f"INSERT INTO {table} (id, price) VALUES (1, 2.5)")
     cases = [(f"SELECT * FROM {table}_missing", {}, "polling stopped"),
@@ -294,6 +299,26 @@ def test_source_errors_stop_polling_with_the_reason_and_a_refused_connection_fai
                 wait_until(lambda s=source: s.read_batch(10, 0.05) and False, timeout=5)
         finally:
             source.close()
-    nowhere = SqlSource("sql://errs", db.config(select_statement=f"SELECT * FROM {table}", port=free_port()))
-    with pytest.raises(ConnectionError, match="sql://errs: cannot connect to"):
-        nowhere.open(None)
+    no_such_database = SqlSource("sql://errs", db.config(select_statement=f"SELECT * FROM {table}",
+                                                         database="no_such_database"))
+    with pytest.raises(ConnectionError, match=r"sql://errs: cannot connect to .*no_such_database"):
+        no_such_database.open(None)  # no retry would change that
+
+
+def test_endpoints_opened_while_the_database_is_away_are_reconnecting_and_never_raise(db: SqlService) -> None:
+    table = db.table("away", "id INT PRIMARY KEY")
+    nowhere = db.config(port=free_port())  # nothing listens there: as a database that is down
+    source = SqlSource("sql://away", {**nowhere, "select_statement": f"SELECT * FROM {table}"})
+    sink = SqlSink("sql://away", {**nowhere, "insert_statement": f"INSERT INTO {table} (id) VALUES (%(id)s)",
+                                  "publish_timeout": 1})
+    source.open(None)
+    sink.open()
+    try:
+        assert source.status == "reconnecting" and sink.status == "reconnecting"
+        assert source.read_batch(10, 0.05) == []
+        with pytest.raises(ConnectionError, match="within publish_timeout 1s"):
+            sink.write_batch([{"id": 1}])  # a batch still fails after publish_timeout, as in any outage
+        assert source.status == "reconnecting" and sink.status == "reconnecting"
+    finally:
+        source.close()
+        sink.close()
