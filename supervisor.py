@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from actors.states import DagState
-from adapters import registry
 from graphs.loader import check_dag_file
 from supervision.catalog import CatalogError, DagCatalog
 from supervision.check import run_check
@@ -76,7 +75,7 @@ class Supervisor:
         """Validate every DAG file and place the valid ones; problems are logged and skipped."""
         models = []
         for path in self.config.dag_files():
-            model, problems = check_dag_file(str(path), uris=registry)
+            model, problems = check_dag_file(str(path), uris=self.catalog.rules)
             if problems or model is None:
                 self.problems += [str(p) for p in problems] or [f"{path}: not a DAG file"]
                 continue

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from actors.states import DagState
-from adapters import registry
 from graphs.building import build_model
 from graphs.loader import check_dag_dict, check_dag_file, parse_dag_text
 from graphs.model import DagModel
@@ -34,6 +33,7 @@ from supervision.counters import carry_forward
 from supervision.dags import DagEntry
 from supervision.leadership import Leadership
 from supervision.placement import mem_endpoints
+from supervision.security import ServerRules
 from supervision.workers import WorkerPool
 
 REQUEST_TIMEOUT = 30.0
@@ -54,6 +54,7 @@ class DagCatalog:
     def __init__(self, config: ServerConfig, pool: WorkerPool, dags: dict[str, DagEntry], ha: Leadership) -> None:
         self.config, self.pool, self.dags, self.ha = config, pool, dags, ha
         self.lock = threading.Lock()  # one admin change at a time
+        self.rules = ServerRules(config)  # [security]; user classes are checked by name, never imported here
 
     # -- the operations ---------------------------------------------------------------------------------
     def add(self, text: str, source: str = "request body") -> DagEntry:
@@ -82,7 +83,7 @@ class DagCatalog:
     def reload(self, name: str) -> DagEntry:
         with self.lock:
             entry = self._entry(name)
-            model, problems = check_dag_file(entry.path, uris=registry)
+            model, problems = check_dag_file(entry.path, uris=self.rules)
             if model is None or problems:
                 raise CatalogError(f"{entry.path} is not valid any more; the running DAG is unchanged", 400,
                                    [str(p) for p in problems])
@@ -112,7 +113,7 @@ class DagCatalog:
         return entry
 
     def _check(self, data: Any, source: str) -> DagModel:
-        model, problems = check_dag_dict(data, source, uris=registry)
+        model, problems = check_dag_dict(data, source, uris=self.rules)
         if model is None or problems:
             raise CatalogError(f"{source} is not a valid DAG file", 400, [str(p) for p in problems])
         if model.name in self.dags:

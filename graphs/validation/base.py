@@ -16,7 +16,10 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 class UriRules(Protocol):
     """What validation asks of the adapters about a URI (``adapters.registry`` is one).
 
-    Validation never imports adapters itself: whoever validates passes the rules in.
+    Validation never imports adapters itself: whoever validates passes the rules in. Rules may
+    also have ``check_user_class(target, kind) -> str | None`` (asked before a ``module.Class``
+    is imported) and ``imports_user_code = False`` (user classes are then checked by name only,
+    never imported: the server's supervisor, :mod:`supervision.security`).
     """
 
     def check_uri(self, uri: str, role: str) -> str | None:
