@@ -197,7 +197,12 @@ class Supervisor:
     def health(self) -> dict[str, Any]:
         down = [h.id for h in self.workers if not h.alive]
         return {"status": "degraded" if down else "ok", "workers": len(self.workers), "workers_down": down,
-                "dags": len(self.dags), "skipped": self.problems, **self.ha.health()}
+                "dags": len(self.dags), "skipped": len(self.problems), **self.ha.health()}
+
+    def skipped(self) -> dict[str, Any]:
+        """The start-up problems of the DAG files that were skipped (``/api/skipped``, for logged-in users:
+        they name files and values, which ``/healthz`` must not)."""
+        return {"skipped": list(self.problems)}
 
     def metrics_text(self) -> bytes:
         """Every DAG's figures; a DAG run as replicas, per replica (labelled ``replica``)."""
@@ -242,6 +247,7 @@ class SupervisorService:
         self.clone_dag = lambda name, new, start, end: supervisor.admin("clone", name, new, start, end)
         self.delete_dag = lambda name: supervisor.admin("delete", name)
         self.health, self.metrics_text = supervisor.health, supervisor.metrics_text
+        self.skipped = supervisor.skipped
 
 
 def serve(config_path: str | None, log_level: str = "INFO") -> int:
