@@ -27,6 +27,7 @@ from typing import Any
 
 from actors.states import DagState
 from graphs.loader import check_dag_file
+from graphs.masking import install_log_masking, mask_secrets
 from supervision.catalog import CatalogError, DagCatalog
 from supervision.check import run_check
 from supervision.config import ServerConfig, ServerConfigError, load_server_config
@@ -239,19 +240,23 @@ class SupervisorService:
     """The :class:`web.service.SupervisorService` the web layer is given: the supervisor's public face."""
 
     def __init__(self, supervisor: Supervisor) -> None:
-        self.list_dags, self.dag_details = supervisor.list_dags, supervisor.dag_details
-        self.control, self.workers = supervisor.control, supervisor.workers_info
-        self.node_details = supervisor.node_details
+        # what users see never holds a secret (SPEC §7): every read is masked on its way out
+        self.list_dags = lambda: mask_secrets(supervisor.list_dags())
+        self.dag_details = lambda name: mask_secrets(supervisor.dag_details(name))
+        self.node_details = lambda name, node: mask_secrets(supervisor.node_details(name, node))
+        self.control = lambda name, action: mask_secrets(supervisor.control(name, action))
+        self.workers = lambda: mask_secrets(supervisor.workers_info())
         self.add_dag = lambda text, source="request body": supervisor.admin("add", text, source)
         self.reload_dag = lambda name: supervisor.admin("reload", name)
         self.clone_dag = lambda name, new, start, end: supervisor.admin("clone", name, new, start, end)
         self.delete_dag = lambda name: supervisor.admin("delete", name)
         self.health, self.metrics_text = supervisor.health, supervisor.metrics_text
-        self.skipped = supervisor.skipped
+        self.skipped = lambda: mask_secrets(supervisor.skipped())
 
 
 def serve(config_path: str | None, log_level: str = "INFO") -> int:
     logging.basicConfig(level=log_level, format="%(asctime)s supervisor %(levelname)s %(name)s: %(message)s")
+    install_log_masking()
     if config_path is None and Path("examples/supervisor.toml").exists():
         config_path = "examples/supervisor.toml"
     try:

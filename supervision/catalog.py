@@ -28,6 +28,7 @@ from actors.states import DagState
 from graphs.building import build_model
 from graphs.loader import check_dag_dict, check_dag_file, parse_dag_text
 from graphs.model import DagModel
+from graphs.private_files import open_private
 from supervision.config import ServerConfig
 from supervision.counters import carry_forward
 from supervision.dags import DagEntry
@@ -168,7 +169,8 @@ class DagCatalog:
     # -- the workers ------------------------------------------------------------------------------------------
     def _install(self, model: DagModel, data: dict[str, Any], path: Path) -> DagEntry:
         temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        temp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        with open_private(temp, "w", encoding="utf-8") as handle:  # 0600: a DAG file may hold credentials
+            handle.write(json.dumps(data, indent=2) + "\n")
         os.replace(temp, path)
         entry = DagEntry(model.name, str(path), dict(model.raw), self._place(model))
         self.dags[model.name] = entry
