@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/supervisor.toml
 
-.PHONY: setup services run test lint bench clean
+.PHONY: setup services run test screenshots lint bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,11 @@ services:
 
 test: setup services
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# the README's pictures: the browser test, photographing into docs/screenshots (the tests alone write to a temporary
+# folder: they never change the checkout)
+screenshots: setup services
+	DAGSERVER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/web/test_browser.py
 
 lint: setup
 	$(BIN)/ruff check .
