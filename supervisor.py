@@ -27,7 +27,7 @@ from typing import Any
 
 from actors.states import DagState
 from graphs.loader import check_dag_file
-from graphs.masking import install_log_masking, mask_secrets
+from graphs.masking import install_log_masking, mask_problem, mask_secrets
 from supervision.catalog import CatalogError, DagCatalog
 from supervision.check import run_check
 from supervision.config import ServerConfig, ServerConfigError, load_server_config
@@ -78,7 +78,7 @@ class Supervisor:
         for path in self.config.dag_files():
             model, problems = check_dag_file(str(path), uris=self.catalog.rules)
             if problems or model is None:
-                self.problems += [str(p) for p in problems] or [f"{path}: not a DAG file"]
+                self.problems += [str(mask_problem(p)) for p in problems] or [f"{path}: not a DAG file"]
                 continue
             if any(m.name == model.name for m in models):
                 self.problems.append(f"{path}: dag name {model.name!r} is used by another file; skipped")

@@ -15,14 +15,18 @@ Usage::
     mask_secrets({"config": {"destination": "redis://app:pw@r1/x", "password": "pw", "key": "id"}})
     # {'config': {'destination': 'redis://app:***@r1/x', 'password': '***', 'key': 'id'}}
     mask_text("cannot reach sql://u:hunter2@db/test")   # 'cannot reach sql://u:***@db/test'
+    mask_problem(Problem("d.json", "publishers[0].config.password", "pw", "must be a string"))  # value '***'
     install_log_masking()   # every handler of the root logger masks URIs in what it writes
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from typing import Any
+
+from graphs.errors import MISSING, Problem
 
 MASK = "***"
 SECRET_NAMES = frozenset({
@@ -33,6 +37,7 @@ SECRET_SUFFIXES = ("_password", "_passwd", "_pwd", "_passphrase", "_secret", "_t
                    "_apikey", "_access_key", "_secret_key", "_private_key")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:)(?P<secret>[^\s/@]*)(?=@)")
+_LAST_KEY = re.compile(r'(?:^|\.)(?P<plain>[A-Za-z0-9_-]+)$|\["(?P<quoted>(?:[^"\\]|\\.)*)"\]$')
 _QUERY_VALUE = re.compile(r"(?P<head>[?&;](?P<name>[A-Za-z0-9_.-]+)=)(?P<value>[^&#\s\"']*)")
 
 
@@ -67,6 +72,15 @@ def mask_secrets(value: Any) -> Any:
     if isinstance(value, str):
         return mask_text(value)
     return value
+
+
+def mask_problem(problem: Problem) -> Problem:
+    """``problem`` with its value masked when its JSON path ends in a secret-named key, and URI
+    passwords masked in its message (a ``check`` line a viewer may read)."""
+    found = _LAST_KEY.search(problem.where)
+    last = (found["plain"] or found["quoted"]) if found else None
+    value = MASK if problem.value is not MISSING and is_secret_key(last) else mask_secrets(problem.value)
+    return dataclasses.replace(problem, value=value, message=mask_text(problem.message))
 
 
 class MaskingFilter(logging.Filter):

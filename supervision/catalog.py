@@ -27,6 +27,7 @@ from typing import Any
 from actors.states import DagState
 from graphs.building import build_model
 from graphs.loader import check_dag_dict, check_dag_file, parse_dag_text
+from graphs.masking import mask_problem
 from graphs.model import DagModel
 from graphs.private_files import open_private
 from supervision.config import ServerConfig
@@ -61,7 +62,7 @@ class DagCatalog:
     def add(self, text: str, source: str = "request body") -> DagEntry:
         data, problems = parse_dag_text(text, source)
         if data is None or problems:
-            raise CatalogError(f"{source} is not a valid DAG file", 400, [str(p) for p in problems])
+            raise CatalogError(f"{source} is not a valid DAG file", 400, [str(mask_problem(p)) for p in problems])
         with self.lock:
             model = self._check(data, source)
             path = self._new_file(model.name)
@@ -87,7 +88,7 @@ class DagCatalog:
             model, problems = check_dag_file(entry.path, uris=self.rules)
             if model is None or problems:
                 raise CatalogError(f"{entry.path} is not valid any more; the running DAG is unchanged", 400,
-                                   [str(p) for p in problems])
+                                   [str(mask_problem(p)) for p in problems])
             if model.name != name:
                 raise CatalogError(f"{entry.path} now names the DAG {model.name!r}, not {name!r}: add it as a "
                                    f"new DAG instead", 400)
@@ -116,7 +117,7 @@ class DagCatalog:
     def _check(self, data: Any, source: str) -> DagModel:
         model, problems = check_dag_dict(data, source, uris=self.rules)
         if model is None or problems:
-            raise CatalogError(f"{source} is not a valid DAG file", 400, [str(p) for p in problems])
+            raise CatalogError(f"{source} is not a valid DAG file", 400, [str(mask_problem(p)) for p in problems])
         if model.name in self.dags:
             raise CatalogError(f"a dag named {model.name!r} exists already", 409)
         if not FILE_NAME.fullmatch(model.name):

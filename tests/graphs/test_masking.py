@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from graphs.masking import MaskingFilter, is_secret_key, mask_secrets, mask_text
+from graphs.errors import Problem
+from graphs.masking import MaskingFilter, is_secret_key, mask_problem, mask_secrets, mask_text
 
 SECRET = ["password", "passwd", "pwd", "passphrase", "secret", "token", "api_key", "apiKey", "API-KEY",
           "access_key", "secret_key", "private_key", "client_secret", "auth_token", "accessToken",
@@ -54,3 +55,14 @@ def test_the_log_filter_masks_messages_and_tracebacks() -> None:
         failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", None, (type(exc), exc, exc.__traceback__))
     MaskingFilter().filter(failed)
     assert "pw@" not in logging.Formatter().format(failed) and "sql://u:***@db" in failed.exc_text
+
+
+@pytest.mark.parametrize("where,value,shown", [
+    ("publishers[0].config.password", "pw", "'***'"),
+    ('publishers[0].config["api-key"]', "k", "'***'"),
+    ("publishers[0].config.key", "id", "'id'"),
+    ("subscribers[1].config.source", "redis://u:pw@h/0", "'redis://u:***@h/0'"),
+])
+def test_check_lines_mask_secret_values(where: str, value: str, shown: str) -> None:
+    line = str(mask_problem(Problem("d.json", where, value, "bad value")))
+    assert line == f"d.json: {where}: bad value (got {shown})"
