@@ -1,7 +1,7 @@
 """Shared test setup.
 
 * the project root is importable, so ``tests.support.userclasses.X`` resolves;
-* Hypothesis keeps no example database in the checkout;
+* Hypothesis keeps no example database, and its caches only in a temporary folder;
 * tests never write into the checkout: the run fails when it left a file there that was not
   there before (``git status``, ignored files included; skipped outside a git checkout).
   ``make screenshots`` may write ``docs/screenshots/`` (``DAGSERVER_SCREENSHOTS``).
@@ -9,10 +9,12 @@
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 if ROOT not in sys.path:
@@ -24,6 +26,11 @@ settings.register_profile("dagserver", database=None)
 settings.load_profile("dagserver")
 SCREENSHOTS_ENV = "DAGSERVER_SCREENSHOTS"
 _TREE: dict[str, set[str] | None] = {}
+_HYPOTHESIS_HOME = tempfile.TemporaryDirectory(prefix="dagserver-hypothesis-")  # removed when the run ends
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    set_hypothesis_home_dir(_HYPOTHESIS_HOME.name)  # not .hypothesis/ in the checkout
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
