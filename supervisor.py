@@ -53,7 +53,7 @@ except importlib.metadata.PackageNotFoundError:  # run from a source tree that w
     VERSION = "unknown"
 
 ALLOWED = {"start": (DagState.STOPPED, DagState.FAILED),
-           "stop": (DagState.RUNNING, DagState.SUSPENDED, DagState.RESTARTING, DagState.FAILED),
+           "stop": (DagState.RUNNING, DagState.SUSPENDED, DagState.STARTING, DagState.RESTARTING, DagState.FAILED),
            "suspend": (DagState.RUNNING,), "resume": (DagState.SUSPENDED,)}
 DESIRED = {"start": DagState.RUNNING, "resume": DagState.RUNNING, "stop": DagState.STOPPED,
            "suspend": DagState.SUSPENDED}

@@ -12,11 +12,12 @@ from enum import StrEnum
 
 
 class DagState(StrEnum):
+    STARTING = "starting"  # first start: its actors are being built, nothing has failed
     RUNNING = "running"
     SUSPENDED = "suspended"
     STOPPED = "stopped"
     FAILED = "failed"
-    RESTARTING = "restarting"
+    RESTARTING = "restarting"  # after a failure (or its worker's), within the restart budget
     STANDBY = "standby"  # on a high-availability standby (SPEC §9)
 
 

@@ -24,8 +24,8 @@ from supervision.counters import with_carry
 from supervision.workers import WorkerHandle
 
 # The worst state wins when replicas differ: a DAG is as healthy as its sickest copy.
-SEVERITY = (DagState.RUNNING, DagState.SUSPENDED, DagState.STANDBY, DagState.STOPPED, DagState.RESTARTING,
-            DagState.FAILED)
+SEVERITY = (DagState.RUNNING, DagState.SUSPENDED, DagState.STANDBY, DagState.STOPPED, DagState.STARTING,
+            DagState.RESTARTING, DagState.FAILED)
 EMPTY = {"nodes": {}, "subscribers": {}, "publishers": {}}
 
 
@@ -65,8 +65,15 @@ def replica_view(entry: DagEntry, index: int, handles: list[WorkerHandle]) -> di
     if handle.gave_up:
         state, reason = DagState.FAILED, handle.gave_up
     elif details is None or not handle.alive:
-        starting = handle.restart_at is not None or entry.desired != DagState.STOPPED
-        state, reason = (DagState.RESTARTING, "its worker is (re)starting") if starting else (DagState.STOPPED, "")
+        worker_lost = handle.restart_at is not None or (handle.process is not None and not handle.alive)
+        if worker_lost:
+            state, reason = DagState.RESTARTING, "its worker is restarting"
+        elif entry.desired != DagState.STOPPED and entry.carries[index]:  # it ran before: it carries counts
+            state, reason = DagState.RESTARTING, "restarting: its runtime has not reported yet"
+        elif entry.desired != DagState.STOPPED:
+            state, reason = DagState.STARTING, "starting"  # deployed, its runtime has not reported yet
+        else:
+            state, reason = DagState.STOPPED, ""
     else:
         state, reason = DagState(details["state"]), details.get("reason", "")
     shown = with_carry(details or EMPTY, entry.carries[index])

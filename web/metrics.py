@@ -59,7 +59,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
                                       "failed, counted whether or not the DAG has a dead_letter destination."),
     "worker_restarts_total": ("counter", "Times a worker process was replaced after it died or hung."),
     "dag_state": ("gauge", "DAG state: 1 for the state label the DAG is in now (running, suspended, stopped, "
-                           "failed, restarting, standby), 0 for the others."),
+                           "failed, starting, restarting, standby), 0 for the others."),
     "ha_leader": ("gauge", "1 when this server is the leader that runs the DAGs, 0 on a standby; "
                            "always 1 without high availability."),
     "build_info": ("gauge", "Always 1; the version label is the dagserver version serving these metrics."),

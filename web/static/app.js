@@ -7,7 +7,7 @@ const role = body.dataset.role;
 const RANK = { viewer: 0, operator: 1, admin: 2 };
 const mayOperate = RANK[role] >= RANK.operator;
 const ACTIONS_BY_STATE = {
-  running: ["suspend", "stop"], suspended: ["resume", "stop"], restarting: ["stop"],
+  running: ["suspend", "stop"], suspended: ["resume", "stop"], starting: ["stop"], restarting: ["stop"],
   failed: ["start", "stop"], stopped: ["start"], standby: [],
 };
 const POLL_MS = 1000;
