@@ -2,9 +2,9 @@
 
 The supervisor validates DAG files with :class:`ServerRules`, the adapters' registry plus:
 
-* ``file://`` sources, sinks and dead letters never name the server's own files (its
-  ``state_dir``, users file, ``dags`` folders and files, TLS files and config), whatever
-  ``file_roots`` says; with ``file_roots`` they must lie inside one of those folders. Paths
+* ``file://`` sources, sinks and dead letters, and a ``sql_config_file``, never name the
+  server's own files (its ``state_dir``, users file, ``dags`` folders and files, TLS files and
+  config), whatever ``file_roots`` says; with ``file_roots`` they lie inside those folders. Paths
   are compared once resolved (``..`` and symlinks followed, relative ones from the cwd, as
   the file adapter opens them).
 * user classes (``module.Class`` calculators and transformers, ``custom://`` adapters) are
@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from adapters import registry
 from adapters.base import parse_uri
@@ -30,6 +31,7 @@ from supervision.config import ServerConfig
 
 FILE_SCHEMES = ("file",)
 CLASS_SCHEMES = ("custom",)
+FILE_KEYS = ("sql_config_file",)  # config keys (or URI query parameters) naming a file the worker reads
 
 
 def resolved(path: str) -> str:
@@ -40,6 +42,11 @@ def resolved(path: str) -> str:
 def inside(path: str, folder: str) -> bool:
     """True when resolved ``path`` is ``folder`` or lies under it."""
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def describe(uri: str) -> str:
+    """How a message names a file reference: ``file URI 'file:///x'``, or a config value as given."""
+    return f"file URI {uri!r}" if "://" in uri else uri
 
 
 def module_allowed(module: str, prefixes: tuple[str, ...] | None) -> bool:
@@ -75,6 +82,18 @@ class ServerRules:
     def config_keys(self, uri: str, role: str) -> tuple[str, ...] | None:
         return registry.config_keys(uri, role)
 
+    def check_config(self, uri: str, config: dict[str, Any], role: str) -> list[tuple[str, str]]:
+        """``(key, why)`` for each config value naming a file (``sql_config_file``) the rules refuse."""
+        params = parse_uri(uri).params
+        found = []
+        for key in FILE_KEYS:
+            value = config.get(key, params.get(key))
+            if isinstance(value, str) and value:
+                problem = self.check_file(f"{key} {value!r}", value)
+                if problem is not None:
+                    found.append((key, problem))
+        return found
+
     def is_shareable(self, uri: str) -> bool:
         """As the registry says, except for ``custom://``: its class is not imported here, so the worker
         refuses to run replicas of a DAG whose custom source says it cannot be shared."""
@@ -84,14 +103,14 @@ class ServerRules:
 
     # -- the server's own rules --------------------------------------------------------------------------
     def check_file(self, uri: str, body: str) -> str | None:
-        """Why ``file://`` ``uri`` may not be used here, or None."""
+        """Why the file ``body`` names (``uri``: how the DAG names it) may not be used here, or None."""
         path = resolved(body)
         for own in self.refused:
             if inside(path, own):
-                return (f"file URI {uri!r} names {path}, one of the server's own files (state_dir, users file, "
+                return (f"{describe(uri)} names {path}, one of the server's own files (state_dir, users file, "
                         f"dags folders, config, TLS files: {own}); a DAG may never read or write those")
         if self.roots is not None and not any(inside(path, root) for root in self.roots):
-            return (f"file URI {uri!r} names {path}, outside [security] file_roots ({', '.join(self.roots)}); "
+            return (f"{describe(uri)} names {path}, outside [security] file_roots ({', '.join(self.roots)}); "
                     "use a file under one of them, or ask the server's operator to add its folder")
         return None
 

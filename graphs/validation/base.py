@@ -18,8 +18,10 @@ class UriRules(Protocol):
 
     Validation never imports adapters itself: whoever validates passes the rules in. Rules may
     also have ``check_user_class(target, kind) -> str | None`` (asked before a ``module.Class``
-    is imported) and ``imports_user_code = False`` (user classes are then checked by name only,
-    never imported: the server's supervisor, :mod:`supervision.security`).
+    is imported), ``imports_user_code = False`` (user classes are then checked by name only,
+    never imported: the server's supervisor, :mod:`supervision.security`) and
+    ``check_config(uri, config, role) -> [(key, message)]`` (what is wrong with an endpoint's
+    config values).
     """
 
     def check_uri(self, uri: str, role: str) -> str | None:

@@ -93,6 +93,10 @@ def check_config_keys(col: Collector, uri: str, config: dict[str, Any], path: st
         accepted = col.uris.config_keys(uri, role)
     except Exception:  # the URI itself was reported, or the rules cannot tell: nothing to add
         return
+    check_values = getattr(col.uris, "check_config", None)  # rules may bound values too (the server's: paths)
+    if check_values is not None:
+        for key, message in check_values(uri, config, role):
+            col.add(key_path(path, key), message, config.get(key))
     if accepted is None:
         return
     for key in config:

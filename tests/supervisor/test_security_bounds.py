@@ -190,3 +190,18 @@ def test_a_class_that_cannot_be_imported_fails_its_dag_in_the_worker(unbounded: 
         unbounded.states()
     assert "no_such_module_here" in unbounded.dag("noclass")["reason"]
     unbounded.request("DELETE", "/api/dags/noclass")
+
+
+@pytest.mark.parametrize("where", ["config", "query"])
+def test_a_sql_config_file_may_not_be_the_users_file(unbounded: SupervisedServer, where: str) -> None:
+    uri = "sql://shop"
+    config: dict[str, Any] = {"destination": uri, "insert_statement": "insert into t values (%(a)s)"}
+    if where == "config":
+        config["sql_config_file"] = str(unbounded.users_path)
+    else:
+        config["destination"] = f"{uri}?sql_config_file={unbounded.users_path}"
+    dag = dag_to(f"sqlfile_{where}", "mem://queue/unused")
+    dag["publishers"][0]["config"] = config
+    status, body = unbounded.request("POST", "/api/dags", body=dag)
+    assert status == 400, body
+    assert "sql_config_file" in problems_of(body) and "server's own files" in problems_of(body), body
