@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/supervisor.toml
 
-.PHONY: setup services run test lint bench clean
+.PHONY: setup services run test screenshots lint bench clean
 
 setup: $(STAMP)
 
@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: setup
-	@echo "dagserver: starting on $(CONFIG); log in at http://127.0.0.1:8080/ with the admin password printed below on first start"
+	@echo "dagserver: starting on $(CONFIG); log in at http://127.0.0.1:8080/ as admin: its password is printed below on the first start (no var/users.json yet)"
+	@if [ -f var/users.json ]; then echo "dagserver: var/users.json exists, so no password is printed; set one with: $(BIN)/dagserver user add admin --role admin --users var/users.json"; fi
 	$(BIN)/dagserver serve -c $(CONFIG)
 
 # the services the tests start themselves, and openssl for the TLS test (Redis, MariaDB and PostgreSQL are
@@ -28,6 +29,11 @@ services:
 
 test: setup services
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# the README's pictures: the browser test, photographing into docs/screenshots (the tests alone write to a temporary
+# folder: they never change the checkout)
+screenshots: setup services
+	DAGSERVER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/web/test_browser.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from actors.states import DagState
-from adapters import registry
 from graphs.loader import check_dag_file
+from graphs.masking import install_log_masking, mask_problem, mask_secrets
 from supervision.catalog import CatalogError, DagCatalog
 from supervision.check import run_check
 from supervision.config import ServerConfig, ServerConfigError, load_server_config
@@ -77,9 +77,9 @@ class Supervisor:
         """Validate every DAG file and place the valid ones; problems are logged and skipped."""
         models = []
         for path in self.config.dag_files():
-            model, problems = check_dag_file(str(path), uris=registry)
+            model, problems = check_dag_file(str(path), uris=self.catalog.rules)
             if problems or model is None:
-                self.problems += [str(p) for p in problems] or [f"{path}: not a DAG file"]
+                self.problems += [str(mask_problem(p)) for p in problems] or [f"{path}: not a DAG file"]
                 continue
             if any(m.name == model.name for m in models):
                 self.problems.append(f"{path}: dag name {model.name!r} is used by another file; skipped")
@@ -199,7 +199,12 @@ class Supervisor:
     def health(self) -> dict[str, Any]:
         down = [h.id for h in self.workers if not h.alive]
         return {"status": "degraded" if down else "ok", "workers": len(self.workers), "workers_down": down,
-                "dags": len(self.dags), "skipped": self.problems, **self.ha.health()}
+                "dags": len(self.dags), "skipped": len(self.problems), **self.ha.health()}
+
+    def skipped(self) -> dict[str, Any]:
+        """The start-up problems of the DAG files that were skipped (``/api/skipped``, for logged-in users:
+        they name files and values, which ``/healthz`` must not)."""
+        return {"skipped": list(self.problems)}
 
     def metrics_text(self) -> bytes:
         """Every DAG's figures; a DAG run as replicas, per replica (labelled ``replica``)."""
@@ -236,18 +241,23 @@ class SupervisorService:
     """The :class:`web.service.SupervisorService` the web layer is given: the supervisor's public face."""
 
     def __init__(self, supervisor: Supervisor) -> None:
-        self.list_dags, self.dag_details = supervisor.list_dags, supervisor.dag_details
-        self.control, self.workers = supervisor.control, supervisor.workers_info
-        self.node_details = supervisor.node_details
+        # what users see never holds a secret (SPEC §7): every read is masked on its way out
+        self.list_dags = lambda: mask_secrets(supervisor.list_dags())
+        self.dag_details = lambda name: mask_secrets(supervisor.dag_details(name))
+        self.node_details = lambda name, node: mask_secrets(supervisor.node_details(name, node))
+        self.control = lambda name, action: mask_secrets(supervisor.control(name, action))
+        self.workers = lambda: mask_secrets(supervisor.workers_info())
         self.add_dag = lambda text, source="request body": supervisor.admin("add", text, source)
         self.reload_dag = lambda name: supervisor.admin("reload", name)
         self.clone_dag = lambda name, new, start, end: supervisor.admin("clone", name, new, start, end)
         self.delete_dag = lambda name: supervisor.admin("delete", name)
         self.health, self.metrics_text = supervisor.health, supervisor.metrics_text
+        self.skipped = lambda: mask_secrets(supervisor.skipped())
 
 
 def serve(config_path: str | None, log_level: str = "INFO") -> int:
     logging.basicConfig(level=log_level, format="%(asctime)s supervisor %(levelname)s %(name)s: %(message)s")
+    install_log_masking()
     if config_path is None and Path("examples/supervisor.toml").exists():
         config_path = "examples/supervisor.toml"
     try:

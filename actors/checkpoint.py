@@ -25,6 +25,8 @@ from typing import Any
 
 import msgpack
 
+from graphs.private_files import make_private_dirs, open_private
+
 log = logging.getLogger("dagserver.checkpoint")
 
 MAP_SECTIONS = ("positions", "nodes", "ticks")
@@ -43,9 +45,9 @@ def write_checkpoint(path: Path, data: dict[str, Any]) -> None:
     ``.tmp`` file."""
     payload = msgpack.packb(data, use_bin_type=True)
     with _lock_of(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        with open_private(tmp, "wb") as fh:  # 0600: a checkpoint holds the DAG's state and positions
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())

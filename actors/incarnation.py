@@ -44,6 +44,7 @@ from actors.publisher import PublisherActor, publisher_actor_name
 from actors.stats import DagStats
 from actors.subscriber import SubscriberActor, subscriber_actor_name
 from adapters.base import DEFAULT_PUBLISH_TIMEOUT, Sink, Source
+from adapters.registry import is_shareable
 from graphs.catalog import build_component, callable_of
 from graphs.model import METRONOME_NODE, DagModel
 from graphs.values import describe_error
@@ -126,6 +127,10 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
                 if dag.node_for_subscriber(name) is None:
                     continue
                 step = f"subscriber {name!r} ({spec.source})"
+                if wiring.replica is not None and spec.source.startswith("custom://") and not is_shareable(spec.source):
+                    # the supervisor checks custom classes by name only (it imports no user code): the rule is kept here
+                    raise ValueError(f"replicas need sources they can share, and {spec.source} does not say it can "
+                                     "(a class attribute shareable = True)")
                 config = {**spec.config, **source_identity(dag.name, name, wiring.replica, wiring.server)}
                 ctx.refs[subscriber_actor_name(name)] = SubscriberActor.start(
                     ctx, name, wiring.open_source(spec.source, config), positions.get(name), reading)

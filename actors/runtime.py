@@ -49,6 +49,8 @@ log = logging.getLogger("dagserver.runtime")
 
 RUNNING, SUSPENDED, STOPPED, FAILED, RESTARTING = (DagState.RUNNING, DagState.SUSPENDED, DagState.STOPPED,
                                                    DagState.FAILED, DagState.RESTARTING)
+STARTING = DagState.STARTING
+BUILDING = (STARTING, RESTARTING)  # an incarnation is being built
 STOP_WAIT = 5.0  # seconds a teardown after a failure may take before stuck actors are abandoned
 PAUSE_WAIT = 5.0  # seconds to wait for subscribers to pause on a suspend
 
@@ -96,13 +98,13 @@ class DagRuntime:
         """
         active = self.window.is_active(now or datetime.now())
         with self._lock:
-            if self.state in (RUNNING, SUSPENDED, RESTARTING):
+            if self.state in (RUNNING, SUSPENDED, *BUILDING):
                 return
             generation = self._next_generation()
             self.restart_policy.history.clear()  # an operator's start gives a fresh budget
             self._suspended_by_window = not active
             self._suspended_by_operator = suspended
-            self.state, self.reason = RESTARTING, "starting"
+            self.state, self.reason = STARTING, "starting"
         if self._ckpt_path is not None and (reload or self._last_checkpoint is None):
             self._last_checkpoint = read_checkpoint(self._ckpt_path)
         self._launch(generation)
@@ -166,7 +168,7 @@ class DagRuntime:
         """Stop reading; in-flight epochs finish, node state is kept (also across restarts)."""
         with self._lock:
             ctx = self._ctx
-            if reason == "suspended by request" and self.state in (RUNNING, RESTARTING):
+            if reason == "suspended by request" and self.state in (RUNNING, *BUILDING):
                 self._suspended_by_operator = True
             if self.state != RUNNING or ctx is None:
                 return
@@ -238,7 +240,7 @@ class DagRuntime:
             return
         ctx.generation = generation
         with self._lock:
-            current = generation == self._generation and self.state == RESTARTING
+            current = generation == self._generation and self.state in BUILDING
             if current:
                 self._ctx = ctx
                 self.state, self.reason = (SUSPENDED, why_not) if why_not else (RUNNING, "")

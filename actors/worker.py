@@ -31,6 +31,7 @@ from actors.lease import LEASE
 from actors.restart import RestartPolicy
 from actors.runtime import DagRuntime
 from graphs.building import build_model
+from graphs.masking import install_log_masking
 
 HEARTBEAT_INTERVAL = 0.5
 WINDOW_CHECK_INTERVAL = 1.0
@@ -207,6 +208,7 @@ def worker_main(conn: Any, worker_id: int, state_dir: str, max_restarts: int, wi
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when workers stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format=f"%(asctime)s worker-{worker_id} %(levelname)s %(name)s: %(message)s")
+    install_log_masking()  # adapters log their URIs: never with a password (SPEC §7)
     send_lock = threading.Lock()
 
     def send(frame: list[Any]) -> None:

@@ -25,15 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from actors.states import DagState
-from adapters import registry
 from graphs.building import build_model
 from graphs.loader import check_dag_dict, check_dag_file, parse_dag_text
+from graphs.masking import mask_problem
 from graphs.model import DagModel
+from graphs.private_files import open_private
 from supervision.config import ServerConfig
 from supervision.counters import carry_forward
 from supervision.dags import DagEntry
 from supervision.leadership import Leadership
 from supervision.placement import mem_endpoints
+from supervision.security import ServerRules
 from supervision.workers import WorkerPool
 
 REQUEST_TIMEOUT = 30.0
@@ -54,12 +56,13 @@ class DagCatalog:
     def __init__(self, config: ServerConfig, pool: WorkerPool, dags: dict[str, DagEntry], ha: Leadership) -> None:
         self.config, self.pool, self.dags, self.ha = config, pool, dags, ha
         self.lock = threading.Lock()  # one admin change at a time
+        self.rules = ServerRules(config)  # [security]; user classes are checked by name, never imported here
 
     # -- the operations ---------------------------------------------------------------------------------
     def add(self, text: str, source: str = "request body") -> DagEntry:
         data, problems = parse_dag_text(text, source)
         if data is None or problems:
-            raise CatalogError(f"{source} is not a valid DAG file", 400, [str(p) for p in problems])
+            raise CatalogError(f"{source} is not a valid DAG file", 400, [str(mask_problem(p)) for p in problems])
         with self.lock:
             model = self._check(data, source)
             path = self._new_file(model.name)
@@ -82,10 +85,10 @@ class DagCatalog:
     def reload(self, name: str) -> DagEntry:
         with self.lock:
             entry = self._entry(name)
-            model, problems = check_dag_file(entry.path, uris=registry)
+            model, problems = check_dag_file(entry.path, uris=self.rules)
             if model is None or problems:
                 raise CatalogError(f"{entry.path} is not valid any more; the running DAG is unchanged", 400,
-                                   [str(p) for p in problems])
+                                   [str(mask_problem(p)) for p in problems])
             if model.name != name:
                 raise CatalogError(f"{entry.path} now names the DAG {model.name!r}, not {name!r}: add it as a "
                                    f"new DAG instead", 400)
@@ -112,9 +115,9 @@ class DagCatalog:
         return entry
 
     def _check(self, data: Any, source: str) -> DagModel:
-        model, problems = check_dag_dict(data, source, uris=registry)
+        model, problems = check_dag_dict(data, source, uris=self.rules)
         if model is None or problems:
-            raise CatalogError(f"{source} is not a valid DAG file", 400, [str(p) for p in problems])
+            raise CatalogError(f"{source} is not a valid DAG file", 400, [str(mask_problem(p)) for p in problems])
         if model.name in self.dags:
             raise CatalogError(f"a dag named {model.name!r} exists already", 409)
         if not FILE_NAME.fullmatch(model.name):
@@ -167,7 +170,8 @@ class DagCatalog:
     # -- the workers ------------------------------------------------------------------------------------------
     def _install(self, model: DagModel, data: dict[str, Any], path: Path) -> DagEntry:
         temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        temp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        with open_private(temp, "w", encoding="utf-8") as handle:  # 0600: a DAG file may hold credentials
+            handle.write(json.dumps(data, indent=2) + "\n")
         os.replace(temp, path)
         entry = DagEntry(model.name, str(path), dict(model.raw), self._place(model))
         self.dags[model.name] = entry

@@ -7,11 +7,13 @@ Usage::
     config.ha          # None, or HaConfig(zookeeper="zk1:2181,zk2:2181", path="/dagserver", session_timeout=4.0)
     config.tls         # None, or ("cert.pem", "key.pem"): serve HTTPS (tls_cert/tls_key)
     config.session_hours   # 12.0: a web login ends this many hours after it began (and after 1 h idle)
+    config.security    # SecurityConfig(file_roots=None | ("/srv/feeds",), module_prefixes=None | ("acme.dags",))
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,9 +23,11 @@ from typing import Any
 from graphs.suggest import did_you_mean
 
 TOP_KEYS = {"workers", "dags", "state_dir", "bind", "users", "shutdown_timeout", "heartbeat_timeout", "restart",
-            "ha", "tls_cert", "tls_key", "session_hours"}
+             "ha", "tls_cert", "tls_key", "session_hours", "security"}
 RESTART_KEYS = {"max_restarts", "within_seconds"}
 HA_KEYS = {"zookeeper", "path", "session_timeout"}
+SECURITY_KEYS = {"file_roots", "module_prefixes"}
+_MODULE_PREFIX = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 MIN_SESSION_TIMEOUT = 1.0
 MIN_HEARTBEAT_TIMEOUT = 1.0
 
@@ -46,6 +50,22 @@ class HaConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """The ``[security]`` section (SPEC §7): what an admin's DAGs may reach. None: not bounded.
+
+    ``file_roots``: the folders ``file://`` sources, sinks and dead letters may use (the server's
+    own files are refused whatever it says); ``module_prefixes``: the packages user classes
+    (calculators, transformers, ``custom://`` adapters) may come from.
+
+    >>> SecurityConfig(module_prefixes=("acme.dags",)).file_roots is None
+    True
+    """
+
+    file_roots: tuple[str, ...] | None = None
+    module_prefixes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     dags: tuple[str, ...] = ("examples/dags",)
@@ -60,6 +80,7 @@ class ServerConfig:
     tls_cert: str | None = None  # PEM certificate chain; with tls_key: the web server speaks only HTTPS
     tls_key: str | None = None  # PEM private key of tls_cert
     session_hours: float = 12.0  # a browser session ends this long after its login (SPEC §7)
+    security: SecurityConfig = SecurityConfig()  # [security]: bounds on what DAGs may reach
     path: str = "<defaults>"
 
     @property
@@ -162,6 +183,8 @@ def parse_server_config(data: dict[str, Any], path: str = "<memory>") -> ServerC
         values["ha"] = parse_ha(data["ha"], problem, problems.append, path)
     if "tls_cert" in data or "tls_key" in data:
         values.update(parse_tls(data, problems.append, path))
+    if "security" in data:
+        values["security"] = parse_security(data["security"], problem, problems.append, path)
     if problems:
         raise ServerConfigError("\n".join(problems))
     return ServerConfig(**values)
@@ -197,6 +220,33 @@ def parse_ha(section: Any, problem: Callable[[str, Any, str], None], report: Cal
                                               "(e.g. 4; a standby takes over within it + 2 s)")
         ok = False
     return HaConfig(str(zookeeper), str(election), float(timeout)) if ok else None
+
+
+def parse_security(section: Any, problem: Callable[[str, Any, str], None], report: Callable[[str], None],
+                   path: str) -> SecurityConfig:
+    """The ``[security]`` table (every key optional), after reporting what is wrong with it."""
+    if not isinstance(section, dict):
+        problem("security", section, 'must be a table: [security] with file_roots = [...], module_prefixes = [...]')
+        return SecurityConfig()
+    for key in section:
+        if key not in SECURITY_KEYS:
+            hint = did_you_mean(key, sorted(SECURITY_KEYS))
+            report(f"{path}: security.{key}: unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+    roots = section.get("file_roots")
+    if roots is not None and (not isinstance(roots, list) or not all(isinstance(r, str) and r for r in roots)):
+        problem("security.file_roots", roots, 'must be a list of folders, e.g. ["/srv/dagserver/files"]')
+        roots = None
+    prefixes = section.get("module_prefixes")
+    if prefixes is not None:
+        if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+            problem("security.module_prefixes", prefixes, 'must be a list of package names, e.g. ["acme.dags"]')
+            prefixes = None
+        else:
+            prefixes = [p.rstrip(".") for p in prefixes]
+            for prefix in prefixes:
+                if not _MODULE_PREFIX.fullmatch(prefix):
+                    problem("security.module_prefixes", prefix, 'each must be a dotted package name like "acme.dags"')
+    return SecurityConfig(None if roots is None else tuple(roots), None if prefixes is None else tuple(prefixes))
 
 
 def _zookeeper_hosts_ok(hosts: Any) -> bool:

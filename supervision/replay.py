@@ -164,7 +164,7 @@ class ReplayScript:
                     self.cond.notify_all()
                     continue
                 left = deadline - time.monotonic()
-                if left <= 0 or runtime.state not in (DagState.RUNNING, DagState.RESTARTING):
+                if left <= 0 or runtime.state not in (DagState.RUNNING, DagState.STARTING, DagState.RESTARTING):
                     raise RuntimeError(f"replay stalled with {len(self.steps)} steps left ({runtime.state}: "
                                        f"{runtime.reason})")
                 self.cond.wait(min(left, 0.1))

@@ -155,7 +155,8 @@ class UsersFile:
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         """Replace the file with ``data`` (mode 0600, never half written)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(mode=0o700, parents=True)  # the folder the server makes for it: 0700
         temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -83,10 +83,17 @@ def workers() -> Response:
     return jsonify(service().workers())
 
 
+@api.get("/api/skipped")
+def skipped() -> Response:
+    """The ``check`` lines of the DAG files skipped at start-up (``/healthz`` only counts them)."""
+    return jsonify(service().skipped())
+
+
 @api.get("/healthz")
 @open_access
 def healthz() -> tuple[Response, int]:
-    """The service's health; 200 when ``status`` is ``ok``, 503 otherwise."""
+    """The service's health; 200 when ``status`` is ``ok``, 503 otherwise. Open to all, so it carries counts
+    and roles only (SPEC §7)."""
     health = service().health()
     return jsonify(health), 200 if health.get("status") == "ok" else 503
 

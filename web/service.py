@@ -62,7 +62,10 @@ class SupervisorService(Protocol):
         """``[{id, pid, alive, restarts, dags}]``."""
 
     def health(self) -> dict[str, Any]:
-        """``{"status": "ok" | "degraded", ...}``."""
+        """``{"status": "ok" | "degraded", ...}``: counts and roles only, no paths, no ``check`` lines."""
+
+    def skipped(self) -> dict[str, Any]:
+        """``{"skipped": [check lines]}``: why DAG files were skipped at start-up (for logged-in users)."""
 
     def metrics_text(self) -> bytes:
         """The Prometheus exposition of every DAG's and worker's figures."""

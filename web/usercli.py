@@ -89,10 +89,14 @@ def run_user(args: argparse.Namespace, users_path: str) -> int:
 
 def open_accounts(users_path: str, log: logging.Logger, url: str) -> Accounts:
     """The accounts ``serve`` checks logins against; on first start (no users file) an ``admin`` with
-    a random password, printed once to the log."""
+    a random password, printed once to the log; later, the log says how to set a password."""
     users = UsersFile(users_path)
     if not users.exists():
         password = users.create_first_admin()
         log.warning("first start: created %s with user 'admin', password %s (shown only this once; change it "
                     "with `dagserver user add admin --role admin`); log in at %s/login", users_path, password, url)
+    else:  # the first start's password was printed then, maybe somewhere long gone: say how to set one
+        log.info("accounts from %s (the admin password was printed on the first start only); to set a password: "
+                 "`dagserver user add admin --role admin --users %s`, then log in at %s/login",
+                 users_path, users_path, url)
     return Accounts(users)

@@ -16,7 +16,12 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 class UriRules(Protocol):
     """What validation asks of the adapters about a URI (``adapters.registry`` is one).
 
-    Validation never imports adapters itself: whoever validates passes the rules in.
+    Validation never imports adapters itself: whoever validates passes the rules in. Rules may
+    also have ``check_user_class(target, kind) -> str | None`` (asked before a ``module.Class``
+    is imported), ``imports_user_code = False`` (user classes are then checked by name only,
+    never imported: the server's supervisor, :mod:`supervision.security`) and
+    ``check_values(uri, config, role) -> [(key, message)]`` (config values the rules refuse, such
+    as a file outside the server's ``file_roots``).
     """
 
     def check_uri(self, uri: str, role: str) -> str | None:

@@ -101,6 +101,10 @@ def check_config_keys(col: Collector, uri: str, config: dict[str, Any], path: st
         accepted = col.uris.config_keys(uri, role)
     except Exception:  # the URI itself was reported, or the rules cannot tell: nothing to add
         return
+    check_values = getattr(col.uris, "check_values", None)  # rules may bound values too (the server's: paths)
+    if check_values is not None:
+        for key, message in check_values(uri, config, role):
+            col.add(key_path(path, key), message, config.get(key))
     if accepted is None:
         return
     for key in config:
@@ -208,7 +212,20 @@ def config_path(path: str, key: Any) -> str:
 
 
 def build_component_problems(col: Collector, spec: ComponentSpec, path: str, kind: str) -> None:
-    """Resolve and construct one component, reporting type and config problems."""
+    """Resolve and construct one component, reporting type and config problems.
+
+    A user class (``module.Class``) is first checked by name with the rules' ``check_user_class``
+    when they have one; rules whose ``imports_user_code`` is False (the server's) stop there: the
+    class is imported, and its config checked, only where the DAG runs.
+    """
+    if "." in spec.type:
+        check_class = getattr(col.uris, "check_user_class", None)
+        refused = check_class(spec.type, kind) if check_class is not None else None
+        if refused:
+            col.add(key_path(path, "type"), refused, spec.type)
+            return
+        if not getattr(col.uris, "imports_user_code", True):
+            return
     try:
         build_component(spec, kind)  # type: ignore[arg-type]
     except UnknownComponentType as exc:

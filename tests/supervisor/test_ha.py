@@ -185,7 +185,8 @@ def test_without_ha_the_server_is_its_own_leader() -> None:
 
 def test_without_kazoo_an_ha_config_is_refused_naming_the_extra(tmp_path: Path) -> None:
     config = tmp_path / "sup.toml"
-    config.write_text(f'workers = 1\ndags = []\nstate_dir = "{tmp_path}/state"\n[ha]\nzookeeper = "127.0.0.1:1"\n')
+    config.write_text(f'workers = 1\ndags = []\nstate_dir = "{tmp_path}/state"\nusers = "{tmp_path}/users.json"\n'
+                      '[ha]\nzookeeper = "127.0.0.1:1"\n')
     hide_kazoo = "import sys, supervisor; sys.modules['kazoo'] = None; sys.exit(supervisor.main(sys.argv[1:]))"
     result = subprocess.run([sys.executable, "-c", hide_kazoo, "serve", "-c", str(config)], cwd=ROOT,
                             capture_output=True, text=True, timeout=SLOW)

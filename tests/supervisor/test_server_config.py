@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from supervision.config import ServerConfig, ServerConfigError, load_server_config, parse_server_config
+from supervision.config import (
+    SecurityConfig,
+    ServerConfig,
+    ServerConfigError,
+    load_server_config,
+    parse_server_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]  # the project root
 
@@ -164,3 +170,17 @@ def test_session_hours_default_to_twelve_and_must_be_positive() -> None:
     for bad in (0, -1, "12", True):
         with pytest.raises(ServerConfigError, match="session_hours: must be a positive number"):
             parse_server_config({"session_hours": bad}, "sup.toml")
+def test_the_security_section_is_optional_and_read() -> None:
+    assert parse_server_config({}).security == SecurityConfig(None, None)
+    config = parse_server_config({"security": {"file_roots": ["/srv/feeds"], "module_prefixes": ["acme.dags."]}})
+    assert config.security == SecurityConfig(("/srv/feeds",), ("acme.dags",))
+
+
+@pytest.mark.parametrize("section,where", [
+    ({"file_root": ["/x"]}, "security.file_root: unknown key (did you mean 'file_roots'?)"),
+    ({"file_roots": "/x"}, "security.file_roots: must be a list of folders"),
+    ({"module_prefixes": ["acme dags"]}, "security.module_prefixes: each must be a dotted package name"),
+    ({"module_prefixes": [3]}, "security.module_prefixes: must be a list of package names"),
+])
+def test_a_bad_security_section_names_the_key(section: dict[str, Any], where: str) -> None:
+    assert any(where in line for line in problems_of({"security": section})), problems_of({"security": section})

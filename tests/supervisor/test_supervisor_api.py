@@ -32,7 +32,8 @@ METRIC_NAMES = {
     "worker_restarts_total": "counter", "dag_state": "gauge",
 }
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{.*\})? (?P<value>\S+)$")
-BROKEN_DAG = {"name": "broken", "nodes": [{"name": "n", "type": "CalculatoinNode"}], "edges": []}
+BROKEN_DAG = {"name": "broken", "nodes": [{"name": "n", "type": "CalculatoinNode"}], "edges": [],
+              "subscribers": [{"name": "s", "config": {"source": "metronome", "pasword": "hunter2-SECRET"}}]}
 
 
 class Api:
@@ -167,8 +168,25 @@ def test_healthz(api: Api) -> None:
     assert (health["workers"], health["workers_down"], health["dags"]) == (2, [], 3)
 
 
+def test_healthz_carries_counts_and_roles_only(api: Api) -> None:
+    status, health = api.server.request("GET", "/healthz", auth=None)
+    assert status == 200
+    lines = api.server.get_ok("/api/skipped")["skipped"]
+    assert health["skipped"] == len(lines) >= 4  # how many start-up problems, not what they are
+    text = json.dumps(health)
+    for leak in ("hunter2-SECRET", "pasword", "broken.json", str(api.root), "CalculatoinNode"):
+        assert leak not in text, (leak, health)
+    assert set(health) <= {"status", "workers", "workers_down", "dags", "skipped", "role", "ha"}
+
+
+def test_the_skipped_files_lines_need_a_login(api: Api) -> None:
+    assert api.server.request("GET", "/api/skipped", auth=None)[0] == 401
+    status, body = api.server.request("GET", "/api/skipped", auth="viewer")
+    assert status == 200 and any("broken.json" in line for line in body["skipped"]), body
+
+
 def test_dag_files_that_cannot_run_are_reported_and_skipped(api: Api) -> None:
-    skipped = api.server.get_ok("/healthz")["skipped"]
+    skipped = api.server.get_ok("/api/skipped")["skipped"]
     text = "\n".join(skipped)
     assert "broken.json" in text and "CalculatoinNode" in text  # failed validation, with where and what
     assert "garbled.json" in text and "invalid JSON" in text

@@ -199,3 +199,20 @@ class HangingSink:
 
     def write_batch(self, records: list[dict]) -> None:
         self.release.wait()
+
+
+class GatedOpenSink:
+    """``open()`` waits until the file ``config["gate"]`` exists (another process may make it), at most
+    ``config["timeout"]`` seconds (default 10), then writes nothing: a sink that is slow to connect."""
+
+    def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
+        self.gate = Path(str(config["gate"]))
+        self.timeout = float(config.get("timeout", 10.0))
+
+    def open(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not self.gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def write_batch(self, records: list[dict]) -> None:
+        pass

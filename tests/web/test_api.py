@@ -82,6 +82,9 @@ class FakeService:
     def health(self) -> dict[str, Any]:
         return {"status": self.status, "workers": 1}
 
+    def skipped(self) -> dict[str, Any]:
+        return {"skipped": []}
+
     def metrics_text(self) -> bytes:
         return b"# HELP dagserver_up Up.\n# TYPE dagserver_up gauge\ndagserver_up 1\n"
 

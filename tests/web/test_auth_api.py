@@ -190,3 +190,9 @@ def test_tokens_never_look_like_command_line_options(tmp_path: Path) -> None:
     tokens = [users.new_token("ana") for _ in range(50)]
     assert all(t.startswith(TOKEN_PREFIX) for t in tokens)
     assert len(set(tokens)) == 50
+
+
+def test_a_server_with_a_users_file_says_how_to_set_a_password(tmp_path: Path) -> None:
+    with SupervisedServer(tmp_path, {}, workers=1) as server:
+        log = server.log()
+    assert f"dagserver user add admin --role admin --users {server.users_path}" in log, log

@@ -1,12 +1,14 @@
 """The web UI in Debian's Chromium, driven by Playwright against a real ``dagserver serve`` (SPEC §7).
 
 One server and one browser for the module; each test signs in as the role it needs in a
-fresh browser context. The pages are photographed into ``docs/screenshots/`` for the README.
+fresh browser context. The pages are photographed into a temporary folder; ``make screenshots``
+sets ``DAGSERVER_SCREENSHOTS=docs/screenshots`` to renew the README's pictures.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from tests.support.services import unavailable
 from tests.support.supervised import ROOT, SupervisedServer, metronome_dag
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS: dict[str, Path] = {}  # "folder": where shoot() writes (the server fixture chooses it)
 XSS = "<script>alert(1)</script>"
 TIMEOUT_MS = 15_000
 
@@ -42,6 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedServe
     if not Path(CHROMIUM).exists():
         unavailable(f"{CHROMIUM} is not installed (make services installs the chromium package)")
     tmp = tmp_path_factory.mktemp("browser")
+    SHOTS["folder"] = Path(os.environ.get("DAGSERVER_SCREENSHOTS") or tmp / "screenshots")
     dags = {"clock": metronome_dag("clock", tmp / "clock.jsonl", interval=0.3),
             "diamond": diamond_dag(tmp / "diamond.jsonl"),
             "ops": metronome_dag("ops", tmp / "ops.jsonl", interval=0.5)}
@@ -72,8 +75,8 @@ def signed_in(browser: Browser, server: SupervisedServer, role: str) -> Page:
 
 
 def shoot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    SHOTS["folder"].mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS["folder"] / f"{name}.png"), full_page=True)
 
 
 def post_from_page(page: Page, path: str, csrf: bool) -> int:
