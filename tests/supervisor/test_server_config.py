@@ -17,6 +17,7 @@ from supervision.config import (
     load_server_config,
     parse_server_config,
 )
+from supervision.security import ServerRules
 
 ROOT = Path(__file__).resolve().parents[2]  # the project root
 
@@ -184,3 +185,13 @@ def test_the_security_section_is_optional_and_read() -> None:
 ])
 def test_a_bad_security_section_names_the_key(section: dict[str, Any], where: str) -> None:
     assert any(where in line for line in problems_of({"security": section})), problems_of({"security": section})
+
+
+def test_the_servers_rules_pass_on_the_adapters_own_config_checks() -> None:
+    """The server validates with its own rules (file_roots...), which must still ask each adapter about its
+    config in its DAG: an ActiveMQ prefetch too small for the checkpoint interval is refused there too."""
+    rules = ServerRules(parse_server_config({}))
+    settings = {"checkpoint.every_epochs": 5, "epochs.max_records": 500, "epochs.max_inflight": 4}
+    problems = rules.check_config("activemq://queue/q", {"prefetch": 10}, "source", settings)
+    assert [p.key for p in problems] == ["prefetch"] and "2001" in problems[0].message
+    assert rules.check_config("activemq://queue/q", {"prefetch": 2001}, "source", settings) == []
