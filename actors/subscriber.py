@@ -41,6 +41,7 @@ class SubscriberActor(DagActor):
         self.max_records = ctx.dag.max_records
         self.stats = ctx.stats.subscribers[name]
         self._dropped_seen = 0  # the source's ``dropped`` when last looked at
+        self._commit_errors_seen = 0  # the source's ``commit_errors`` when last looked at
 
     def on_open(self) -> None:
         self.source.open(self.start_position)
@@ -64,6 +65,7 @@ class SubscriberActor(DagActor):
             self._poll()
         elif type(msg) is Commit:
             self.source.commit(msg.position)
+            self._count_commit_errors()
         return None
 
     def _schedule(self) -> None:
@@ -101,7 +103,15 @@ class SubscriberActor(DagActor):
         if dropped != self._dropped_seen:  # the source counts from its open; the stats across restarts
             self.stats.dropped += max(0, dropped - self._dropped_seen)
             self._dropped_seen = dropped
+        self._count_commit_errors()  # a source may also learn of a failed commit while it reads
         self.actor_ref.tell(POLL_MESSAGE)
+
+    def _count_commit_errors(self) -> None:
+        """What the source counted in ``commit_errors`` since last looked at, into the stats (SPEC §6)."""
+        failed = getattr(self.source, "commit_errors", 0)
+        if failed != self._commit_errors_seen:  # the source counts from its open; the stats across restarts
+            self.stats.commit_errors += max(0, failed - self._commit_errors_seen)
+            self._commit_errors_seen = failed
 
     def _read(self, granted: int) -> tuple[list[Any], int]:
         """What is there now; else wait for the next record holding just one gate slot, then take
