@@ -51,6 +51,7 @@ def dag_details(runtime: DagRuntime, full: bool = False) -> dict[str, Any]:
                    "latency_seconds": stats.epoch_latency.snapshot()},
         "ingress_backlog": runtime.ingress_backlog,
         "actor_restarts": stats.actor_restarts,
+        "counters_restored": runtime.counters_restored,  # counting resumed from a checkpoint's counters
         "dead_letters": stats.dead_letters,
         "nodes": nodes,
         "subscribers": {
