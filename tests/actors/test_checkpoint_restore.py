@@ -170,6 +170,22 @@ def test_a_merge_node_resumes_with_its_parents_restored_outputs(tmp_path: Path) 
     assert again.details()["nodes"]["b"]["computes"] == b_computes == 1  # b computed nothing more
 
 
+def test_a_checkpoint_from_before_counters_still_loads_and_counting_starts_from_zero(tmp_path: Path) -> None:
+    source, state = tmp_path / "in.jsonl", tmp_path / "state"
+    append_lines(source, first_records())
+    path = checkpoint_path(state, NAME)
+    path.parent.mkdir(parents=True)
+    old = {"dag": NAME, "written_at": 0.0, "positions": {"in": 0},
+           "nodes": {"ingest": {"input": {}, "output": {"v": 0}, "latest": None}}, "ticks": {}}  # no "counters"
+    path.write_bytes(msgpack.packb(old, use_bin_type=True))
+    runtime = DagRuntime(keep_v_dag(source), state_dir=state)
+    assert run_until_published(runtime, "restore_out", 4) == [{"v": v} for v in range(1, 5)]  # v 0 is restored
+    details = runtime.details()
+    assert not details["counters_restored"]
+    assert (details["subscribers"]["in"]["records"], details["nodes"]["ingest"]["computes"]) == (10, 10)
+    assert read_checkpoint(path)["counters"]["subscribers"]["in"]["records"] == 10  # written from now on
+
+
 # -- (c) corrupt checkpoints ---------------------------------------------------------------------------------
 def valid_checkpoint_bytes() -> bytes:
     return msgpack.packb({"dag": NAME, "written_at": 0.0, "positions": {"in": 12},
