@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.context import COORDINATOR, DagActor, DagContext
+from actors.counting import checkpoint_counters, nodes_counted, subscribers_counted
 from actors.messages import (
     FLAG_CHECKPOINT,
     RUN_RECORDS,
@@ -53,6 +54,7 @@ class Batch:
     position: Any
     arrived: float
     tick_node: str | None = None
+    counted: Any = None  # the subscriber's counts with this batch (actors/counting.py)
 
 
 @dataclass
@@ -64,6 +66,8 @@ class OpenEpoch:
     flags: int
     positions: dict[str, Any]
     states: dict[str, Any] = field(default_factory=dict)
+    counted: dict[str, Any] = field(default_factory=dict)  # per subscriber, as positions: its counts
+    node_counted: dict[str, Any] = field(default_factory=dict)  # per node, with its state: its counts
 
 
 class CoordinatorActor(DagActor):
@@ -89,6 +93,9 @@ class CoordinatorActor(DagActor):
         self.ticks: dict[str, int] = {}
         restore = ctx.restore or {}
         self.positions: dict[str, Any] = dict(restore.get("positions") or {})
+        # the counts that go with the positions and node states, saved in each checkpoint beside them
+        self.counted = subscribers_counted(restore.get("counters"))
+        self.node_counted = nodes_counted(restore.get("counters"))
         self.ticks.update(restore.get("ticks") or {})
         self.draining = False
 
@@ -105,13 +112,16 @@ class CoordinatorActor(DagActor):
             return None
         msg = decode(message)
         if type(msg) is Ingest:
-            self.pending.append(Batch(msg.subscriber, msg.count, msg.records, msg.position, self.ctx.clock()))
+            self.pending.append(Batch(msg.subscriber, msg.count, msg.records, msg.position, self.ctx.clock(),
+                                      counted=msg.counted))
             self.pending_records += msg.count
         elif type(msg) is Ack:
             self.open[msg.epoch].acks.discard(msg.sender)
             self._complete()
         elif type(msg) is State:
             self.open[msg.epoch].states[msg.node] = msg.state
+            if msg.counted is not None:
+                self.open[msg.epoch].node_counted[msg.node] = msg.counted
             self._complete()
         elif type(msg) is Tick:
             self._tick(msg.node, msg.record)
@@ -149,6 +159,7 @@ class CoordinatorActor(DagActor):
             self.draining and self.pending_records <= limit)
         runs: dict[str, list] = {root: [] for root in self.roots}
         positions: dict[str, Any] = {}
+        counted: dict[str, Any] = {}
         taken = gated = gated_bytes = 0
         started = self.ctx.clock()
         pending = self.pending
@@ -165,6 +176,8 @@ class CoordinatorActor(DagActor):
             gated_bytes += len(batch.payload)
             if batch.position is not None:
                 positions[batch.subscriber] = batch.position  # type: ignore[index]
+            if batch.counted is not None:
+                counted[batch.subscriber] = batch.counted  # type: ignore[index]
             root = self.root_of.get(batch.subscriber)  # type: ignore[arg-type]
             if root is not None and batch.count:
                 runs[root].append([seq, RUN_RECORDS, batch.payload])
@@ -173,7 +186,8 @@ class CoordinatorActor(DagActor):
         self.next_epoch += 1
         flags = FLAG_CHECKPOINT if flagged else 0
         self.since_checkpoint = 0 if flagged else self.since_checkpoint + 1
-        self.open[epoch] = OpenEpoch(set(self.terminals), gated, gated_bytes, started, flags, positions)
+        self.open[epoch] = OpenEpoch(set(self.terminals), gated, gated_bytes, started, flags, positions,
+                                     counted=counted)
         self.ctx.stats.epochs_open = len(self.open)
         for root, root_runs in runs.items():
             self.ctx.send(node_actor_name(root), encode(Epoch(epoch, flags, root_runs, COORDINATOR)))
@@ -200,6 +214,8 @@ class CoordinatorActor(DagActor):
             stats.epochs_open = len(self.open)
             stats.epoch_latency.observe(max(0.0, self.ctx.clock() - info.started))
             self.positions.update(info.positions)
+            self.counted.update(info.counted)
+            self.node_counted.update(info.node_counted)
             if info.flags & FLAG_CHECKPOINT:
                 self._checkpoint(info)
         self._check_drained()
@@ -208,7 +224,8 @@ class CoordinatorActor(DagActor):
         """Hand the checkpoint to the saver: it flushes the dead letters, writes it and commits the
         positions it covers on its own thread, while epochs go on (actors/saver.py)."""
         self.saver.submit({"dag": self.dag.name, "written_at": self.ctx.clock(), "positions": dict(self.positions),
-                           "nodes": info.states, "ticks": dict(self.ticks)})
+                           "nodes": info.states, "ticks": dict(self.ticks),
+                           "counters": checkpoint_counters(self.ctx.stats, self.counted, self.node_counted)})
 
     def _check_drained(self) -> None:
         if self.draining and not self.pending and not self.open and not self.since_checkpoint:

@@ -51,6 +51,7 @@ def dag_details(runtime: DagRuntime, full: bool = False) -> dict[str, Any]:
                    "latency_seconds": stats.epoch_latency.snapshot()},
         "ingress_backlog": runtime.ingress_backlog,
         "actor_restarts": stats.actor_restarts,
+        "counters_restored": runtime.counters_restored,  # counting resumed from a checkpoint's counters
         "dead_letters": stats.dead_letters,
         "nodes": nodes,
         "subscribers": {
@@ -72,8 +73,9 @@ def _error(error: dict[str, Any], full: bool) -> dict[str, Any]:
 
 
 def _endpoint(stats: Any) -> dict[str, Any]:
-    return {"records": stats.records, "rejected": stats.rejected, "dropped": stats.dropped, "errors": stats.errors,
-            "backlog": stats.backlog, "last_activity": stats.last_activity, "status": stats.status}
+    return {"records": stats.records, "rejected": stats.rejected, "dropped": stats.dropped,
+            "commit_errors": stats.commit_errors, "errors": stats.errors, "backlog": stats.backlog,
+            "last_activity": stats.last_activity, "status": stats.status}
 
 
 # -- previews ---------------------------------------------------------------------------------------

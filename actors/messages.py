@@ -4,11 +4,11 @@ Every message an actor tells another is one of the types below, encoded once per
 (``encode``) as a msgpack array whose first element is its kind, and decoded by the
 receiver (``decode``) back into its type::
 
-    Ingest(subscriber, count, position, records)     subscriber -> coordinator
+    Ingest(subscriber, count, position, records, counted)  subscriber -> coordinator
     Epoch(epoch, flags, changes, sender)             coordinator -> root node, node -> child node
     Publish(epoch, flags, changes, sender)           node -> publisher
     Ack(epoch, sender)                               publisher or terminal node -> coordinator
-    State(epoch, node, state)                        node -> coordinator, on checkpoint epochs
+    State(epoch, node, state, counted)               node -> coordinator, on checkpoint epochs
     Tick(node, record)                               ticker -> coordinator (a MetronomeNode fires)
     Poll()                                           subscriber -> itself (read again)
     Commit(position)                                 coordinator -> subscriber
@@ -47,6 +47,7 @@ class Ingest(NamedTuple):
     count: int
     position: Any
     records: bytes
+    counted: Any = None  # the subscriber's counts, this batch included (actors/counting.py)
 
 
 class Epoch(NamedTuple):
@@ -72,6 +73,7 @@ class State(NamedTuple):
     epoch: int
     node: str
     state: dict[str, Any]
+    counted: Any = None  # the node's counts at the end of the epoch (actors/counting.py)
 
 
 class Tick(NamedTuple):

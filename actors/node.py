@@ -19,6 +19,7 @@ from typing import Any
 
 from actors.alignment import EpochAligner
 from actors.context import COORDINATOR, DagActor, DagContext, log
+from actors.counting import node_counted
 from actors.fusion import shares_outputs
 from actors.messages import FLAG_CHECKPOINT, FLAG_DROPPED, Ack, Epoch, Publish, State, decode, encodable, encode
 from actors.nodelogic import NodeLogic
@@ -92,7 +93,7 @@ class NodeActor(DagActor):
             for publisher in self.publishers[i]:
                 self.ctx.send(publisher, data)
         if flags & FLAG_CHECKPOINT:
-            self.ctx.send(COORDINATOR, encode(State(epoch, logic.name, logic.snapshot())))
+            self.ctx.send(COORDINATOR, encode(State(epoch, logic.name, logic.snapshot(), node_counted(logic.stats))))
 
     def _encode(self, logic: NodeLogic, kind: type[Epoch] | type[Publish], epoch: int, flags: int, changes: list,
                 also: list | None) -> bytes:

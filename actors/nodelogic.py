@@ -182,10 +182,7 @@ class NodeLogic:
         inp, cur, fresh = self.input, self.output, self.fresh
         clock = perf_counter
         for seq, value in zip(in_seqs, values, strict=True):
-            if not root:
-                if not value:  # an empty merged input: the node does not compute (rule 1)
-                    fresh = False
-                    continue
+            if not root:  # an empty input ({}) is compared like any other (SPEC §2)
                 if not always and not (fresh and trusted) and (value == inp or nan_equal(value, inp)):
                     fresh = True
                     continue
@@ -239,10 +236,13 @@ class NodeLogic:
         self.parent_out[i] = output or None
 
     def _merged(self) -> dict | None:
-        """The merged input, or None when it is empty (the node does not compute) or an edge failed."""
+        """The merged input (``{}`` when every parent's is empty: compared like any other, SPEC §2),
+        or None when an edge failed (the node does not compute)."""
         outs = self.parent_out
         if len(outs) == 1:
             only = outs[0]
+            if only is None:
+                return {}
             if isinstance(only, _EdgeFailure):
                 self.record_error(only.message, None)
                 return None
@@ -255,7 +255,7 @@ class NodeLogic:
                 self.record_error(out.message, None)
                 return None
             merged.update(out)
-        return merged or None
+        return merged
 
     def _step(self, record: Any, compare_input: bool, always: bool) -> Any:
         """Rules 1-4 for one record; the new output when it is to be propagated, else None."""

@@ -34,6 +34,7 @@ import pykka
 from actors import details as details_mod
 from actors.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
 from actors.context import COORDINATOR, DagContext
+from actors.counting import restore_counters
 from actors.incarnation import BuildError, Wiring, build, server_identity, teardown
 from actors.messages import Control, Tick, encode
 from actors.restart import RestartPolicy
@@ -80,6 +81,9 @@ class DagRuntime:
             self._wiring.build_timeout = build_timeout
         self._ckpt_path = checkpoint_path(state_dir, dag.name, replica) if state_dir else None
         self._last_checkpoint: dict[str, Any] | None = None
+        # whether the counters started from a checkpoint's (SPEC §8; supervision/counters.py merges them)
+        self.counters_restored = False
+        self._started = False
         self._lock = threading.Lock()  # guards the fields below; never held across a wait
         self._ctx: DagContext | None = None
         self._generation = 0
@@ -107,6 +111,9 @@ class DagRuntime:
             self.state, self.reason = STARTING, "starting"
         if self._ckpt_path is not None and (reload or self._last_checkpoint is None):
             self._last_checkpoint = read_checkpoint(self._ckpt_path)
+            if not self._started and self._last_checkpoint is not None:  # counting has not begun: resume it
+                self.counters_restored = restore_counters(self.stats, self._last_checkpoint.get("counters"))
+        self._started = True
         self._launch(generation)
 
     def stop(self, timeout: float = 15.0) -> bool:

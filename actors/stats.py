@@ -79,6 +79,7 @@ class EndpointStats:
     records: int = 0
     rejected: int = 0
     dropped: int = 0  # records lost by nature of the source (an at-most-once channel's overflow)
+    commit_errors: int = 0  # subscriber: commits/acks its source failed (and retries), SPEC §6
     errors: int = 0
     backlog: int | None = 0  # subscriber: records waiting at the source (None: unknown); publisher: epochs
     last_activity: float | None = None

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from actors.context import COORDINATOR, DagActor, DagContext
+from actors.counting import subscriber_counted
 from actors.lease import LEASE
 from actors.messages import Commit, Control, Ingest, Poll, decode, encode, encode_records
 from adapters.base import RejectedRecord, Source
@@ -41,6 +42,7 @@ class SubscriberActor(DagActor):
         self.max_records = ctx.dag.max_records
         self.stats = ctx.stats.subscribers[name]
         self._dropped_seen = 0  # the source's ``dropped`` when last looked at
+        self._commit_errors_seen = 0  # the source's ``commit_errors`` when last looked at
 
     def on_open(self) -> None:
         self.source.open(self.start_position)
@@ -64,6 +66,7 @@ class SubscriberActor(DagActor):
             self._poll()
         elif type(msg) is Commit:
             self.source.commit(msg.position)
+            self._count_commit_errors()
         return None
 
     def _schedule(self) -> None:
@@ -87,21 +90,32 @@ class SubscriberActor(DagActor):
                 raise
             self.stats.status = getattr(self.source, "status", "connected")
             if items:
+                self._count_dropped()  # before the batch's counts are taken: they go with its position
                 records, nbytes, data = self._admit(items)
                 gate.give_back(granted - len(records))
                 gate.charge(len(records), nbytes)
-                self.stats.add(len(records))
                 self.ctx.send(COORDINATOR, data)
             else:
                 gate.give_back(granted)
         else:
             self.source.keep_alive()
         self.stats.backlog = self.source.backlog()  # None: the source cannot tell (source_lag is left out)
+        self._count_dropped()
+        self._count_commit_errors()  # a source may also learn of a failed commit while it reads
+        self.actor_ref.tell(POLL_MESSAGE)
+
+    def _count_dropped(self) -> None:
         dropped = getattr(self.source, "dropped", 0)
         if dropped != self._dropped_seen:  # the source counts from its open; the stats across restarts
             self.stats.dropped += max(0, dropped - self._dropped_seen)
             self._dropped_seen = dropped
-        self.actor_ref.tell(POLL_MESSAGE)
+
+    def _count_commit_errors(self) -> None:
+        """What the source counted in ``commit_errors`` since last looked at, into the stats (SPEC §6)."""
+        failed = getattr(self.source, "commit_errors", 0)
+        if failed != self._commit_errors_seen:  # the source counts from its open; the stats across restarts
+            self.stats.commit_errors += max(0, failed - self._commit_errors_seen)
+            self._commit_errors_seen = failed
 
     def _read(self, granted: int) -> tuple[list[Any], int]:
         """What is there now; else wait for the next record holding just one gate slot, then take
@@ -154,7 +168,9 @@ class SubscriberActor(DagActor):
                 else:
                     self._reject(record, reason)
             records, payload = kept, encode_records(kept)
-        return records, len(payload), encode(Ingest(self.name, len(records), position, payload))
+        self.stats.add(len(records))  # counted before the Ingest, which carries the counts with its position
+        return records, len(payload), encode(Ingest(self.name, len(records), position, payload,
+                                                    subscriber_counted(self.stats)))
 
     def _reject(self, raw: Any, reason: str) -> None:
         self.stats.rejected += 1

@@ -8,10 +8,15 @@ cluster is retried with backoff until ``publish_timeout``, then the write raises
 
 Source: a thread queries the set every ``poll_interval`` seconds for the records whose server
 last-update time (the ``LastUpdateTime`` filter expression: record tuples do not carry it) lies in
-a window ``[lut, until)``, ``until`` = this host's clock - ``settle``. Position ``{"lut": L}``:
-everything updated before L was emitted; mid-window ``{"lut": L, "until": U, "done": [digest, ...]}``
-adds the records of ``[L, U)`` emitted so far, so a reopened source re-runs that window without them.
-Not shareable. Shared plumbing: :mod:`adapters.aerospike_client`; keys, guarantees: docs/ADAPTERS.md.
+a window ``[lut, until)``, ``until`` = this host's clock - ``settle``. A window's records go out
+in the order of their digests, at most :data:`WINDOW_CHUNK` held at a time: each pass of the query
+keeps the smallest digests after the last one emitted. Position ``{"lut": L}``: everything
+updated before L was emitted; mid-window ``{"lut": L, "until": U, "after": D}``: of ``[L, U)``,
+the records whose digest is at most D were emitted, so a reopened source re-runs that window from
+just after D. The position is the same few dozen bytes however many records a window holds (a
+first scan of the whole set included). A position written before digest order (``"done"``, the
+digests emitted) is still honoured: those digests are skipped until that window ends. Not shareable.
+Shared plumbing: :mod:`adapters.aerospike_client`; keys, guarantees: docs/ADAPTERS.md.
 
 Usage::
 
@@ -23,6 +28,7 @@ Usage::
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
 import threading
@@ -48,6 +54,7 @@ from adapters.aerospike_client import (
 from adapters.base import CLOSED, CONNECTED, RECONNECTING, Adapter, RejectedRecord, Sink, Source, setting
 
 log = logging.getLogger(__name__)
+WINDOW_CHUNK = 10_000  # records of one window held at a time (a pass of the query keeps the smallest digests)
 
 
 def _plain(value: Any) -> Any:
@@ -62,18 +69,25 @@ def _plain(value: Any) -> Any:
 
 
 class _Window:
-    """The poller's side of a window: ``[lower, upper)`` (upper None: not begun) and the digests queued from it."""
+    """The poller's side of a window: ``[lower, upper)`` (upper None: not begun), the last digest queued
+    from it (its records go out in digest order) and digests to skip (an older position's ``done``)."""
 
-    def __init__(self, lower: int, upper: int | None, queued: set[bytes]) -> None:
-        self.lower, self.upper, self.queued = lower, upper, queued
+    def __init__(self, lower: int, upper: int | None, after: bytes | None, skip: set[bytes]) -> None:
+        self.lower, self.upper, self.after, self.skip = lower, upper, after, skip
 
 
-def _parse_position(position: Any) -> tuple[int, int | None, list[bytes]]:
+def _parse_position(position: Any) -> tuple[int, int | None, bytes | None, list[bytes]]:
+    """``(lut, until, after, done)`` of a position (None: the whole set, from the start)."""
     if not isinstance(position, Mapping):
-        return 0, None, []
-    until = position.get("until")
-    return int(position.get("lut") or 0), None if until is None else int(until), [
-        bytes(d) for d in position.get("done") or ()]
+        return 0, None, None, []
+    until, after = position.get("until"), position.get("after")
+    return (int(position.get("lut") or 0), None if until is None else int(until),
+            None if until is None or after is None else bytes(after),
+            [] if until is None else [bytes(d) for d in position.get("done") or ()])
+
+
+def _first(entry: tuple) -> Any:
+    return entry[0]
 
 
 class AerospikeSource(Endpoint, Source):
@@ -92,17 +106,17 @@ class AerospikeSource(Endpoint, Source):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
-        self._lut, self._until, self._done = 0, None, []  # the position of what read_batch returned
+        self._lut, self._until, self._after, self._done = 0, None, None, []  # what read_batch returned
         self._fetched = self._taken = 0
 
     def open(self, position: Any | None) -> None:
         """Start the poller at ``position`` (None: every record of the set, then the changes)."""
         self._load()
-        self._lut, self._until, self._done = _parse_position(position)
+        self._lut, self._until, self._after, self._done = _parse_position(position)
         self._queue, self._stop, self._failure = queue.Queue(QUEUE_SIZE), threading.Event(), None
         self._fetched = self._taken = 0
         self.status = CONNECTED  # the poller says otherwise as soon as the cluster cannot be reached
-        window = _Window(self._lut, self._until, set(self._done))
+        window = _Window(self._lut, self._until, self._after, set(self._done))
         self._thread = threading.Thread(target=self._run, args=(self._stop, self._queue, window), daemon=True,
                                         name=f"aerospike-poll-{self.namespace}.{self.set}")
         self._thread.start()
@@ -119,12 +133,12 @@ class AerospikeSource(Endpoint, Source):
             except queue.Empty:
                 break
             if item[0] == "end":  # the window [lut, until) is complete
-                self._lut, self._until, self._done = item[1], None, []
+                self._lut, self._until, self._after, self._done = item[1], None, None, []
                 continue
             _, upper, digest, record = item
             if upper != self._until:  # the first record of a new window
                 self._until, self._done = upper, []
-            self._done.append(digest)
+            self._after = digest
             out.append(record)
         self._taken += len(out)
         return out
@@ -132,7 +146,12 @@ class AerospikeSource(Endpoint, Source):
     def position(self) -> dict[str, Any]:
         if self._until is None:
             return {"lut": self._lut}
-        return {"lut": self._lut, "until": self._until, "done": list(self._done)}
+        position: dict[str, Any] = {"lut": self._lut, "until": self._until}
+        if self._after is not None:
+            position["after"] = self._after
+        if self._done:  # from a position written before digest order; it never grows
+            position["done"] = list(self._done)
+        return position
 
     def backlog(self) -> int | None:
         """Records fetched by the poller and not yet returned by ``read_batch``."""
@@ -167,7 +186,12 @@ class AerospikeSource(Endpoint, Source):
                 client.close()
 
     def _scan(self, client: Any, stop: threading.Event, out: queue.Queue, window: _Window) -> None:
-        """Queue the records of the open window, or of a new one up to now - settle, then its end."""
+        """Queue the records of the open window, or of a new one up to now - settle, then its end.
+
+        One pass of the query per :data:`WINDOW_CHUNK` records: each queues, in digest order, the
+        smallest digests after the last one queued, so what a window holds is never all in memory
+        and the position within it is that last digest. A pass cut short (an outage) queues nothing
+        and is run again."""
         if window.upper is None:
             upper = (time.time_ns() - int(self.settle * 1e9)) // MS * MS
             if upper <= window.lower:
@@ -176,25 +200,49 @@ class AerospikeSource(Endpoint, Source):
         exp = self._exp
         expression = exp.And(exp.GE(exp.LastUpdateTime(), window.lower),
                              exp.LT(exp.LastUpdateTime(), window.upper)).compile()
-        stopped, lock = False, threading.Lock()  # the client may call back from several threads at once
+        while True:
+            chunk, more = self._pass(client, stop, window, expression)
+            for digest, key, bins in chunk:
+                if not self._offer(stop, out, ("record", window.upper, digest, self._record(key, bins))):
+                    return  # closing: the position says how far the reader got
+                window.after = digest
+                self._fetched += 1
+            if stop.is_set():
+                return
+            if not more:
+                break
+        if self._offer(stop, out, ("end", window.upper)):
+            window.lower, window.upper, window.after, window.skip = window.upper, None, None, set()
+
+    def _pass(self, client: Any, stop: threading.Event, window: _Window,
+              expression: Any) -> tuple[list[tuple[bytes, tuple, Any]], bool]:
+        """One query of the window: its :data:`WINDOW_CHUNK` smallest digests after ``window.after``, in
+        order, and whether there were more."""
+        after, skip = window.after, window.skip
+        largest_first: list[tuple[int, bytes, tuple, Any]] = []  # a heap of the smallest digests seen
+        seen = 0
+        lock = threading.Lock()  # the client may call back from several threads at once
 
         def each(record: tuple) -> bool:
-            nonlocal stopped
+            nonlocal seen
+            if stop.is_set():
+                return False  # the documented way to end a query's stream
             key, _meta, bins = record
             digest = bytes(key[3])
-            with lock:
-                if digest in window.queued:  # queued before the query was interrupted, or emitted before a restart
-                    return True
-                if not self._offer(stop, out, ("record", window.upper, digest, self._record(key, bins))):
-                    stopped = True
-                    return False  # the documented way to end a query's stream
-                window.queued.add(digest)
-                self._fetched += 1
+            if (after is not None and digest <= after) or digest in skip:
                 return True
+            entry = (-int.from_bytes(digest, "big"), digest, key, bins)
+            with lock:
+                seen += 1
+                if len(largest_first) < WINDOW_CHUNK:
+                    heapq.heappush(largest_first, entry)
+                elif entry > largest_first[0]:
+                    heapq.heapreplace(largest_first, entry)
+            return True
 
         client.query(self.namespace, self.set).foreach(each, {"expressions": expression})
-        if not stopped and self._offer(stop, out, ("end", window.upper)):
-            window.lower, window.upper, window.queued = window.upper, None, set()
+        chunk = sorted((entry[1:] for entry in largest_first), key=_first)
+        return chunk, seen > len(chunk)
 
     @staticmethod
     def _offer(stop: threading.Event, out: queue.Queue, item: tuple) -> bool:

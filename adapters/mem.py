@@ -7,7 +7,8 @@ writer give up with :class:`MemFullError` instead). Records a consumer read but 
 commit go back to the front of the queue, in order, when it closes: at-least-once.
 
 ``mem://topic/NAME``: every subscriber gets every record published after it opened. Each
-subscriber's buffer holds at most ``max_size`` records; a writer blocks while any is full.
+subscriber's buffer holds at most ``max_size`` records (or its own ``max_depth``, the seed's key,
+when smaller); a writer blocks while any is full. On a queue ``max_depth`` is accepted and ignored.
 
 The broker lives in this process only. Records are passed by reference: do not mutate a
 record after writing it. Passing ``max_size`` when a queue already exists re-bounds it.
@@ -132,8 +133,9 @@ class MemQueue:
 class _Subscription:
     """One subscriber's buffer on a topic; guarded by the topic's condition."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_depth: int | None = None) -> None:
         self.items: deque[Any] = deque()
+        self.max_depth = max_depth  # this subscriber's own bound (the seed's max_depth), None: the topic's
 
 
 class MemTopic:
@@ -154,8 +156,8 @@ class MemTopic:
     def subscribers(self) -> int:
         return len(self._subs)
 
-    def subscribe(self) -> _Subscription:
-        sub = _Subscription()
+    def subscribe(self, max_depth: int | None = None) -> _Subscription:
+        sub = _Subscription(max_depth)
         with self._cond:
             self._subs.append(sub)
         return sub
@@ -167,7 +169,8 @@ class MemTopic:
             self._cond.notify_all()
 
     def _has_room(self) -> bool:
-        return all(len(s.items) < self.max_size for s in self._subs)
+        size = self.max_size
+        return all(len(s.items) < (min(size, s.max_depth) if s.max_depth else size) for s in self._subs)
 
     def publish(self, records: Iterable[Any], timeout: float | None = None) -> None:
         """Deliver each record to every subscriber, blocking while any buffer is full."""
@@ -258,10 +261,10 @@ def check_mem_uri(parsed: ParsedUri) -> str | None:
     return kind_and_name(parsed, (QUEUE, TOPIC)) or positive_param(parsed, "max_size")
 
 
-def _max_size(config: Mapping[str, Any], parsed: ParsedUri) -> int | None:
-    value = setting(config, parsed, "max_size", None, int)
+def _max_size(config: Mapping[str, Any], parsed: ParsedUri, key: str = "max_size") -> int | None:
+    value = setting(config, parsed, key, None, int)
     if value is not None and value < 1:
-        raise ValueError(f"max_size must be at least 1, got {value}")
+        raise ValueError(f"{key} must be at least 1, got {value}")
     return value
 
 
@@ -276,6 +279,8 @@ class MemSource(Source):
         super().__init__(uri, config)
         self.kind, self.name = mem_target(self.parsed)
         self._max_size = _max_size(self.config, self.parsed)
+        # a topic subscriber's own bound; on a queue the seed's key is accepted and ignored
+        self._max_depth = _max_size(self.config, self.parsed, "max_depth") if self.kind == TOPIC else None
         self._queue: MemQueue | None = None
         self._topic: MemTopic | None = None
         self._sub: _Subscription | None = None
@@ -290,7 +295,7 @@ class MemSource(Source):
             self._queue = get_queue(self.name, self._max_size)
         else:
             self._topic = get_topic(self.name, self._max_size)
-            self._sub = self._topic.subscribe()
+            self._sub = self._topic.subscribe(self._max_depth)
         self.status = CONNECTED
 
     def read_batch(self, max_records: int, timeout: float) -> list[Any]:
@@ -364,6 +369,6 @@ class MemSink(Sink):
 
 ADAPTER = Adapter(
     "mem", check_mem_uri, source=MemSource, sink=MemSink,
-    source_keys=("max_size",), sink_keys=("max_size", "put_timeout"),
+    source_keys=("max_size", "max_depth"), sink_keys=("max_size", "put_timeout"),
     shareable=lambda u: u.part(0) == QUEUE,  # a queue's records go to one reader each; a topic's to all
 )

@@ -46,7 +46,9 @@ MODULES: dict[str, str] = {
     "sql": "adapters.sql",
     "aerospike": "adapters.aerospike",
 }
-SUBSCRIBER_KEYS = ("source",)  # what every subscriber config may hold, besides its adapter's keys
+# what every subscriber config may hold, besides its adapter's keys: the seed's max_depth is accepted on
+# every subscriber (SPEC §6); an adapter that uses it lists it too, the others ignore it
+SUBSCRIBER_KEYS = ("source", "max_depth")
 PUBLISHER_KEYS = ("destination", "publish_timeout")  # publish_timeout: SPEC §4, actors/incarnation.py
 ROLES = {"source": SOURCE, "destination": DESTINATION, "sink": DESTINATION}
 
@@ -149,7 +151,7 @@ def config_keys(uri: str, role: str) -> tuple[str, ...] | None:
     """The config keys an endpoint reading (``source``) or writing ``uri`` accepts; None: any."""
     adapter = adapter_for(parse_uri(uri).scheme)
     if ROLES[role] == SOURCE:
-        return None if adapter.source_keys is None else (*SUBSCRIBER_KEYS, *adapter.source_keys)
+        return None if adapter.source_keys is None else tuple(dict.fromkeys((*SUBSCRIBER_KEYS, *adapter.source_keys)))
     return None if adapter.sink_keys is None else (*PUBLISHER_KEYS, *adapter.sink_keys)
 
 

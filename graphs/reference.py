@@ -115,8 +115,8 @@ class ReferenceEvaluator:
             except (Exception, SystemExit) as exc:  # an edge data_transformer raised
                 self._record_error(name, exc, None)
                 continue
-            if not merged:  # nothing from any parent yet: the node does not compute
-                continue
+            # an empty merge is an input like any other: only the comparison with the stored input
+            # decides (a node whose parents' outputs became {} computes on in_transforms({}))
             out = self._compute(name, merged, compare_input=True)
             if out is None:
                 continue

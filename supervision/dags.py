@@ -20,7 +20,7 @@ from typing import Any
 
 from actors.states import DagState
 from actors.worker import replica_key
-from supervision.counters import with_carry
+from supervision.counters import plus, with_carry
 from supervision.workers import WorkerHandle
 
 # The worst state wins when replicas differ: a DAG is as healthy as its sickest copy.
@@ -84,7 +84,7 @@ def dag_view(entry: DagEntry, handles: list[WorkerHandle]) -> dict[str, Any]:
     worst = max(views, key=lambda v: SEVERITY.index(DagState(v["state"])))
     shown = views[0]
     for more in views[1:]:
-        shown = with_carry(shown, more)
+        shown = plus(shown, more)
     return {**shown, "state": worst["state"], "reason": worst["reason"], "worker": entry.worker, "replica": None,
             "replicas": [{"index": i, "worker": v["worker"], "state": v["state"], "reason": v["reason"]}
                          for i, v in enumerate(views)]}

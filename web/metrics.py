@@ -42,6 +42,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
                                           "undecodable); each is also a dead letter."),
     "records_dropped_total": ("counter", "Records a source lost before the DAG saw them because it is at-most-once "
                                          "by nature (a pub/sub channel whose buffer overflowed)."),
+    "commit_errors_total": ("counter", "Commits of completed input back to the source (Kafka offset commits, "
+                                       "STOMP ACKs, stream XACKs) that failed; each is retried at the next commit."),
     "source_lag": ("gauge", "Records waiting at the source and not read yet (e.g. Kafka consumer lag); "
                             "absent for sources that cannot tell."),
     "source_status": ("gauge", "Subscriber connection status: 1 for the status label it has now (connected, "
@@ -82,6 +84,7 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
     received = family("records_received_total")
     rejected = family("records_rejected_total")
     dropped = family("records_dropped_total")
+    commit_errors = family("commit_errors_total")
     lag = family("source_lag")
     source_status = family("source_status")
     sink_status = family("sink_status")
@@ -117,6 +120,7 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
             received.add(labels, figures.get("records"))
             rejected.add(labels, figures.get("rejected"))
             dropped.add(labels, figures.get("dropped"))
+            commit_errors.add(labels, figures.get("commit_errors"))
             lag.add(labels, figures.get("backlog"))
             _status(source_status, labels, figures.get("status"))
         for pub, figures in (dag.get("publishers") or {}).items():
@@ -137,9 +141,9 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
 
     ha_leader.add("", 1 if leader else 0)
     build_info.add(f'version="{escape(version)}"', 1)
-    families = (computes, errors, compute_seconds, received, rejected, dropped, lag, source_status, published,
-                publish_errors, sink_status, latency, backlog, actor_restarts, epochs, dead_letters, worker_restarts,
-                state, ha_leader, build_info)
+    families = (computes, errors, compute_seconds, received, rejected, dropped, commit_errors, lag, source_status,
+                published, publish_errors, sink_status, latency, backlog, actor_restarts, epochs, dead_letters,
+                worker_restarts, state, ha_leader, build_info)
     return "".join(metric.render() for metric in families).encode("utf-8")
 
 

@@ -110,6 +110,8 @@ def test_a_new_runtime_resumes_from_the_checkpoint_without_rereading_and_with_no
     # output is unchanged and nothing is published for it. A fresh node would publish {"v": 4}.
     later = [{"id": 10, "v": 4}, {"id": 11, "v": 5}, {"id": 12, "v": 5}, {"id": 13, "v": 6}]
     append_lines(source, later)
+    saved = read_checkpoint(checkpoint_path(state, NAME))["counters"]  # counting resumes from these
+    assert (saved["subscribers"]["in"]["records"], saved["nodes"]["ingest"]["computes"]) == (10, 10)
     second_runtime = DagRuntime(dag, state_dir=state)
     second_runtime.start()
     restored = second_runtime.details()["nodes"]
@@ -119,8 +121,9 @@ def test_a_new_runtime_resumes_from_the_checkpoint_without_rereading_and_with_no
     second = mem_drain("restore_out")
     assert second == [{"v": 5}, {"v": 6}]
     # Only the four new lines were read and computed: the committed ten were not read again.
-    assert second_runtime.details()["subscribers"]["in"]["records"] == 4
-    assert second_runtime.details()["nodes"]["ingest"]["computes"] == 4
+    assert second_runtime.details()["counters_restored"]
+    assert second_runtime.details()["subscribers"]["in"]["records"] == 10 + 4
+    assert second_runtime.details()["nodes"]["ingest"]["computes"] == 10 + 4
     # Together the two runs published exactly what one uninterrupted run does.
     reference = ReferenceEvaluator(dag)
     assert first + second == [r for rec in first_records() + later for _, r in reference.ingest("in", rec)]
@@ -158,12 +161,29 @@ def test_a_merge_node_resumes_with_its_parents_restored_outputs(tmp_path: Path) 
     assert read_checkpoint(checkpoint_path(state, "merge"))["nodes"]["b"]["output"] == {"y": 10}
 
     append_lines(left, [{"x": 2}])  # only the left side moves: y must come from b's restored output
+    b_computes = read_checkpoint(checkpoint_path(state, "merge"))["counters"]["nodes"]["b"]["computes"]
     again = DagRuntime(dag, state_dir=state)
     again.start()
     assert get_queue("sum_out").wait_for(lambda q: len(q) >= 1, timeout=TIMEOUT)
     assert again.stop(timeout=TIMEOUT)
     assert mem_drain("sum_out") == [{"result": 12.0}]  # a fresh start would give 2.0
-    assert again.details()["nodes"]["b"]["computes"] == 0
+    assert again.details()["nodes"]["b"]["computes"] == b_computes == 1  # b computed nothing more
+
+
+def test_a_checkpoint_from_before_counters_still_loads_and_counting_starts_from_zero(tmp_path: Path) -> None:
+    source, state = tmp_path / "in.jsonl", tmp_path / "state"
+    append_lines(source, first_records())
+    path = checkpoint_path(state, NAME)
+    path.parent.mkdir(parents=True)
+    old = {"dag": NAME, "written_at": 0.0, "positions": {"in": 0},
+           "nodes": {"ingest": {"input": {}, "output": {"v": 0}, "latest": None}}, "ticks": {}}  # no "counters"
+    path.write_bytes(msgpack.packb(old, use_bin_type=True))
+    runtime = DagRuntime(keep_v_dag(source), state_dir=state)
+    assert run_until_published(runtime, "restore_out", 4) == [{"v": v} for v in range(1, 5)]  # v 0 is restored
+    details = runtime.details()
+    assert not details["counters_restored"]
+    assert (details["subscribers"]["in"]["records"], details["nodes"]["ingest"]["computes"]) == (10, 10)
+    assert read_checkpoint(path)["counters"]["subscribers"]["in"]["records"] == 10  # written from now on
 
 
 # -- (c) corrupt checkpoints ---------------------------------------------------------------------------------
@@ -248,7 +268,7 @@ def test_a_leftover_tmp_file_from_a_crashed_write_does_not_break_reading(tmp_pat
     append_lines(source, [{"id": 10, "v": 5}])
     resumed = DagRuntime(dag, state_dir=state)
     assert run_until_published(resumed, "restore_out", 1) == [{"v": 5}]  # resumed from the good file
-    assert resumed.details()["nodes"]["ingest"]["computes"] == 1
+    assert resumed.details()["nodes"]["ingest"]["computes"] == good["counters"]["nodes"]["ingest"]["computes"] + 1
     assert not tmp.exists()  # the next write went through the same .tmp name and renamed it
     assert read_checkpoint(path)["positions"] == {"in": source.stat().st_size}
 

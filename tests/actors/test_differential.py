@@ -22,9 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import supervisor
+from graphs.catalog import build_component, callable_of
 from graphs.loader import load_dag_dict
 from graphs.model import DagModel
+from graphs.reference import Publication as ReferencePublication
 from graphs.reference import ReferenceEvaluator
+from graphs.values import same_value
 from supervision import replay as replay_module
 from supervision.replay import replay_actors, replay_reference, run_actors
 from tests.support.dag_strategies import DagCase, Event, dag_cases
@@ -72,6 +75,61 @@ def test_actors_publish_what_the_reference_publishes(case: DagCase, mid_size: in
             tuned = dataclasses.replace(dag, max_records=max_records, max_inflight=max_inflight)
             actual = replay_actors(tuned, case.events, timeout=60)
             assert_same(expected, actual, f"max_records={max_records} max_inflight={max_inflight}")
+
+
+# -- the reference against SPEC §2's input rule ----------------------------------------------------
+class WatchedReference(ReferenceEvaluator):
+    """The reference evaluator, remembering every node an input event has made dirty."""
+
+    def __init__(self, dag: DagModel) -> None:
+        super().__init__(dag)
+        self.dirtied: set[str] = set()
+
+    def _propagate(self, dirty: set[str], published: list[ReferencePublication]) -> None:
+        super()._propagate(dirty, published)
+        self.dirtied |= dirty  # the set grew as the nodes it reached marked their children
+
+
+def expected_input(dag: DagModel, transformers: dict[str, Any], outputs: dict[str, Any], node: str) -> Any:
+    """SPEC §2 rule 2, written out again: ``in_transforms(merged parents)``; None when a transformer
+    raises, filters or returns a non-map (the node then keeps its input)."""
+    try:
+        merged: dict = {}
+        for edge in dag.parents[node]:
+            output = outputs[edge.from_node]
+            if output and edge.data_transformer:  # empty outputs are skipped
+                output = transformers[edge.data_transformer](output)
+            if output is not None and not isinstance(output, dict):
+                return None
+            merged.update(output or {})
+        value: Any = merged
+        for name in dag.nodes[node].input_transformers:
+            value = transformers[name](value)
+            if not isinstance(value, dict):
+                return None
+        return value
+    except Exception:
+        return None
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=dag_cases())
+def test_every_dirtied_node_holds_its_parents_merged_input(case: DagCase) -> None:
+    """After each event, a non-root node that was ever dirty holds ``in_transforms(merged)`` of its
+    parents' current outputs (rule 2: only the input comparison decides, an empty merge included)."""
+    dag = load_dag_dict(case.dag)
+    transformers = {name: callable_of(build_component(spec, "transformer"), "transformer")
+                    for name, spec in dag.transformers.items()}
+    reference = WatchedReference(dag)
+    for kind, name, record in case.events:
+        reference.ingest(name, record) if kind == "record" else reference.tick(name, record)
+        outputs = {node: state.output for node, state in reference.state.items()}
+        for node in reference.dirtied:
+            if not dag.parents[node]:
+                continue
+            want = expected_input(dag, transformers, outputs, node)
+            if want is not None:
+                assert same_value(reference.state[node].input, want), f"{node} after {kind} {record!r}"
 
 
 # -- a long run through a diamond ------------------------------------------------------------------

@@ -3,7 +3,8 @@
 * rule 4: a calculator or transformer returning something other than a map or None is an
   error (counted, kept, the node's output unchanged), never a crash or a publication;
 * every node starts with input ``{}`` and output ``{}``: a node whose merged input is still
-  empty does not compute, and an empty output is never published.
+  empty does not compute (its input is unchanged), one whose merged input *becomes* empty
+  computes on ``in_transforms({})``, and an empty output is never published.
 """
 
 from __future__ import annotations
@@ -113,15 +114,38 @@ def test_an_empty_output_is_never_published_even_when_propagating_always(
     assert replay(tmp_path, dag, events, engine, capsys) == []
 
 
-def test_an_empty_record_does_not_reach_a_pass_through_child(tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_empty_record_reaches_a_pass_through_child(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dag = chain([], [{"name": "copy"}])
     events = [{"subscriber": "s", "record": r} for r in ({}, {"a": 1}, {}, {"a": 1})]
     for engine in ENGINES:
         # {} equals the initial output {}: nothing changes. {"a": 1} flows through. The second {}
-        # changes in's output to {}, but copy's merged input is then empty: it does not compute and
-        # keeps {"a": 1}, so the last {"a": 1} reaches copy as an unchanged input.
-        assert replay(tmp_path, dag, events, engine, capsys) == [{"publisher": "out", "record": {"a": 1}}], engine
+        # changes in's output to {}: copy's input changes to {} and it computes ({} is not
+        # published), so the last {"a": 1} is a change again and is published again.
+        assert replay(tmp_path, dag, events, engine, capsys) == [{"publisher": "out", "record": {"a": 1}}] * 2, engine
+
+
+@pytest.mark.parametrize(("engine", "epoch_records"), [("reference", None), ("actors", 1), ("actors", 1000)])
+def test_a_node_whose_input_empties_computes_on_the_transformed_empty_input(
+        tmp_path: Path, engine: str, epoch_records: int | None, capsys: pytest.CaptureFixture[str]) -> None:
+    """in keeps only "a"; total adds a default a=0 to its input: a record without "a" makes total's
+    merged input {}, which is a change, so total computes on {"a": 0} (SPEC §2)."""
+    keep_a = {"name": "keep_a", "type": "AttributeFilterCalculator", "config": {"keep_attributes": ["a"]}}
+    total = {"name": "total", "type": "AdditionCalculator", "config": {"arguments": ["a"], "output_attribute": "s"}}
+    dag = chain([keep_a, total], [{"name": "sum", "calculator": "total", "input_transformers": ["default_a"]}],
+                calculator="keep_a")
+    dag["transformers"] = [{"name": "default_a", "type": "ApplyDefaultsDataTransformer",
+                            "config": {"defaults": {"a": 0}}}]
+    records = ({"a": 2}, {"b": 1}, {"b": 2}, {"a": 2}, {"a": 3}, {"c": 1})
+    events_file = tmp_path / "events.jsonl"
+    dag_file = tmp_path / "dag.json"
+    dag_file.write_text(json.dumps(dag))
+    events_file.write_text("".join(json.dumps({"subscriber": "s", "record": r}) + "\n" for r in records))
+    args = ["replay", str(dag_file), str(events_file), "--engine", engine]
+    code = supervisor.main(args + (["--epoch-records", str(epoch_records)] if epoch_records else []))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    sums = [json.loads(line)["record"]["s"] for line in out.splitlines()]
+    assert sums == [2.0, 0.0, 2.0, 3.0, 0.0]
 
 
 def test_read_events_accepts_what_the_cli_writes(tmp_path: Path) -> None:

@@ -153,14 +153,15 @@ def test_an_inner_node_skips_an_unchanged_input_and_an_unchanged_output() -> Non
 def test_an_inner_node_compares_its_input_until_it_holds_its_parents_latest_output() -> None:
     """A parent that propagates changes never sends the same output twice in a row, so a child
     holding that parent's latest output need not compare the next one; it does compare the first
-    input after a restore and after an empty input (its input is then not the parent's latest)."""
+    input after a restore (its input is then not known to be the parent's latest). An empty
+    output is a change like any other (SPEC §2): the child computes on it."""
     logic = make(chain_dag(KEEP_A, inner={"calculator": "keep_a"}), "mid")
     logic.restore({"input": {"a": 1, "b": 1}, "output": {"a": 1}}, [{"a": 1, "b": 1}])
     changes, _ = logic.run_merge([[[0, 1, 2, 3], [{"a": 1, "b": 1}, {"a": 1, "b": 2}, {}, {"a": 1, "b": 2}]]])
-    assert logic.stats.computes == 1  # seq 0 equals the restored input, seq 3 the input before the empty one
-    assert changes == [[], []]
+    assert logic.stats.computes == 3  # seq 0 equals the restored input; seq 2 computes on {}
+    assert changes == [[2, 3], [{}, {"a": 1}]]
     changes, _ = logic.run_merge([[[4, 5], [{"a": 2, "b": 2}, {"a": 3}]]])
-    assert logic.stats.computes == 3
+    assert logic.stats.computes == 5
     assert changes == [[4, 5], [{"a": 2}, {"a": 3}]]
 
 
@@ -207,13 +208,24 @@ def test_interleaved_parents_compute_once_per_seq_in_seq_order() -> None:
     assert changes[0] == [1, 3, 5, 9]
 
 
-def test_an_empty_merged_input_does_not_compute() -> None:
+def test_a_merged_input_that_is_still_empty_does_not_compute() -> None:
+    # {} is the input every node starts with: unchanged (parents that propagate always may send it)
     logic = make(join_dag(), "join")
     changes, _ = logic.run_merge([[[0], [{}]], [[0], [{}]]])
     assert changes == [[], []] and logic.stats.computes == 0
-    single = make(chain_dag(), "pub")
+    single = make(chain_dag(propagate="always"), "pub")
     assert single.run_merge([[[0, 1], [{}, {}]]]) == ([[], []], [[], []])
     assert single.stats.computes == 0 and single.stats.compute_seconds.count == 0
+
+
+@pytest.mark.parametrize("propagate", ["changes", "always"])
+def test_a_merged_input_that_becomes_empty_is_computed_on(propagate: str) -> None:
+    # the plain path (one parent, no transformer): {} is compared like any other input (SPEC §2)
+    single = make(chain_dag(propagate=propagate), "pub")
+    changes, publications = single.run_merge([[[0, 1, 2], [{"a": 1}, {}, {"a": 1}]]])
+    assert changes == [[0, 1, 2], [{"a": 1}, {}, {"a": 1}]]
+    assert publications == [[0, 2], [{"a": 1}, {"a": 1}]]  # {} is never published
+    assert single.stats.computes == 3
 
 
 def test_a_parent_whose_output_became_empty_drops_out_of_the_merge() -> None:
@@ -223,14 +235,14 @@ def test_a_parent_whose_output_became_empty_drops_out_of_the_merge() -> None:
     assert recorder.inputs == [{"x": 1}, {"x": 1, "y": 1}, {"y": 1}, {"y": 2}]  # seq 2: p1 no longer counts
 
 
-def test_empty_parent_outputs_are_not_transformed_and_a_merge_of_them_does_not_compute() -> None:
+def test_empty_parent_outputs_are_not_transformed_and_a_merge_of_them_is_an_empty_input() -> None:
     recorder = Recorder()
     logic = make(join_dag(transformer=""), "join", calculators={"rec": recorder},
                  transformers={"edge": lambda r: {**r, "seen": True}})
     logic.run_merge([[[0, 2], [{"x": 1}, {}]], [[1, 3], [{"y": 1}, {}]]])
-    # seq 2: p1's {} is not run through its edge; seq 3: both parents are empty, join does not compute
-    assert recorder.inputs == [{"x": 1, "seen": True}, {"x": 1, "y": 1, "seen": True}, {"y": 1}]
-    assert logic.input == {"y": 1} and logic.stats.computes == 3
+    # seq 2: p1's {} is not run through its edge; seq 3: both parents are empty, join computes on {}
+    assert recorder.inputs == [{"x": 1, "seen": True}, {"x": 1, "y": 1, "seen": True}, {"y": 1}, {}]
+    assert logic.input == {} and logic.stats.computes == 4
 
 
 # -- publications ------------------------------------------------------------------------------------
@@ -378,10 +390,10 @@ def test_every_compute_is_one_histogram_observation_and_nothing_else_is() -> Non
     logic = make(chain_dag({"name": "junk", "type": JUNK}, inner={"calculator": "junk"}, propagate="always"),
                  "mid", errors)
     logic.run_merge([[[0, 1, 2, 3, 4], [{"a": 5}, {"a": 5}, {"a": 1}, {}, {"a": 6}]]])
-    # computes: seq 0, 2 (an error, still a compute) and 4; seq 1 is an unchanged input, seq 3 empty
-    assert logic.stats.computes == 3
+    # computes: seq 0, 2 (an error, still a compute), 3 (on {}) and 4; seq 1 is an unchanged input
+    assert logic.stats.computes == 4
     histogram = logic.stats.compute_seconds
-    assert histogram.count == 3 and sum(histogram.counts) == 3 and histogram.sum >= 0
+    assert histogram.count == 4 and sum(histogram.counts) == 4 and histogram.sum >= 0
 
 
 def test_the_node_figures_follow_each_epoch() -> None:

@@ -16,10 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
+from actors.checkpoint import checkpoint_path, read_checkpoint
 from actors.restart import RestartPolicy
 from actors.runtime import FAILED, RUNNING, DagRuntime
+from adapters import aerospike as aerospike_adapter
 from adapters import aerospike_client, registry
 from adapters.aerospike import AerospikeSink, AerospikeSource
 from adapters.mem import MemSink, get_queue, mem_drain, mem_put
@@ -79,9 +82,10 @@ KEYED = {"name": "keyed", "type": "AttributeNameChangeCalculator",
          "config": {"name_mapping": {"id": "__dagserver_key"}}}  # the record's id becomes its key
 
 
-def settled(runtime: DagRuntime, out: Collector) -> bool:
-    """Everything the subscriber read so far was published and collected (each record passes unchanged)."""
-    return runtime.details()["subscribers"]["in"]["records"] == len(out.got)
+def settled(runtime: DagRuntime, out: Collector, counted_before: int = 0) -> bool:
+    """Everything the subscriber read so far was published and collected (each record passes unchanged);
+    ``counted_before``: what its counters resumed from (a checkpoint's)."""
+    return runtime.details()["subscribers"]["in"]["records"] == counted_before + len(out.got)
 
 
 class Collector:
@@ -271,7 +275,8 @@ def test_positions_survive_restarts_with_ties_and_at_a_window_boundary(cluster: 
     got: list[dict] = []
     assert read_until(first, 2, got, batch=1)
     mid = first.position()
-    assert mid["until"] > mid["lut"] and len(mid["done"]) == 2  # mid-window: which of the tied ones are out
+    # mid-window: the tied ones go out in digest order, and the position names the last one out
+    assert mid["until"] > mid["lut"] and mid["after"] == max(digest(r["__dagserver_key"]) for r in got)
     first.close()  # what it had fetched beyond the two is forgotten
     second = AerospikeSource(URI, FAST)
     second.open(mid)
@@ -302,6 +307,51 @@ def test_positions_survive_restarts_with_ties_and_at_a_window_boundary(cluster: 
     assert time.monotonic() - started < 0.5  # read_batch waits at most about its timeout
     fourth.close()
     assert fourth.status == "closed"
+
+
+FIRST_SCAN = 60_000
+
+
+def read_exactly(source: AerospikeSource, count: int, sizes: list[int]) -> list[dict]:
+    """``count`` records from ``source`` (batches of at most 1,000), noting the position's size after each."""
+    got: list[dict] = []
+
+    def more() -> bool:
+        got.extend(source.read_batch(min(1000, count - len(got)), 0.05))
+        sizes.append(len(msgpack.packb(source.position(), use_bin_type=True)))
+        return len(got) >= count
+
+    assert wait_until(more, timeout=120)
+    return got
+
+
+@pytest.mark.parametrize("restart_after", ["chunk", 25_123, "window"])
+def test_a_first_scan_keeps_its_position_small_and_a_restart_loses_and_repeats_nothing(
+        cluster: FakeCluster, restart_after: int | str) -> None:
+    """60,000 records in one first window (three last-update times shared by 20,000 each): the position
+    stays a few dozen bytes whatever was emitted of the window (it grew with every record emitted:
+    1.3 MB at the end), and a restart from it, at a chunk's end, within one or at the window's end,
+    emits every record exactly once."""
+    base = in_the_past(5)
+    for tie in range(3):
+        frozen_at(cluster, base + tie * MS)
+        put_records(cluster, {f"r{tie}-{i}": {"i": i} for i in range(FIRST_SCAN // 3)})
+    chunk = getattr(aerospike_adapter, "WINDOW_CHUNK", 10_000)
+    stop = {"chunk": chunk, "window": FIRST_SCAN}.get(restart_after, restart_after)  # type: ignore[call-overload]
+    sizes: list[int] = []
+    first = AerospikeSource(URI, FAST)
+    first.open(None)
+    got = read_exactly(first, stop, sizes)
+    mid = first.position()
+    first.close()
+    second = AerospikeSource(URI, FAST)
+    second.open(mid)
+    rest = read_exactly(second, FIRST_SCAN - stop, sizes)
+    assert wait_until(lambda: rest.extend(second.read_batch(1000, 0.02)) or "until" not in second.position())
+    second.close()
+    assert max(sizes) < 100, max(sizes)  # bounded: one cursor, not one digest per record emitted
+    keys = [r["__dagserver_key"] for r in got + rest]
+    assert len(keys) == len(set(keys)) == FIRST_SCAN  # none twice, none lost
 
 
 def test_an_error_that_is_not_an_outage_fails_the_read(cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -379,24 +429,27 @@ def test_a_restart_from_a_checkpoint_reemits_nothing_committed_and_skips_nothing
     first_run = [r["__dagserver_key"] for r in mem_drain("out")]
     assert 0 < len(first_run) <= 130
     committed = RecordingSource.made[0].commits[-1]
-    assert "until" in committed  # the checkpoint fell inside the window: the tie-break list was needed
+    assert "until" in committed  # the checkpoint fell inside the window: the digest cursor was needed
 
+    counters = read_checkpoint(checkpoint_path(tmp_path, "restarting"))["counters"]
+    counted_before = counters["subscribers"]["in"]["records"]  # the new runtime resumes counting from these
     again = DagRuntime(load_dag_dict(spec), state_dir=tmp_path, source_factory=RecordingSource)
     runtimes.append(again)
     again.start()
     resumed = RecordingSource.made[1].opened_at
 
     def covered(position: Mapping[str, Any]) -> set[str]:
-        """The records a position says were emitted."""
-        done = {bytes(d) for d in position.get("done", ())}
-        return {k for k, lut in keys.items() if lut < position["lut"] or digest(k) in done}
+        """The records a position says were emitted: of its window, those with a digest up to its cursor."""
+        after = bytes(position.get("after") or b"")
+        return {k for k, lut in keys.items()
+                if lut < position["lut"] or (lut < position.get("until", 0) and digest(k) <= after)}
 
     assert covered(committed) <= covered(resumed) <= set(first_run)  # resumed at or after the commit; no loss
     expected = set(keys) - covered(resumed)
     second = Collector("out")
     assert second.until(len(expected), timeout=30)
     assert wait_until(lambda: second.got.extend(second.queue.get(1000, 0.02)) or (
-        "until" not in RecordingSource.made[1].position() and settled(again, second)), timeout=10)
+        "until" not in RecordingSource.made[1].position() and settled(again, second, counted_before)), timeout=10)
     second_run = [r["__dagserver_key"] for r in second.got]
     assert sorted(second_run) == sorted(expected)  # each once: nothing covered by the checkpoint came back
     assert set(first_run) | set(second_run) == set(keys)

@@ -141,6 +141,24 @@ def test_topic_writer_blocks_while_any_subscriber_is_full():
     assert fast.read_batch(10, timeout=0) == slow.read_batch(10, timeout=0) == recs(1, 3)
 
 
+def test_a_topic_subscribers_max_depth_bounds_its_own_buffer():
+    # the seed's max_depth (SPEC §6): this subscriber's buffer holds 2, the topic's others 10000
+    bounded, other = _source("mem://topic/depth", max_depth=2), _source("mem://topic/depth")
+    sink = MemSink("mem://topic/depth", {"put_timeout": 0.01})
+    sink.open()
+    sink.write_batch(recs(2))
+    with pytest.raises(MemFullError):
+        sink.write_batch(recs(1, 2))
+    assert bounded.read_batch(10, timeout=0) == recs(2)
+    sink.write_batch(recs(1, 2))
+    assert bounded.read_batch(10, timeout=0) == recs(1, 2) and other.read_batch(10, timeout=0) == recs(3)
+
+
+def test_max_depth_on_a_queue_is_accepted_and_ignored():
+    mem_put("deep", recs(5))
+    assert _source("mem://queue/deep", max_depth=0).read_batch(10, timeout=0) == recs(5)
+
+
 def test_uncommitted_records_are_redelivered_first_and_in_order():
     mem_put("work", recs(6))
     src = _source("mem://queue/work")

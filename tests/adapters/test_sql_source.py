@@ -140,7 +140,8 @@ def test_cursor_source_dag_picks_up_new_rows_and_restarts_from_its_checkpoint(
     runtimes.append(second)
     second.start()
     assert out.until(900) == list(range(1, 901))  # nothing committed read again, nothing skipped
-    assert wait_until(lambda: second.details()["subscribers"]["in"]["records"] == 200, timeout=5)
+    # counting resumes from the checkpoint's 700 (SPEC §8): only the 200 new rows were read
+    assert wait_until(lambda: second.details()["subscribers"]["in"]["records"] == 700 + 200, timeout=5)
 
 
 def test_snapshot_source_emits_the_whole_result_every_poll(db: SqlService, runtimes: list[DagRuntime]) -> None:

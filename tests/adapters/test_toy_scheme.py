@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from actors.runtime import DagRuntime
 from adapters import registry
 from graphs.loader import check_dag_dict
+from supervision.counters import carry_forward, with_carry
 from tests.support.toy_adapter import ToySink
 from tests.support.waiting import wait_until
+from web.metrics import render_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -55,3 +58,35 @@ def test_a_dag_runs_on_the_new_scheme() -> None:
     assert wait_until(lambda: len(ToySink.kept) == 5)
     assert ToySink.kept == [{"n": n} for n in range(5)]
     assert runtime.stop(timeout=5)
+
+
+def commit_errors_sample(details: dict) -> float:
+    text = render_metrics([{**details, "worker": 0}], []).decode("utf-8")
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "dagserver_commit_errors_total"]
+    assert [s.labels for s in samples] == [{"dag": "toy", "subscriber": "in", "worker": "0"}]
+    return samples[0].value
+
+
+def test_failed_commits_are_counted_from_the_source_to_the_metric() -> None:
+    """A source whose commits fail counts them (SPEC §6): the runtime reads the count as it reads
+    ``dropped``, the details carry it, /metrics shows it, and a worker's carry keeps it."""
+    doc = {**toy_dag(refuse_commits=True), "replicas": 1, "checkpoint": {"every_epochs": 1}}
+    model, _ = check_dag_dict(doc, uris=registry)
+    assert model is not None
+    runtime = DagRuntime(model)
+    runtime.start()
+    try:
+        assert wait_until(lambda: len(ToySink.kept) == 5)
+        assert wait_until(lambda: runtime.stats.subscribers["in"].commit_errors > 0)  # the completed epochs' commits
+    finally:
+        assert runtime.stop(timeout=5)
+    details = runtime.details()
+    failed = details["subscribers"]["in"]["commit_errors"]
+    assert failed == runtime.stats.subscribers["in"].commit_errors >= 1
+    assert details["publishers"]["out"]["commit_errors"] == 0
+    assert commit_errors_sample(details) == failed
+    carry: dict = {}
+    carry_forward(carry, details)  # the worker dies: what it counted is carried onto its replacement
+    restarted = {**details, "subscribers": {"in": {**details["subscribers"]["in"], "commit_errors": 1}}}
+    assert commit_errors_sample(with_carry(restarted, carry)) == failed + 1

@@ -160,7 +160,7 @@ def test_dashboard_covers_what_the_spec_asks() -> None:
     exprs = "\n".join(expr for _, expr in panel_queries())
     for needed in ("records_received_total", "records_published_total",  # throughput
                    "node_errors_total", "publish_errors_total", "dead_letters_total", "records_rejected_total",
-                   "records_dropped_total",  # errors
+                   "records_dropped_total", "commit_errors_total",  # errors
                    "epoch_latency_seconds_bucket", "ingress_backlog", "source_lag",  # latency, backlog
                    "source_status", "sink_status", "actor_restarts_total", "worker_restarts_total",
                    "dag_state", "node_computes_total", "ha_leader", "build_info"):

@@ -223,6 +223,46 @@ def test_consecutive_identical_inputs_are_not_republished() -> None:
     assert computes(ev) == {"src": 6, "pub": 3}  # a subscription node computes every record
 
 
+# -- a merged input that becomes {} (SPEC §2: only the input comparison decides) -----------------
+KEEP_A = {"keep_a": {"type": "AttributeFilterCalculator", "config": {"keep_attributes": ["a"]}}}
+KEEP_A_EDGE = {"keep_a": {"type": "AttributeFilterDataTransformer", "config": {"keep_attributes": ["a"]}}}
+DEFAULT_A = {"default_a": {"type": "ApplyDefaultsDataTransformer", "config": {"defaults": {"a": 0}}}}
+
+
+@pytest.mark.parametrize("emptied_by", ["a filtering parent", "an edge data_transformer"])
+def test_a_node_whose_merged_input_becomes_empty_computes_on_it(emptied_by: str) -> None:
+    """{"a": 1}, then a record without "a": the parent's output, or the edge's view of it, is {}."""
+    if emptied_by == "a filtering parent":
+        dag = make_dag([sub("src", calculator="keep_a"), pub("pub", input_transformers=["default_a"])],
+                       [("src", "pub")], calculators=KEEP_A, transformers=DEFAULT_A)
+    else:
+        dag = make_dag([sub("src"), pub("pub", input_transformers=["default_a"])],
+                       [("src", "pub", "keep_a")], transformers={**KEEP_A_EDGE, **DEFAULT_A})
+    ev = ReferenceEvaluator(dag)
+    results = [ev.ingest("in", r) for r in ({"a": 1, "b": 1}, {"b": 2}, {"b": 3}, {"a": 1, "b": 4})]
+    # {"b": 2} empties pub's merged input: it computes on in_transforms({}) = {"a": 0} and publishes
+    # that; {"b": 3} leaves it {} (unchanged input); {"a": 1} is then a change again, published again
+    assert results == [[("out", {"a": 1})], [("out", {"a": 0})], [], [("out", {"a": 1})]]
+    assert ev.state["pub"].input == {"a": 1}
+    assert computes(ev)["pub"] == 3
+
+
+def test_a_join_whose_parents_all_empty_computes_on_the_empty_merge() -> None:
+    dag = make_dag(
+        [sub("left", "l", calculator="keep_a"), sub("right", "r", calculator="keep_a"),
+         {"name": "join"}, pub("pub")],
+        [("left", "join"), ("right", "join"), ("join", "pub")],
+        subscribers=("l", "r"), calculators=KEEP_A,
+    )
+    ev = ReferenceEvaluator(dag)
+    assert ev.ingest("l", {"a": 1}) == [("out", {"a": 1})]
+    assert ev.ingest("l", {"b": 1}) == []  # join's merged input is {}: it computes, {} is not published
+    assert ev.state["join"].input == {} and ev.state["join"].output == {}
+    assert ev.state["pub"].output == {}
+    assert ev.ingest("r", {"a": 1}) == [("out", {"a": 1})]  # a change again: published again
+    assert computes(ev) == {"left": 2, "right": 1, "join": 3, "pub": 3}
+
+
 # -- filters and errors -------------------------------------------------------------------------
 def test_a_filter_returning_none_emits_nothing() -> None:
     dag = make_dag([sub("src"), {"name": "filt", "calculator": "drop"}, pub("pub")],

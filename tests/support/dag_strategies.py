@@ -17,7 +17,9 @@ The shapes are chosen to reach the interesting corners of SPEC §2 often:
   :mod:`tests.support.userclasses`, some of them made to drop or raise on everything, and some that
   return lists, strings or numbers instead of maps (an error, SPEC §2 rule 4);
 * empty maps everywhere: empty records, filters that keep nothing, so the rules about
-  nodes whose merged input is still ``{}`` and outputs that are ``{}`` are exercised;
+  nodes whose merged input is still ``{}``, nodes whose merged input *becomes* ``{}`` after
+  being non-empty (they compute on ``in_transforms({})``) and outputs that are ``{}`` are
+  exercised; one input profile mixes empty records in on purpose;
 * ``propagate`` at DAG and node level, a dead-letter destination sometimes;
 * records drawn from a small pool over a small key set, so consecutive identical inputs,
   unchanged outputs and repeated publications are frequent; once in a while a record
@@ -290,12 +292,15 @@ def _events(draw: st.DrawFn, subscribers: list[str], clock_feed: bool, has_clock
             tick_message: str, max_events: int) -> list[Event]:
     """Input events drawn from a small record pool, so repeats are frequent."""
     pool: list[Any] = draw(st.lists(record(), min_size=1, max_size=6))
-    profile = draw(st.sampled_from(("mixed", "mixed", "mixed", "all_drop", "all_boom", "with_rejects")))
+    profile = draw(st.sampled_from(("mixed", "mixed", "mixed", "all_drop", "all_boom", "with_rejects",
+                                    "with_empties")))
     if profile in ("all_drop", "all_boom"):
         field = profile.removeprefix("all_")
         pool = [{**r, field: True} for r in pool]
     elif profile == "with_rejects":
         pool.append(draw(st.sampled_from(NOT_MAPS)))
+    elif profile == "with_empties":  # roots' outputs turn {} between non-empty ones: children's inputs empty
+        pool += [{}, {}]
     sources: list[tuple[str, str]] = [("record", s) for s in subscribers]
     if clock_feed:
         sources.append(("record", METRONOME_SUBSCRIBER))

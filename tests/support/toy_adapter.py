@@ -1,5 +1,8 @@
 """A toy adapter, ``toy://COUNT``: a source of COUNT numbered records, and a sink that keeps what it gets.
 
+With ``refuse_commits: true`` every commit of the source fails the way a broker that is away
+fails an offset commit or an ACK: counted in ``commit_errors``, never raised (SPEC §6).
+
 It exists to show what adding a URI scheme takes: this one module, declaring its
 :class:`~adapters.base.Adapter`, and one line in :data:`adapters.registry.MODULES`
 (``tests/adapters/test_toy_scheme.py`` adds that line for the test).
@@ -28,6 +31,10 @@ class ToySource(Source):
     def position(self) -> int:
         return self.next
 
+    def commit(self, position: Any) -> None:
+        if self.config.get("refuse_commits"):
+            self.commit_errors += 1
+
     def close(self) -> None:
         self.status = "closed"
 
@@ -45,5 +52,6 @@ class ToySink(Sink):
         self.status = "closed"
 
 
-ADAPTER = Adapter("toy", check_toy_uri, source=ToySource, sink=ToySink, source_keys=("label",), sink_keys=(),
+ADAPTER = Adapter("toy", check_toy_uri, source=ToySource, sink=ToySink, source_keys=("label", "refuse_commits"),
+                  sink_keys=(),
                   shareable=lambda parsed: True)

@@ -153,6 +153,8 @@ def test_the_graph_shows_every_node_and_edge_of_a_diamond(browser: Browser, serv
     expect(svg.locator("g.arrow")).to_have_count(len(arrows))
     expect(svg.locator("g.arrow[data-from='node:a'][data-to='node:b'] text.transformer")).to_have_text("rename")
     expect(svg.locator("g.box[data-key='node:d'] .computes")).not_to_have_text("0")  # live counts
+    # failed commits back to the source (SPEC §6): a subscriber's column, none for a metronome
+    expect(page.locator("tr[data-endpoint='subscriber:clock'] .commit_errors")).to_have_text("0")
     xs = [float(page.locator(f"g.box[data-key='node:{n}']").get_attribute("transform").split("(")[1].split(",")[0])
           for n in "abcd"]
     assert xs[0] < xs[1] == xs[2] < xs[3]  # layered left to right

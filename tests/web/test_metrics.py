@@ -16,7 +16,7 @@ COUNTERS = {
     "dagserver_node_computes_total", "dagserver_node_errors_total", "dagserver_records_received_total",
     "dagserver_records_rejected_total", "dagserver_records_published_total", "dagserver_publish_errors_total",
     "dagserver_actor_restarts_total", "dagserver_worker_restarts_total", "dagserver_epochs_completed_total",
-    "dagserver_dead_letters_total", "dagserver_records_dropped_total",
+    "dagserver_dead_letters_total", "dagserver_records_dropped_total", "dagserver_commit_errors_total",
 }
 HISTOGRAMS = {"dagserver_node_compute_seconds", "dagserver_epoch_latency_seconds"}
 GAUGES = {"dagserver_ingress_backlog", "dagserver_dag_state", "dagserver_source_lag", "dagserver_source_status",
@@ -43,7 +43,8 @@ def details(name: str, worker: int | None, state: str = "running") -> dict[str, 
             "sum": {"type": "add", "input": None, "output": None, "computes": 6, "errors": 1,
                     "last_errors": [], "last_compute": None, "compute_seconds": compute.snapshot()},
         },
-        "subscribers": {"in": {"source": "mem://in", "records": 10, "rejected": 3, "dropped": 4, "errors": 0,
+        "subscribers": {"in": {"source": "mem://in", "records": 10, "rejected": 3, "dropped": 4, "commit_errors": 5,
+                               "errors": 0,
                                **endpoint, "backlog": 12}},
         "publishers": {"out": {"destination": "mem://out", "records": 9, "rejected": 0, "errors": 2, **endpoint}},
         "worker": worker,
@@ -168,6 +169,7 @@ def test_sparse_details_and_empty_input() -> None:
 def test_source_lag_statuses_drops_leader_and_build(samples: list[Sample]) -> None:
     assert value(samples, "dagserver_source_lag", dag="a", subscriber="in", worker="0") == 12
     assert value(samples, "dagserver_records_dropped_total", dag="a", subscriber="in", worker="0") == 4
+    assert value(samples, "dagserver_commit_errors_total", dag="a", subscriber="in", worker="0") == 5
     for status in ("connected", "reconnecting", "closed", "failed"):
         want = 1 if status == "connected" else 0
         assert value(samples, "dagserver_source_status", dag="a", subscriber="in", worker="0", status=status) == want

@@ -22,7 +22,7 @@ SPEC_FAMILIES = {  # SPEC §8, in its order, plus epochs_completed_total
     "records_rejected_total", "records_published_total", "records_dropped_total", "publish_errors_total",
     "dead_letters_total", "epoch_latency_seconds", "ingress_backlog", "source_lag", "source_status",
     "sink_status", "actor_restarts_total", "worker_restarts_total", "dag_state", "ha_leader", "build_info",
-    "epochs_completed_total",
+    "epochs_completed_total", "commit_errors_total",
 }
 # the words each help text must hold: what it counts, in the operator's terms
 HELP_WORDS = {
@@ -30,6 +30,7 @@ HELP_WORDS = {
     "source_status": ("subscriber", "status", *ENDPOINT_STATUSES),
     "sink_status": ("publisher", "status", *ENDPOINT_STATUSES),
     "records_dropped_total": ("lost", "at-most-once"),
+    "commit_errors_total": ("commit", "failed", "retried"),
     "ha_leader": ("leader", "standby"),
     "build_info": ("version",),
     "dag_state": tuple(DAG_STATES),

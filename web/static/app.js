@@ -121,6 +121,7 @@ async function refreshDag() {
       const row = document.querySelector(`tr[data-endpoint="${CSS.escape(kind + ":" + endpoint)}"]`);
       if (!row) continue;
       for (const key of ["status", "records", "errors", "backlog"]) row.querySelector("." + key).textContent = info[key];
+      if (kind === "subscriber") row.querySelector(".commit_errors").textContent = info.commit_errors ?? 0;
     }
   }
   const actions = document.getElementById("dag-actions");
