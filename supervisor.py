@@ -132,7 +132,8 @@ class Supervisor:
 
     def list_dags(self) -> list[dict[str, Any]]:
         keys = ("name", "state", "reason", "worker", "replicas", "file", "description")
-        return [{k: current[k] for k in keys} for current in map(self._current, list(self.dags.values()))]
+        return [{**{k: current[k] for k in keys}, "next_start": current.get("next_start"),
+                 "next_stop": current.get("next_stop")} for current in map(self._current, list(self.dags.values()))]
 
     def dag_details(self, name: str) -> dict[str, Any]:
         entry = self._entry(name)
