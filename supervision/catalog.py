@@ -31,7 +31,7 @@ from graphs.loader import check_dag_dict, check_dag_file, parse_dag_text
 from graphs.model import DagModel
 from supervision.config import ServerConfig
 from supervision.counters import carry_forward
-from supervision.dags import DagEntry
+from supervision.dags import DagEntry, model_template
 from supervision.leadership import Leadership
 from supervision.placement import mem_endpoints
 from supervision.workers import WorkerPool
@@ -67,8 +67,11 @@ class DagCatalog:
 
     def clone(self, name: str, new_name: str, start_time: str | None, end_time: str | None) -> DagEntry:
         original = self._entry(name)
-        data: dict[str, Any] = {**json.loads(json.dumps(original.raw)), "name": new_name}
+        written = original.template if original.template is not None else original.raw  # templates kept
+        data: dict[str, Any] = {**json.loads(json.dumps(written)), "name": new_name}
         data.pop("duration", None)
+        if start_time or end_time:
+            data.pop("schedule", None)  # the copy's own window replaces the original's schedule
         for key, value in (("start_time", start_time), ("end_time", end_time)):
             if value:
                 data[key] = value
@@ -92,7 +95,7 @@ class DagCatalog:
             workers = self._place(model, exclude=name)
             self._undeploy(entry)  # its counters are carried (SPEC §8: they never go down)
             fresh = DagEntry(name, entry.path, dict(model.raw), workers, desired=entry.desired,
-                             carries=entry.carries[:len(workers)])
+                             carries=entry.carries[:len(workers)], template=model_template(model))
             self.dags[name] = fresh
             self._deploy(fresh)
             return fresh
@@ -169,7 +172,7 @@ class DagCatalog:
         temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         temp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         os.replace(temp, path)
-        entry = DagEntry(model.name, str(path), dict(model.raw), self._place(model))
+        entry = DagEntry(model.name, str(path), dict(model.raw), self._place(model), template=model_template(model))
         self.dags[model.name] = entry
         self._deploy(entry)
         return entry
