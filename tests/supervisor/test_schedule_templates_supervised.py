@@ -1,13 +1,16 @@
-"""A DAG file with ``${DB_HOST:-localhost}`` and ``${file:...}`` passes ``check``, runs on a real server, and
-its views (the API's config and details, the DAG page) show ``***`` where the templates were (SPEC §14)."""
+"""On a real server (SPEC §14): a DAG file with ``${DB_HOST:-localhost}`` and ``${file:...}`` passes ``check``,
+runs, and its views (the API's config and details, the DAG page) show ``***`` where the templates were; a DAG
+whose schedule is closed waits suspended, and the API and the DAG page give its next start and stop."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from graphs.schedule import DAY_NAMES
 from supervision.check import run_check
 from tests.support.supervised import SupervisedServer, metronome_dag, read_jsonl
 
@@ -24,7 +27,7 @@ def templated_dag(out_dir: Path, secret_file: Path) -> dict:
     return dag
 
 
-def test_a_templated_dag_checks_runs_and_is_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_templated_and_scheduled_dags_on_a_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secret_file = tmp_path / "token"
     secret_file.write_text(SECRET + "\n", encoding="utf-8")
     out_dir = tmp_path / "out"
@@ -37,8 +40,23 @@ def test_a_templated_dag_checks_runs_and_is_masked(tmp_path: Path, monkeypatch: 
     assert run_check([str(checked)]) == 0
 
     env = {"TPL_OUT": str(out_dir)}
-    with SupervisedServer(tmp_path / "server", {"tpl": doc}, env=env, shutdown_timeout=5) as server:
-        server.wait_dags("running")
+    later = datetime.now(UTC) + timedelta(days=2)  # a day whose whole-day window is not open now
+    waiting = metronome_dag("waiting", out_dir / "waiting.jsonl",
+                            schedule={"timezone": "UTC", "days": [DAY_NAMES[later.weekday()]]})
+    with SupervisedServer(tmp_path / "server", {"tpl": doc, "waiting": waiting}, env=env, shutdown_timeout=5) as server:
+        server.wait_dags("running", ["tpl"])
+        server.wait_dags("suspended", ["waiting"])
+        summary = {d["name"]: d for d in server.get_ok("/api/dags")}["waiting"]
+        start, stop = (datetime.fromisoformat(summary[k]) for k in ("next_start", "next_stop"))
+        assert start == datetime(later.year, later.month, later.day, tzinfo=UTC) and stop == start + timedelta(days=1)
+        assert summary["next_start"].endswith("+00:00")
+        details = server.get_ok("/api/dags/waiting")
+        assert (details["next_start"], details["next_stop"]) == (summary["next_start"], summary["next_stop"])
+        assert details["reason"].startswith("outside its time window")
+        assert read_jsonl(out_dir / "waiting.jsonl") == []  # built, never read
+        status, page = server.request("GET", "/dags/waiting")
+        assert status == 200 and f"next start {summary['next_start']}" in page
+        assert {d["name"]: d for d in server.get_ok("/api/dags")}["tpl"]["next_start"] is None
         server.wait_lines(out_dir / "tpl.jsonl", 1)
         record = read_jsonl(out_dir / "tpl.jsonl")[0]
         assert (record["host"], record["token"], record["price"]) == ("localhost", SECRET, "$$5 is $5")
