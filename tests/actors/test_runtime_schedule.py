@@ -4,7 +4,7 @@ from that checkpoint. The clock is the ``now`` given to each check."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,8 @@ import pytest
 from actors.checkpoint import checkpoint_path, read_checkpoint
 from actors.runtime import RUNNING, STOPPED, SUSPENDED, DagRuntime
 from adapters.mem import get_queue, mem_drain, mem_put, mem_size, reset_mem_broker
+from graphs.schedule import DAY_NAMES
+from tests.actors.test_engine_rules import ENGINES, chain, replay
 from tests.actors.test_runtime_lifecycle import passthru_dag
 
 NY = ZoneInfo("America/New_York")
@@ -79,3 +81,12 @@ def test_started_outside_its_schedule_it_waits_then_runs(tmp_path: Path) -> None
     assert runtime.state == RUNNING
     assert get_queue("b").wait_for(lambda q: len(q) >= 1, timeout=10)
     assert runtime.stop(timeout=10)
+
+
+def test_replay_ignores_the_schedule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    later = datetime.now(UTC) + timedelta(days=2)  # a weekday whose whole day is not now
+    dag = chain([], [])
+    dag["schedule"] = {"timezone": "UTC", "days": [DAY_NAMES[later.weekday()]]}
+    events = [{"subscriber": "s", "record": {"a": 1}}]
+    for engine in ENGINES:
+        assert replay(tmp_path, dag, events, engine, capsys) == [{"publisher": "out", "record": {"a": 1}}], engine
