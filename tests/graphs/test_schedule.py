@@ -3,11 +3,13 @@ both daylight-saving changes and midnight-crossing windows, driven by explicit i
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from graphs import calendars
 from graphs.calendars import CalendarError, open_calendar
 from graphs.loader import load_dag_dict
 from graphs.schedule import Schedule
@@ -137,3 +139,18 @@ def test_unknown_calendars_suggest_a_close_name() -> None:
     assert raised.value.suggestions == ("XNYS",)
     with pytest.raises(CalendarError, match="unknown country"):
         open_calendar("holidays:ZZ")
+
+
+def test_a_missing_calendar_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cached in (calendars.exchange_names, calendars.country_codes, calendars.open_calendar):
+        cached.cache_clear()
+    monkeypatch.setitem(sys.modules, "exchange_calendars", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "holidays", None)
+    try:
+        for name in ("XNYS", "holidays:US"):
+            with pytest.raises(CalendarError, match=r"not installed; install the calendars extra: "
+                                                    r"pip install 'dagserver\[calendars\]'"):
+                open_calendar(name)
+    finally:
+        for cached in (calendars.exchange_names, calendars.country_codes, calendars.open_calendar):
+            cached.cache_clear()
