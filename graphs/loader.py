@@ -26,7 +26,7 @@ from typing import Any
 from graphs.building import build_model
 from graphs.errors import MISSING, DagValidationError, Problem, shorten
 from graphs.model import DagModel
-from graphs.templates import has_templates, resolve_templates
+from graphs.templates import Resolved, has_templates, resolve_templates
 from graphs.validation import UriRules, validate_dag
 from graphs.validation.base import item_path, key_path
 
@@ -127,7 +127,7 @@ def check_dag_dict(data: Any, source_path: str = "<memory>",
     """
     try:
         templated = has_templates(data)
-        document = data
+        document, resolved = data, None
         if templated:
             resolved = resolve_templates(data)
             if resolved.problems:
@@ -136,12 +136,21 @@ def check_dag_dict(data: Any, source_path: str = "<memory>",
             document = resolved.value
         problems = validate_dag(document, source_path, uris)
         if problems:
-            return None, problems
+            return None, _masked(problems, resolved)
         model = build_model(document, source_path)
         return (dataclasses.replace(model, template=data) if templated else model), []
     except Exception as exc:  # a validator bug: report it rather than crash the caller
         return None, [Problem(source_path, "top level", MISSING,
                               f"internal error while validating: {type(exc).__name__}: {exc}")]
+
+
+def _masked(problems: list[Problem], resolved: Resolved | None) -> list[Problem]:
+    """``problems`` with values that came from templates shown masked, as views show them (SPEC §14)."""
+    if resolved is None:
+        return problems
+    return [dataclasses.replace(p, message=resolved.hide(p.where, p.message),
+                                value=resolved.hide(p.where, p.value) if isinstance(p.value, str) else p.value)
+            for p in problems]
 
 
 def check_dag_file(path: str | os.PathLike[str],

@@ -21,6 +21,7 @@ Usage::
     result = resolve_templates({"password": "${DB_PASSWORD}", "host": "${DB_HOST:-localhost}"})
     result.value        # {"password": "s3cret", "host": "localhost"}
     result.paths        # ["password", "host"]
+    result.hide("password", "bad value s3cret")   # "bad value ***": for messages about a templated value
     result.problems     # [] (or TemplateProblem(path, message, value, suggestion) for each one)
     mask_templates({"url": "mysql://app:${DB_PASSWORD}@db/x"})   # {"url": "mysql://app:***@db/x"}
 """
@@ -59,6 +60,12 @@ class Resolved:
 
     value: Any
     paths: list[str] = field(default_factory=list)
+    shown: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (resolved text, masked text)
+
+    def hide(self, path: str, text: str) -> str:
+        """``text`` with the resolved value at ``path`` written masked (unchanged when ``path`` was not templated)."""
+        value, masked = self.shown.get(path, ("", ""))
+        return text.replace(value, masked) if value else text
     problems: list[TemplateProblem] = field(default_factory=list)
 
 
@@ -152,6 +159,8 @@ def resolve_templates(value: Any, environ: Mapping[str, str] | None = None,
         out, templated = _render(text, where or "top level", resolved, env, read_file, mask=False)
         if templated:
             resolved.paths.append(where or "top level")
+            resolved.shown[where or "top level"] = (out, _render(text, where, Resolved(None), env, read_file,
+                                                                 mask=True)[0])
         return out
 
     resolved.value = _walk(value, path, visit)

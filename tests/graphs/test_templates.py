@@ -76,3 +76,13 @@ def test_check_names_an_unset_variable_and_its_path(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("DAG_TEST_UNSET", "audit")
     code, _, err, _ = check_doc(tmp_path, doc)
     assert (code, err) == (0, "")
+
+
+def test_check_lines_show_a_templated_value_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAG_TEST_SECRET", "hunter2")
+    doc = base()
+    doc["subscribers"][0]["config"]["source"] = "nosuchscheme://u:${DAG_TEST_SECRET}@host/q"
+    code, _, err, file = check_doc(tmp_path, doc)
+    assert code == 2
+    line = line_at(err, file, "subscribers[0].config.source")
+    assert "hunter2" not in err and "nosuchscheme://u:***@host/q" in line
