@@ -154,3 +154,12 @@ def test_a_missing_calendar_library_names_the_extra(monkeypatch: pytest.MonkeyPa
     finally:
         for cached in (calendars.exchange_names, calendars.country_codes, calendars.open_calendar):
             cached.cache_clear()
+
+
+def test_a_time_missing_or_doubled_by_a_dst_change() -> None:
+    gap = Schedule.from_config({"timezone": "America/New_York", "windows": [{"start": "0230", "end": "0400"}]})
+    assert gap.next_change(ny(2026, 3, 8, 0, 0)).astimezone(NY) == ny(2026, 3, 8, 3, 30)   # 02:30 read as 03:30
+    fold = Schedule.from_config({"timezone": "America/New_York", "windows": [{"start": "0130", "end": "0300"}]})
+    first = fold.next_change(ny(2026, 11, 1, 0, 0))
+    assert first == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)                                 # the first 01:30 (EDT)
+    assert fold.next_change(first) == datetime(2026, 11, 1, 8, 0, tzinfo=UTC)                # 03:00 EST
