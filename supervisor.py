@@ -32,7 +32,7 @@ from supervision.catalog import CatalogError, DagCatalog
 from supervision.check import run_check
 from supervision.config import ServerConfig, ServerConfigError, load_server_config
 from supervision.counters import carry_forward
-from supervision.dags import DagEntry, dag_view, replica_view
+from supervision.dags import DagEntry, config_view, dag_view, mask_endpoints, model_template, replica_view
 from supervision.dagtest import from_capture, run_tests
 from supervision.ha import HaNotAvailable
 from supervision.leadership import Leadership
@@ -90,7 +90,7 @@ class Supervisor:
         for model in models:
             if model.name in plan.replicas:
                 self.dags[model.name] = DagEntry(model.name, model.source_path, dict(model.raw),
-                                                 plan.replicas[model.name])
+                                                 plan.replicas[model.name], template=model_template(model))
         for problem in self.problems:
             log.error("skipped: %s", problem)
 
@@ -133,11 +133,12 @@ class Supervisor:
 
     def list_dags(self) -> list[dict[str, Any]]:
         keys = ("name", "state", "reason", "worker", "replicas", "file", "description")
-        return [{k: current[k] for k in keys} for current in map(self._current, list(self.dags.values()))]
+        return [{**{k: current[k] for k in keys}, "next_start": current.get("next_start"),
+                 "next_stop": current.get("next_stop")} for current in map(self._current, list(self.dags.values()))]
 
     def dag_details(self, name: str) -> dict[str, Any]:
         entry = self._entry(name)
-        return {**self._current(entry), "config": entry.raw}
+        return {**mask_endpoints(self._current(entry), entry), "config": config_view(entry)}
 
     def _summary(self, entry: DagEntry) -> dict[str, Any]:
         current = self._current(entry)

@@ -45,7 +45,8 @@ def dag_details(runtime: DagRuntime, full: bool = False) -> dict[str, Any]:
         "description": dag.description,
         "file": dag.source_path,
         "window": {"start_time": dag.start_time, "end_time": dag.end_time,
-                   "duration_seconds": dag.duration_seconds},
+                   "duration_seconds": dag.duration_seconds, "schedule": runtime.schedule.describe()},
+        **_next_times(runtime),
         "epochs": {"completed": stats.epochs_completed, "open": stats.epochs_open,
                    "max_records": dag.max_records, "max_inflight": dag.max_inflight, "max_bytes": dag.max_bytes,
                    "latency_seconds": stats.epoch_latency.snapshot()},
@@ -63,6 +64,12 @@ def dag_details(runtime: DagRuntime, full: bool = False) -> dict[str, Any]:
             for name, s in stats.publishers.items()
         },
     }
+
+
+def _next_times(runtime: DagRuntime) -> dict[str, str | None]:
+    """``next_start`` and ``next_stop`` of the DAG's schedule, ISO-8601 with the offset (None: never)."""
+    start, stop = runtime.next_times()
+    return {"next_start": start.isoformat() if start else None, "next_stop": stop.isoformat() if stop else None}
 
 
 def _error(error: dict[str, Any], full: bool) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,8 @@ from actors.stats import DagStats
 from adapters.base import Sink, Source
 from adapters.registry import open_sink, open_source
 from graphs.model import DagModel
+from graphs.schedule import Schedule
 from graphs.values import describe_error
-from graphs.window import ActiveWindow
 
 log = logging.getLogger("dagserver.runtime")
 
@@ -74,7 +74,8 @@ class DagRuntime:
         self.reason = ""
         self.restart_policy = restart or RestartPolicy()
         self.clock = clock
-        self.window = ActiveWindow.from_dag(dag)
+        self.schedule = Schedule.from_dag(dag)  # its schedule, or the seed's daily window (SPEC §2, §14)
+        self._next_times: tuple[datetime | None, datetime | None, datetime | None] = (None, None, None)
         self._wiring = Wiring(source_factory, sink_factory, self._actor_failed, self._write_checkpoint, clock,
                               tickers=tick_timers, replica=replica, server=server_identity(state_dir))
         if build_timeout is not None:
@@ -100,7 +101,7 @@ class DagRuntime:
         ``reload``: resume from the checkpoint on disk even when one is kept in memory: another
         server sharing ``state_dir`` may have moved it on since (SPEC §9).
         """
-        active = self.window.is_active(now or datetime.now())
+        active = self.schedule.is_open(now or datetime.now(UTC))
         with self._lock:
             if self.state in (RUNNING, SUSPENDED, *BUILDING):
                 return
@@ -195,15 +196,57 @@ class DagRuntime:
             self.state, self.reason = RUNNING, ""
         self._start_reading(ctx)
 
-    def check_window(self, now: datetime | None = None) -> None:
-        """Suspend outside the daily window and resume inside it (called periodically)."""
-        active = self.window.is_active(now or datetime.now())
+    def check_window(self, now: datetime | None = None, timeout: float = 15.0) -> None:
+        """Close the DAG when its schedule closes and open it when it opens (called periodically).
+
+        Closing is an operator's stop (drain, flush, commit, checkpoint, actors torn down, within
+        ``timeout``) that leaves the DAG ``suspended`` "outside its time window"; opening builds it
+        again from that checkpoint, as a start does. A DAG the operator suspended or stopped stays so.
+        """
+        active = self.schedule.is_open(now or datetime.now(UTC))
         if not active and self.state == RUNNING:
-            self.suspend("outside its time window")
-            with self._lock:
-                self._suspended_by_window = self.state == SUSPENDED
-        elif active and self.state == SUSPENDED and self._suspended_by_window:
-            self.resume()
+            self._close(timeout, now)
+        elif active and self.state == SUSPENDED and self._suspended_by_window and not self._suspended_by_operator:
+            if self._ctx is None:
+                self._open()
+            else:  # started outside its window: built, never read; start reading now
+                self.resume()
+
+    def _close(self, timeout: float, now: datetime | None) -> None:
+        clean = self.stop(timeout)
+        next_start, _ = self.schedule.next_times(now or datetime.now(UTC))
+        with self._lock:
+            if self.state != STOPPED:
+                return
+            until = f" until {next_start.isoformat()}" if next_start else ""
+            detail = "" if clean else f" ({self.reason})"
+            self.state, self.reason = SUSPENDED, f"outside its time window{until}{detail}"
+            self._suspended_by_window = True
+
+    def _open(self) -> None:
+        """Build the DAG again from its last checkpoint, as :meth:`start` does."""
+        with self._lock:
+            if self.state != SUSPENDED or self._ctx is not None:
+                return
+            generation = self._next_generation()
+            self.restart_policy.history.clear()
+            self._suspended_by_window = False
+            self.state, self.reason = RESTARTING, "starting: its time window opened"
+        if self._ckpt_path is not None and self._last_checkpoint is None:
+            self._last_checkpoint = read_checkpoint(self._ckpt_path)
+        self._launch(generation)
+
+    def next_times(self, now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+        """``(next_start, next_stop)`` of the DAG's schedule (both None when it runs around the clock);
+        worked out again only once the earlier of them has passed."""
+        now = now or datetime.now(UTC)
+        valid_until, start, stop = self._next_times
+        if valid_until is None or now >= valid_until or now.tzinfo is None:
+            start, stop = self.schedule.next_times(now)
+            soonest = min((t for t in (start, stop) if t is not None), default=None)
+            if soonest is not None and now.tzinfo is not None:
+                self._next_times = (soonest, start, stop)
+        return start, stop
 
     # -- records from outside the sources ----------------------------------------------------------
     def tick(self, node: str, record: dict | None = None) -> None:

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from actors.control import HEARTBEAT, REPLY, pack, unpack
@@ -59,8 +60,10 @@ class Worker:
     """The DAG runtimes of one worker process, their lanes, and the commands that drive them."""
 
     def __init__(self, worker_id: int, state_dir: str, max_restarts: int, within_seconds: float,
-                 send: Callable[[list[Any]], None]) -> None:
+                 send: Callable[[list[Any]], None], clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        """``clock``: the time the DAGs' schedules are checked against (tests give their own)."""
         self.worker_id = worker_id
+        self.clock = clock
         self.state_dir = state_dir
         self.max_restarts = max_restarts
         self.within_seconds = within_seconds
@@ -128,7 +131,7 @@ class Worker:
         if command == "node":
             return node_details(runtime, str(args.get("node", "")))
         if command == "start":
-            runtime.start(suspended=bool(args.get("suspended")), reload=bool(args.get("reload")))
+            runtime.start(self.clock(), suspended=bool(args.get("suspended")), reload=bool(args.get("reload")))
         elif command == "stop":
             runtime.stop(timeout=float(args.get("timeout", 15)))
         elif command == "suspend":
@@ -190,10 +193,9 @@ class Worker:
             if pending is None or pending.done():
                 self._window_checks[name] = self.lane(name).submit(self._check_window, runtime)
 
-    @staticmethod
-    def _check_window(runtime: DagRuntime) -> None:
+    def _check_window(self, runtime: DagRuntime) -> None:
         try:
-            runtime.check_window()
+            runtime.check_window(self.clock())
         except Exception:
             log.exception("window check of %s failed", runtime.dag.name)
 

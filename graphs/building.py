@@ -85,6 +85,7 @@ def build_model(data: Mapping[str, Any], source_path: str = "<memory>") -> DagMo
         start_time=data.get("start_time"),
         end_time=data.get("end_time"),
         duration_seconds=parse_duration(duration) if duration is not None else None,
+        schedule=frozen(data["schedule"]) if data.get("schedule") is not None else None,
         propagate=propagate,
         dead_letter=data.get("dead_letter"),
         replicas=1 if replicas is None else int(replicas),

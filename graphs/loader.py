@@ -17,6 +17,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from typing import Any
 from graphs.building import build_model
 from graphs.errors import MISSING, DagValidationError, Problem, shorten
 from graphs.model import DagModel
+from graphs.templates import Resolved, has_templates, resolve_templates
 from graphs.validation import UriRules, validate_dag
 from graphs.validation.base import item_path, key_path
 
@@ -117,18 +119,38 @@ def _read_text(path: str) -> tuple[str | None, list[Problem]]:
 
 def check_dag_dict(data: Any, source_path: str = "<memory>",
                    uris: UriRules | None = None) -> tuple[DagModel | None, list[Problem]]:
-    """Validate ``data`` and build its model: ``(model, [])`` or ``(None, problems)``.
+    """Resolve the templates in ``data`` (:mod:`graphs.templates`), validate it and build its model:
+    ``(model, [])`` or ``(None, problems)``. The model's ``raw`` is resolved; its ``template`` is
+    ``data`` as written when it used templates.
 
     Never raises for bad input; an unexpected failure inside validation becomes a problem.
     """
     try:
-        problems = validate_dag(data, source_path, uris)
+        templated = has_templates(data)
+        document, resolved = data, None
+        if templated:
+            resolved = resolve_templates(data)
+            if resolved.problems:
+                return None, [Problem(source_path, p.path, p.value, p.message, p.suggestion)
+                              for p in resolved.problems]
+            document = resolved.value
+        problems = validate_dag(document, source_path, uris)
         if problems:
-            return None, problems
-        return build_model(data, source_path), []
+            return None, _masked(problems, resolved)
+        model = build_model(document, source_path)
+        return (dataclasses.replace(model, template=data) if templated else model), []
     except Exception as exc:  # a validator bug: report it rather than crash the caller
         return None, [Problem(source_path, "top level", MISSING,
                               f"internal error while validating: {type(exc).__name__}: {exc}")]
+
+
+def _masked(problems: list[Problem], resolved: Resolved | None) -> list[Problem]:
+    """``problems`` with values that came from templates shown masked, as views show them (SPEC §14)."""
+    if resolved is None:
+        return problems
+    return [dataclasses.replace(p, message=resolved.hide(p.where, p.message),
+                                value=resolved.hide(p.where, p.value) if isinstance(p.value, str) else p.value)
+            for p in problems]
 
 
 def check_dag_file(path: str | os.PathLike[str],

@@ -122,6 +122,7 @@ class DagModel:
     start_time: str | None = None
     end_time: str | None = None
     duration_seconds: int | None = None
+    schedule: Mapping[str, Any] | None = None  # the ``schedule`` object (SPEC §14), validated
     propagate: str = PROPAGATE_CHANGES
     dead_letter: str | None = None
     replicas: int = 1
@@ -131,6 +132,8 @@ class DagModel:
     max_inflight: int = DEFAULT_MAX_INFLIGHT
     max_bytes: int = DEFAULT_MAX_BYTES
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The document as written when it used ``${...}`` templates (``raw`` has them resolved); None otherwise.
+    template: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
     # Derived topology, filled by build_topology().
     topo_order: tuple[str, ...] = ()
     parents: Mapping[str, tuple[EdgeSpec, ...]] = field(default_factory=dict)

@@ -32,7 +32,7 @@ from graphs.model import DagModel
 from graphs.private_files import open_private
 from supervision.config import ServerConfig
 from supervision.counters import carry_forward
-from supervision.dags import DagEntry
+from supervision.dags import DagEntry, model_template
 from supervision.leadership import Leadership
 from supervision.placement import mem_endpoints
 from supervision.security import ServerRules
@@ -70,8 +70,11 @@ class DagCatalog:
 
     def clone(self, name: str, new_name: str, start_time: str | None, end_time: str | None) -> DagEntry:
         original = self._entry(name)
-        data: dict[str, Any] = {**json.loads(json.dumps(original.raw)), "name": new_name}
+        written = original.template if original.template is not None else original.raw  # templates kept
+        data: dict[str, Any] = {**json.loads(json.dumps(written)), "name": new_name}
         data.pop("duration", None)
+        if start_time or end_time:
+            data.pop("schedule", None)  # the copy's own window replaces the original's schedule
         for key, value in (("start_time", start_time), ("end_time", end_time)):
             if value:
                 data[key] = value
@@ -95,7 +98,7 @@ class DagCatalog:
             workers = self._place(model, exclude=name)
             self._undeploy(entry)  # its counters are carried (SPEC §8: they never go down)
             fresh = DagEntry(name, entry.path, dict(model.raw), workers, desired=entry.desired,
-                             carries=entry.carries[:len(workers)])
+                             carries=entry.carries[:len(workers)], template=model_template(model))
             self.dags[name] = fresh
             self._deploy(fresh)
             return fresh
@@ -173,7 +176,7 @@ class DagCatalog:
         with open_private(temp, "w", encoding="utf-8") as handle:  # 0600: a DAG file may hold credentials
             handle.write(json.dumps(data, indent=2) + "\n")
         os.replace(temp, path)
-        entry = DagEntry(model.name, str(path), dict(model.raw), self._place(model))
+        entry = DagEntry(model.name, str(path), dict(model.raw), self._place(model), template=model_template(model))
         self.dags[model.name] = entry
         self._deploy(entry)
         return entry

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from graphs.suggest import did_you_mean
+from graphs.templates import resolve_templates
 
 TOP_KEYS = {"workers", "dags", "state_dir", "bind", "users", "shutdown_timeout", "heartbeat_timeout", "restart",
              "ha", "tls_cert", "tls_key", "session_hours", "security"}
@@ -116,7 +117,11 @@ def load_server_config(path: str | None) -> ServerConfig:
         raise ServerConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ServerConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_server_config(data, path)
+    resolved = resolve_templates(data)  # ${VAR}, ${VAR:-default}, ${file:/path} (SPEC §14)
+    if resolved.problems:
+        raise ServerConfigError("\n".join(f"{path}: {p.path}: {p.message}" + (f" ({p.suggestion})" if p.suggestion
+                                                                               else "") for p in resolved.problems))
+    return parse_server_config(resolved.value, path)
 
 
 def parse_server_config(data: dict[str, Any], path: str = "<memory>") -> ServerConfig:

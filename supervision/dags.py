@@ -20,6 +20,7 @@ from typing import Any
 
 from actors.states import DagState
 from actors.worker import replica_key
+from graphs.templates import MASK, mask_templates
 from supervision.counters import plus, with_carry
 from supervision.workers import WorkerHandle
 
@@ -37,6 +38,7 @@ class DagEntry:
     workers: list[int]  # the worker of each replica
     desired: DagState = DagState.RUNNING  # what the operator asked for: running, suspended or stopped
     carries: list[dict[str, Any]] = field(default_factory=list)  # per replica: counters of dead incarnations
+    template: dict[str, Any] | None = None  # the file as written when it used ${...} templates (raw: resolved)
 
     def __post_init__(self) -> None:
         while len(self.carries) < len(self.workers):
@@ -56,6 +58,32 @@ class DagEntry:
 
     def key(self, index: int) -> str:
         return replica_key(self.name, self.replica(index))
+
+
+def model_template(model: Any) -> dict[str, Any] | None:
+    """What a :class:`DagEntry` keeps as ``template`` for a loaded model."""
+    return dict(model.template) if model.template is not None else None
+
+
+def config_view(entry: DagEntry) -> dict[str, Any]:
+    """The DAG's config as views show it: each ``${...}`` template of the file as ``***`` (SPEC §14)."""
+    return mask_templates(entry.template) if entry.template is not None else entry.raw
+
+
+def mask_endpoints(view: dict[str, Any], entry: DagEntry) -> dict[str, Any]:
+    """``view`` with the ``source``/``destination`` of endpoints whose URI came from a template masked."""
+    if entry.template is None:
+        return view
+    shown = config_view(entry)
+    masked = dict(view)
+    for section, key in (("subscribers", "source"), ("publishers", "destination")):
+        uris = {e.get("name"): (e.get("config") or {}).get(key) for e in shown.get(section) or ()
+                if isinstance(e, dict)}
+        endpoints = view.get(section)
+        if isinstance(endpoints, dict):
+            masked[section] = {name: {**details, key: uris[name]} if MASK in str(uris.get(name, "")) else details
+                               for name, details in endpoints.items()}
+    return masked
 
 
 def replica_view(entry: DagEntry, index: int, handles: list[WorkerHandle]) -> dict[str, Any]:

@@ -243,9 +243,9 @@ def run_actors(dag: DagModel, events: list[Event], timeout: float = 600.0) -> tu
     def sink(uri: str, config: Mapping[str, Any]) -> Sink:  # the dead letters' sink captures nothing
         return CaptureSink(uri, config, captured if uri in publishers else [], publishers.get(uri, ""), lock)
 
-    # replayed input has no time of day: the DAG's daily window does not apply
+    # replayed input has no time of day: the DAG's daily window or schedule does not apply
     dag = dataclasses.replace(dag, subscribers=subscribers, publishers=sinks, start_time=None, end_time=None,
-                              duration_seconds=None)
+                              duration_seconds=None, schedule=None)
     runtime = DagRuntime(dag, source_factory=source, sink_factory=sink, tick_timers=False)
     runtime.start()
     try:

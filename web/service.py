@@ -47,10 +47,12 @@ class Invalid(ServiceError):
 
 class SupervisorService(Protocol):
     def list_dags(self) -> list[dict[str, Any]]:
-        """One summary per DAG: ``name``, ``state``, ``reason``, ``worker``, ``file``, ``description``."""
+        """One summary per DAG: ``name``, ``state``, ``reason``, ``worker``, ``file``, ``description``,
+        ``next_start``, ``next_stop`` (ISO-8601 with offset, None when it runs around the clock)."""
 
     def dag_details(self, name: str) -> dict[str, Any]:
-        """``config`` (the DAG file's JSON), ``state``, per-node details; raises UnknownDag."""
+        """``config`` (the DAG file's JSON, templates shown as ``***``), ``state``, ``next_start``/``next_stop``,
+        per-node details; raises UnknownDag."""
 
     def node_details(self, name: str, node: str) -> dict[str, Any]:
         """One node's whole ``input`` and ``output`` and its recent errors; raises UnknownDag."""

@@ -34,6 +34,7 @@ from graphs.validation.base import (
 )
 from graphs.validation.edges import check_edges
 from graphs.validation.nodes import check_nodes, check_propagate
+from graphs.validation.schedule import check_schedule
 from graphs.validation.sections import (
     Index,
     check_components,
@@ -44,7 +45,7 @@ from graphs.validation.sections import (
 from graphs.window import parse_duration, parse_hhmm
 
 TOP_KEYS = (
-    "name", "description", "start_time", "end_time", "duration",
+    "name", "description", "start_time", "end_time", "duration", "schedule",
     "subscribers", "publishers", "calculators", "transformers", "nodes", "edges",
     "propagate", "dead_letter", "replicas", "worker", "checkpoint", "epochs",
 )
@@ -69,6 +70,7 @@ def validate_dag(data: Any, file: str = "<memory>", uris: UriRules | None = None
         col.add("description", f"description must be a string, not {kind_of(description)}", description)
     check_propagate(col, data.get("propagate"), "propagate")
     _check_window(col, data)
+    check_schedule(col, data)
     _check_runtime(col, data)
     index = Index()
     check_subscribers(col, data, index)

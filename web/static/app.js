@@ -81,13 +81,22 @@ function poll(refresh) {
 function sum(values, key) { return Object.values(values || {}).reduce((total, v) => total + (v[key] || 0), 0); }
 
 // -- the dashboard ------------------------------------------------------------------------------------------
+// The DAG's schedule and its next change: "next stop 16:00" while it runs, "next start ..." while it waits.
+function scheduleText(dag) {
+  const w = dag.window || {};
+  const rule = w.schedule || (w.start_time ? `${w.start_time}–${w.end_time || "24:00"}` : "always");
+  const next = dag.state === "running" && dag.next_stop ? `next stop ${dag.next_stop}`
+    : dag.next_start ? `next start ${dag.next_start}` : dag.next_stop ? `next stop ${dag.next_stop}` : "";
+  return next ? `${rule} (${next})` : rule;
+}
+
 async function refreshDashboard() {
   const [dags, workers, health] = await Promise.all([getJSON("/api/dags?details=1"), getJSON("/api/workers"),
     getJSON("/healthz").catch(() => ({}))]);
   const roleLine = document.getElementById("server-role");
   roleLine.textContent = health.role ? `server: ${health.role}` : "";
   const rows = dags.map((dag) => {
-    const window = dag.window && dag.window.start_time ? `${dag.window.start_time}–${dag.window.end_time || "24:00"}` : "always";
+    const window = scheduleText(dag);
     const workersOf = (dag.replicas || []).map((r) => r.worker).join(", ") || String(dag.worker ?? "");
     return el("tr", { "data-dag": dag.name },
       el("td", {}, el("a", { href: `/dags/${encodeURIComponent(dag.name)}` }, dag.name)),
