@@ -62,7 +62,8 @@ DEFAULT_KEY_ATTRIBUTE = "__dagserver_key"
 # token's incarnation are done, the token from now on. Removes what is done and not removed yet, and
 # starts a new generation: moves sent before it (a hung connection's, arriving late) are refused.
 # Returns {length of the processing list, items removed by the token from now on, generation}, or
-# {-1, -1, -1} when the mark belongs to another incarnation (the consumer name is in use elsewhere).
+# {-1, -1, -1} when the mark belongs to another incarnation (the consumer name is in use elsewhere), or
+# {-2, -2, -2} when there is no mark any more (the items were given back: the consumer was silent).
 SETTLE = """
 local token, done, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local mark = redis.call('HMGET', KEYS[2], 'token', 'removed')
@@ -76,6 +77,7 @@ end
 if now ~= token then
   removed = 0
 elseif not owned then
+  if not mark[1] then return {-2, -2, -2} end
   return {-1, -1, -1}
 end
 local gen = redis.call('HINCRBY', KEYS[2], 'gen', 1)
@@ -182,10 +184,19 @@ class ListSource(LinkedSource):
     def _settle(self, token: str, done: int, now: str) -> int:
         """Run SETTLE; the processing list's length (this incarnation's removed count and generation kept)."""
         length, removed, gen = self._scripts["settle"](keys=[self.processing, self.mark], args=[token, done, now])
+        if length == -2:  # given back while silent: what this run read is in the list again, for anyone
+            log.warning("%s: consumer %r was silent for claim_idle_ms (%d ms) and its items were given back; "
+                        "they are read again, and this source reads on as a new run", self.uri, self.consumer,
+                        self.claim_idle_ms)
+            self.token = uuid.uuid4().hex[:16]  # commits of the old run's positions do nothing from now on
+            self._read = self._removed = self._done = 0
+            self.link.client.sadd(self.consumers, self.consumer)
+            self.liveness.again()  # type: ignore[union-attr]
+            length, removed, gen = self._scripts["settle"](keys=[self.processing, self.mark],
+                                                           args=["", 0, self.token])
         if length < 0:
-            raise ConsumerInUse(f"{self.uri}: another reader opened {self.processing!r}, or gave its items back "
-                                f"after {self.claim_idle_ms} ms without news of this one (claim_idle_ms); give "
-                                f"each source its own 'consumer' (now {self.consumer!r})")
+            raise ConsumerInUse(f"{self.uri}: another reader opened {self.processing!r}; give each source "
+                                f"its own 'consumer' (now {self.consumer!r})")
         self._removed, self._gen = int(removed), int(gen)
         return int(length)
 

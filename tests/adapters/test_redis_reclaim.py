@@ -105,6 +105,28 @@ def test_a_live_consumers_processing_list_is_never_reclaimed(redis_keys) -> None
         other.close()
 
 
+def test_a_consumer_whose_items_were_given_back_while_it_was_silent_reads_on(redis_keys) -> None:
+    name = pushed(redis_keys, "silent", 6)
+    sleepy = list_source(redis_keys, name, "sleepy.d.in.0", claim_idle_ms=CLAIM_IDLE_MS)
+    other = list_source(redis_keys, name, "other.d.in.1", claim_idle_ms=CLAIM_IDLE_MS)
+    sleepy.open(None)
+    other.open(None)
+    try:
+        assert ids(sleepy.read_batch(3, 0.05)) == [0, 1, 2]
+        stale = sleepy.position()  # its epoch is still in flight when the consumer stalls (a paused DAG)
+        assert sorted(ids(read_all(other, 6))) == list(range(6))  # 3-5, then 0-2 once sleepy fell silent
+        other.commit(other.position())
+        redis_keys.client.rpush(name, json.dumps({"id": 6}))
+        sleepy.commit(stale)  # late: those items went back to the list; nothing of what comes next goes
+        assert ids(read_all(sleepy, 1)) == [6]  # reads on, under a new run: no ConsumerInUse, no restart
+        sleepy.commit(stale)
+        assert [json.loads(v)["id"] for v in redis_keys.client.lrange(sleepy.processing, 0, -1)] == [6]
+        assert sleepy.position()["token"] != stale["token"]
+    finally:
+        sleepy.close()
+        other.close()
+
+
 # -- streams --------------------------------------------------------------------------------------------------
 def written(redis_keys, what: str, n: int) -> str:
     name = redis_keys.name(what)
