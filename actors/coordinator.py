@@ -12,12 +12,12 @@ tells the subscribers to commit their sources' positions, on a thread of its own
 high-availability server whose lease has run out (:mod:`actors.lease`) skips all three:
 another server may own the shared ``state_dir`` by now.
 
-Idle checkpoints: epochs cut since the last checkpoint epoch wait at most
-``checkpoint.idle_seconds`` for one. The first such epoch arms a timer; when it fires
-(``Control.IDLE``) and they still are not covered, the next epoch is a checkpoint epoch, an
-empty one cut at once when nothing is pending. So a pause in the input commits what was
-read (Kafka offsets, STOMP acks, stream XACKs) instead of leaving it pending until traffic
-resumes; under steady traffic ``every_epochs`` usually comes first.
+Idle checkpoints: when input pauses, epochs cut since the last checkpoint epoch wait at
+most ``checkpoint.idle_seconds`` for one. The first such epoch arms a timer; when it fires
+(``Control.IDLE``) with them still uncovered and nothing pending, an empty checkpoint epoch
+is cut at once (while records are pending, input still flows: ``every_epochs`` covers it,
+and the timer looks again later). So a pause commits what was read (Kafka offsets, STOMP
+acks, stream XACKs) instead of leaving it pending until traffic resumes.
 """
 
 from __future__ import annotations
@@ -115,8 +115,11 @@ class CoordinatorActor(DagActor):
             return None
         if message == Control.IDLE:  # the idle timer fired: epochs waited idle_seconds for a checkpoint
             self.idle_timer = None
-            self.checkpoint_due = self.since_checkpoint > 0
-            self._cut()
+            if self.since_checkpoint and self.pending:  # input still flowing: every_epochs covers it
+                self._arm_idle_timer()
+            elif self.since_checkpoint:  # input paused: checkpoint what was cut, at once
+                self.checkpoint_due = True
+                self._cut()
             return None
         msg = decode(message)
         if type(msg) is Ingest:
