@@ -100,6 +100,7 @@ def test_replicas_through_a_lull_publish_every_id_once_or_at_least_once_after_a_
             assert wait_until(lambda: set(published(client, target)) >= everything, timeout=120), \
                 (sorted(everything - set(published(client, target)))[:20], server.log()[-3000:])
             server.wait_dags("running", timeout=60)
+            assert server.worker(0)["restarts"] == (1 if crash else 0)
         counts = published(client, target)  # after a graceful stop: whatever was in flight is out too
         assert set(counts) == everything
         if not crash:
