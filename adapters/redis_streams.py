@@ -6,7 +6,7 @@ made from the stream's first entry, with the stream, when missing). Reading goes
 this consumer's own pending entries (``XREADGROUP`` from id 0: what a crash left, or what a
 lost reply delivered), then entries pending on dead consumers for ``claim_idle_ms``
 (``XCLAIM``: a dead replica's), then new entries (``XREADGROUP >``, blocking less than the
-socket timeout). A consumer is dead when its liveness key (``NAME:alive:GROUP:CONSUMER``,
+socket timeout). A consumer is dead when its liveness key (``NAME:group:GROUP:CONSUMER:alive``,
 refreshed by every open consumer on its reads and keep-alives: adapters/redis_liveness.py)
 has expired, i.e. it has not been heard of for ``claim_idle_ms``; a live consumer's entries
 are never claimed, however long they wait for its checkpoint.
@@ -85,7 +85,7 @@ class StreamSource(LinkedSource):
         self._claim_at = 0.0
 
     def _alive_key(self, consumer: str) -> str:
-        return alive_key(f"{self.name}:alive:{self.group}", consumer)
+        return alive_key(f"{self.name}:group:{self.group}", consumer)
 
     def open(self, position: Any | None) -> None:
         """Connect; the group's pending entries, not ``position``, decide what is read again."""
