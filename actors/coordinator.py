@@ -11,11 +11,19 @@ state for it, and on completion the coordinator hands the checkpoint to its save
 tells the subscribers to commit their sources' positions, on a thread of its own. A
 high-availability server whose lease has run out (:mod:`actors.lease`) skips all three:
 another server may own the shared ``state_dir`` by now.
+
+Idle checkpoints: when input pauses, epochs cut since the last checkpoint epoch wait at
+most ``checkpoint.idle_seconds`` for one. The first such epoch arms a timer; when it fires
+(``Control.IDLE``) with them still uncovered and nothing pending, an empty checkpoint epoch
+is cut at once (while records are pending, input still flows: ``every_epochs`` covers it,
+and the timer looks again later). So a pause commits what was read (Kafka offsets, STOMP
+acks, stream XACKs) instead of leaving it pending until traffic resumes.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,6 +98,8 @@ class CoordinatorActor(DagActor):
         self.next_epoch = 0
         self.next_seq = 0
         self.since_checkpoint = 0
+        self.checkpoint_due = False  # idle_seconds passed with epochs not covered by a checkpoint epoch
+        self.idle_timer: threading.Timer | None = None
         self.ticks: dict[str, int] = {}
         restore = ctx.restore or {}
         self.positions: dict[str, Any] = dict(restore.get("positions") or {})
@@ -109,6 +119,14 @@ class CoordinatorActor(DagActor):
         if message == Control.SAVED:  # a checkpoint epoch waiting for the write before it may complete
             self._complete()
             self._cut()
+            return None
+        if message == Control.IDLE:  # the idle timer fired: epochs waited idle_seconds for a checkpoint
+            self.idle_timer = None
+            if self.since_checkpoint and self.pending:  # input still flowing: every_epochs covers it
+                self._arm_idle_timer()
+            elif self.since_checkpoint:  # input paused: checkpoint what was cut, at once
+                self.checkpoint_due = True
+                self._cut()
             return None
         msg = decode(message)
         if type(msg) is Ingest:
@@ -141,9 +159,24 @@ class CoordinatorActor(DagActor):
     # -- cutting epochs -----------------------------------------------------------------------------
     def _cut(self) -> None:
         while len(self.open) < self.dag.max_inflight and (
-            self.pending or (self.draining and self.since_checkpoint and not self._flag_open())
+            self.pending or ((self.draining or self.checkpoint_due) and self.since_checkpoint
+                             and not self._flag_open())
         ):
             self._cut_one()
+
+    def _arm_idle_timer(self) -> None:
+        """Tell this actor ``Control.IDLE`` in ``checkpoint.idle_seconds`` (one timer at a time)."""
+        if self.idle_timer is None and not self.ctx.tearing_down.is_set():
+            timer = threading.Timer(self.dag.checkpoint_idle, self.ctx.send, (COORDINATOR, Control.IDLE))
+            timer.daemon = True
+            timer.name = f"idle-checkpoint-{self.dag.name}"
+            self.idle_timer = timer
+            timer.start()
+
+    def on_teardown(self, failed: bool) -> None:
+        timer, self.idle_timer = self.idle_timer, None
+        if timer is not None:
+            timer.cancel()
 
     def _flag_open(self) -> bool:
         return any(e.flags & FLAG_CHECKPOINT for e in self.open.values())
@@ -155,7 +188,7 @@ class CoordinatorActor(DagActor):
         any epoch can be a checkpoint epoch.
         """
         limit = self.dag.max_records
-        flagged = self.since_checkpoint + 1 >= self.dag.checkpoint_every or (
+        flagged = self.since_checkpoint + 1 >= self.dag.checkpoint_every or self.checkpoint_due or (
             self.draining and self.pending_records <= limit)
         runs: dict[str, list] = {root: [] for root in self.roots}
         positions: dict[str, Any] = {}
@@ -186,6 +219,10 @@ class CoordinatorActor(DagActor):
         self.next_epoch += 1
         flags = FLAG_CHECKPOINT if flagged else 0
         self.since_checkpoint = 0 if flagged else self.since_checkpoint + 1
+        if flagged:
+            self.checkpoint_due = False
+        else:
+            self._arm_idle_timer()
         self.open[epoch] = OpenEpoch(set(self.terminals), gated, gated_bytes, started, flags, positions,
                                      counted=counted)
         self.ctx.stats.epochs_open = len(self.open)

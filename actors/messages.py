@@ -97,6 +97,7 @@ class Control(StrEnum):
     DRAIN = "drain"  # the coordinator cuts what is pending and reports when all completed
     READY = "ready"  # answered once the actor opened what it needs
     SAVED = "saved"  # told to the coordinator by its checkpoint saver after each checkpoint written
+    IDLE = "idle"  # told to the coordinator by its idle timer: epochs waited checkpoint.idle_seconds
 
 
 Message = Ingest | Epoch | Publish | Ack | State | Tick | Poll | Commit

@@ -43,6 +43,7 @@ from adapters.base import (
     setting,
 )
 from adapters.formats import FORMATS
+from adapters.redis_liveness import Liveness
 from adapters.registry import AdapterNotAvailable
 from graphs.suggest import mean_phrase
 
@@ -275,9 +276,11 @@ def chunks(items: list[Any], size: int = 1000) -> list[list[Any]]:
 
 
 class LinkedSource(Source):
-    """What the redis sources share: the URI's target (one of ``kinds``), the settings and the link."""
+    """What the redis sources share: the URI's target (one of ``kinds``), the settings and the link; a
+    consumer that others take over once it is dead also keeps its ``liveness`` key fresh while open."""
 
     kinds: tuple[str, ...] = ()
+    liveness: Liveness | None = None
 
     def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
         super().__init__(uri, config)
@@ -293,6 +296,8 @@ class LinkedSource(Source):
         if not self.link.ready(timeout):
             return []
         try:
+            if self.liveness is not None:
+                self.liveness.refresh(self.link.client)
             items = self._take(max(1, max_records), timeout)
         except self.link.errors as exc:
             self._lost(exc)
@@ -300,12 +305,23 @@ class LinkedSource(Source):
         self.link.ok()
         return items
 
+    def keep_alive(self) -> None:
+        """While the DAG is too busy to read: keep the liveness key fresh, so nobody takes over."""
+        if self.liveness is None or self.link.client is None or self.link.waiting() > 0:
+            return
+        try:
+            self.liveness.refresh(self.link.client)
+        except self.link.errors as exc:
+            self._lost(exc)
+
     def _take(self, n: int, timeout: float) -> list[Any]:
         """At most ``n`` items, waiting at most ``timeout`` for the first (the kind's own reading)."""
         raise NotImplementedError
 
     def _lost(self, exc: BaseException) -> None:
         """A command failed on the connection; kinds that must recount what they read extend this."""
+        if self.liveness is not None:
+            self.liveness.again()
         self.link.lost(exc)
 
     def close(self) -> None:

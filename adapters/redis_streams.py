@@ -4,12 +4,17 @@ Each entry carries one record in its field ``data`` (config ``field`` to change 
 Source: one consumer per replica in the group ``group`` (default ``dagserver.DAG.SUBSCRIBER``,
 made from the stream's first entry, with the stream, when missing). Reading goes: first
 this consumer's own pending entries (``XREADGROUP`` from id 0: what a crash left, or what a
-lost reply delivered), then entries pending on other consumers idle for ``claim_idle_ms``
-(``XAUTOCLAIM``: a dead replica's), then new entries (``XREADGROUP >``, blocking less than the
-socket timeout). The position is ``{"token": T, "n": N}``: the first N entries this
-incarnation returned; ``commit`` acknowledges (``XACK``) their ids. The group's pending list
-therefore decides what is read again after a restart, and ``open`` does not use its
-position. An entry without the field, or whose field does not parse, is a
+lost reply delivered), then entries pending on dead consumers for ``claim_idle_ms``
+(``XCLAIM``: a dead replica's), then new entries (``XREADGROUP >``, blocking less than the
+socket timeout). A consumer is dead when its liveness key (``NAME:group:GROUP:CONSUMER:alive``,
+refreshed by every open consumer on its reads and keep-alives: adapters/redis_liveness.py)
+has expired, i.e. it has not been heard of for ``claim_idle_ms``; a live consumer's entries
+are never claimed, however long they wait for its checkpoint.
+
+The position is ``{"token": T, "n": N}``: the first N entries this incarnation returned;
+``commit`` acknowledges (``XACK``) their ids. The group's pending list therefore decides
+what is read again after a restart, and ``open`` does not use its position. An entry
+without the field, or whose field does not parse, is a
 :class:`~adapters.base.RejectedRecord`, acknowledged with the rest once its epoch commits.
 
 Sink: ``XADD`` per record, one pipeline per batch (not a transaction: a batch cut by an outage is
@@ -35,6 +40,7 @@ from typing import Any
 from adapters.base import CONNECTED, RejectedRecord, default_group, positive_setting, setting
 from adapters.formats import decode_record, encode_record
 from adapters.redis_link import LinkedSink, LinkedSource, chunks, consumer_name
+from adapters.redis_liveness import Liveness, alive_key, are_alive
 
 log = logging.getLogger("adapters.redis")
 
@@ -62,6 +68,7 @@ class StreamSource(LinkedSource):
         self.consumer = consumer_name(self.config, self.parsed)
         self.claim_idle_ms = positive_setting(self.config, self.parsed, "claim_idle_ms", DEFAULT_CLAIM_IDLE_MS) or 1
         self.claim_every = min(max(self.claim_idle_ms / 2000, 0.1), 5.0)  # seconds between two claim rounds
+        self.liveness = Liveness(self._alive_key(self.consumer), self.claim_idle_ms)
         self.token = ""
         self._reset()
         self._backlog: int | None = None
@@ -75,13 +82,17 @@ class StreamSource(LinkedSource):
         self._to_ack: list[bytes] = []
         self._grouped = False  # the group is known to exist
         self._pending_from: bytes | None = START  # reading this consumer's pending entries, after this id
-        self._claim_from, self._claim_at = START, 0.0
+        self._claim_at = 0.0
+
+    def _alive_key(self, consumer: str) -> str:
+        return alive_key(f"{self.name}:group:{self.group}", consumer)
 
     def open(self, position: Any | None) -> None:
         """Connect; the group's pending entries, not ``position``, decide what is read again."""
         self.link.connect()
         self.token = uuid.uuid4().hex[:16]
         self._reset()
+        self.liveness.again()  # type: ignore[union-attr]
 
     def _take(self, n: int, timeout: float) -> list[Any]:
         try:
@@ -114,7 +125,7 @@ class StreamSource(LinkedSource):
             self._ack()
         now = time.monotonic()
         claiming = now >= self._claim_at
-        if claiming and self._claim_from == START and self._pending_from is None and self._unseen():
+        if claiming and self._pending_from is None and self._unseen():
             self._pending_from = START
         while self._pending_from is not None:  # ours first: what a crash or a lost reply left pending
             reply = client.xreadgroup(self.group, self.consumer, {self.name: self._pending_from}, count=n)
@@ -127,16 +138,37 @@ class StreamSource(LinkedSource):
             if fresh:
                 return self._entries(fresh)
         if claiming:  # then a dead consumer's
-            self._claim_from, entries, *_ = client.xautoclaim(self.name, self.group, self.consumer,
-                                                              self.claim_idle_ms, self._claim_from, count=n)
-            if self._claim_from in (START, "0-0"):
-                self._claim_from, self._claim_at = START, now + self.claim_every
+            entries = self._claim_dead(n)
+            if not entries:
+                self._claim_at = now + self.claim_every  # else claim again at the next read: there may be more
             fresh = [entry for entry in entries if entry[0] not in self._taken]
             if fresh:
                 return self._entries(fresh)
         block = int(min(timeout, self.settings.block) * 1000)  # BLOCK 0 would mean forever
         reply = client.xreadgroup(self.group, self.consumer, {self.name: ">"}, count=n, block=block or None)
         return self._entries(reply[0][1] if reply else [])
+
+    def _claim_dead(self, n: int) -> list[Any]:
+        """Up to ``n`` entries pending for ``claim_idle_ms`` on consumers whose liveness key expired, claimed."""
+        client = self.link.client
+        summary = client.xpending(self.name, self.group)
+        others = [_text(c.get("name")) for c in summary.get("consumers") or ()
+                  if int(c.get("pending") or 0) and _text(c.get("name")) != self.consumer]
+        alive = are_alive(client, [self._alive_key(other) for other in others])
+        for other, living in zip(others, alive, strict=True):
+            if living:
+                continue
+            rows = client.xpending_range(self.name, self.group, min="-", max="+", count=n, consumername=other,
+                                         idle=self.claim_idle_ms)
+            stale = [row["message_id"] for row in rows]
+            if not stale:
+                continue
+            claimed = client.xclaim(self.name, self.group, self.consumer, self.claim_idle_ms, stale)
+            log.warning("%s: consumer %r silent for %d ms; claimed %d of its pending entries",
+                        self.uri, other, self.claim_idle_ms, len(claimed))
+            if claimed:
+                return list(claimed)
+        return []
 
     def _unseen(self) -> bool:
         """Whether the group holds more entries pending on this consumer than it returned: a read whose

@@ -14,6 +14,7 @@ from typing import Any
 from graphs.model import (
     CALCULATION_NODE,
     DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_CHECKPOINT_IDLE,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_RECORDS,
@@ -91,6 +92,7 @@ def build_model(data: Mapping[str, Any], source_path: str = "<memory>") -> DagMo
         replicas=1 if replicas is None else int(replicas),
         worker=data.get("worker"),
         checkpoint_every=_setting(data, "checkpoint", "every_epochs", DEFAULT_CHECKPOINT_EVERY),
+        checkpoint_idle=float((data.get("checkpoint") or {}).get("idle_seconds") or DEFAULT_CHECKPOINT_IDLE),
         max_records=_setting(data, "epochs", "max_records", DEFAULT_MAX_RECORDS),
         max_inflight=_setting(data, "epochs", "max_inflight", DEFAULT_MAX_INFLIGHT),
         max_bytes=_setting(data, "epochs", "max_bytes", DEFAULT_MAX_BYTES),

@@ -34,6 +34,7 @@ PROPAGATE_ALWAYS = "always"
 DEFAULT_MAX_RECORDS = 1000
 DEFAULT_MAX_INFLIGHT = 4
 DEFAULT_CHECKPOINT_EVERY = 10
+DEFAULT_CHECKPOINT_IDLE = 1.0  # seconds completed epochs wait for a checkpoint at most (SPEC §3)
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024  # encoded record bytes in flight between sources and sinks
 
 
@@ -128,6 +129,7 @@ class DagModel:
     replicas: int = 1
     worker: int | None = None
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    checkpoint_idle: float = DEFAULT_CHECKPOINT_IDLE
     max_records: int = DEFAULT_MAX_RECORDS
     max_inflight: int = DEFAULT_MAX_INFLIGHT
     max_bytes: int = DEFAULT_MAX_BYTES

@@ -29,6 +29,7 @@ from graphs.validation.base import (
     expect_positive_int,
     expect_string,
     is_int,
+    is_number,
     key_path,
     kind_of,
 )
@@ -49,7 +50,8 @@ TOP_KEYS = (
     "subscribers", "publishers", "calculators", "transformers", "nodes", "edges",
     "propagate", "dead_letter", "replicas", "worker", "checkpoint", "epochs",
 )
-CHECKPOINT_KEYS = ("every_epochs",)
+CHECKPOINT_KEYS = ("every_epochs", "idle_seconds")
+CHECKPOINT_SECONDS = ("idle_seconds",)  # numbers of seconds, not counts
 EPOCHS_KEYS = ("max_records", "max_inflight", "max_bytes")
 DAG_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -136,8 +138,19 @@ def _check_runtime(col: Collector, data: dict[str, Any]) -> None:
             continue
         check_keys(col, section, key, allowed, f"{key}")
         for sub in allowed:
-            if section.get(sub) is not None:
+            if section.get(sub) is None:
+                continue
+            if sub in CHECKPOINT_SECONDS:
+                _expect_seconds(col, section[sub], key_path(key, sub), f"{key}.{sub}")
+            else:
                 expect_positive_int(col, section[sub], key_path(key, sub), f"{key}.{sub}")
+
+
+def _expect_seconds(col: Collector, value: Any, path: str, what: str) -> None:
+    """A number of seconds > 0 (``checkpoint.idle_seconds``)."""
+    if not is_number(value) or value <= 0:
+        col.add(path, f"{what} must be a number of seconds > 0", value,
+                "for example 1 (the default): a quiet input is checkpointed and committed within that")
 
 
 def _check_replicas_sharing(col: Collector, data: dict[str, Any], index: Index) -> None:

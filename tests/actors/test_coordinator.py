@@ -34,6 +34,7 @@ from actors.subscriber import subscriber_actor_name
 from graphs.model import DagModel
 from graphs.ticks import tick_record
 from tests.support.coordination import AUDIT, NODES, NOW, OUT, TIMEOUT, Harness, coordinated_dag
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -189,6 +190,31 @@ def test_dead_letters_then_the_checkpoint_then_the_commits(harness: Callable[...
     assert h.log[[e[0] for e in h.log].index("dead letters")][1] == [letter]
     assert h.got[subscriber_actor_name("a")] == [Commit(5)]
     assert h.got[subscriber_actor_name("b")] == []  # nothing read from b: nothing to commit
+
+
+def test_a_pause_cuts_an_empty_checkpoint_epoch_after_idle_seconds(harness: Callable[..., Harness]) -> None:
+    h = harness(coordinated_dag(every=100, max_inflight=4, idle_seconds=0.2))
+    h.ingest("a", rows(2), position=2)
+    h.ack(0)
+    assert wait_until(lambda: len(h.epochs("ra")) == 2, timeout=TIMEOUT)  # the timer fired, nothing pending
+    first, idle = h.epochs("ra")
+    assert (first.flags, idle.flags, idle.changes) == (0, FLAG_CHECKPOINT, [])
+    h.ack(1)
+    h.states(1)
+    (checkpoint,) = h.written()
+    assert checkpoint["positions"] == {"a": 2}
+    assert h.got[subscriber_actor_name("a")] == [Commit(2)]
+
+
+def test_no_idle_checkpoint_while_records_are_pending(harness: Callable[..., Harness]) -> None:
+    h = harness(coordinated_dag(every=100, max_records=2, max_inflight=1, idle_seconds=0.05))
+    h.ingest("a", rows(2))
+    h.ingest("a", rows(2, 2))  # waits: one epoch may be open
+    idle = ("send", COORDINATOR, Control.IDLE)
+    assert wait_until(lambda: list(h.log).count(idle) >= 2, timeout=TIMEOUT)  # fired, looked again, fired again
+    assert not h.coordinator.proxy().checkpoint_due.get()  # input is flowing: every_epochs covers it
+    h.ack(0)
+    assert [e.flags for e in h.epochs("ra")] == [0, 0]
 
 
 # -- ticks ----------------------------------------------------------------------------------------------------

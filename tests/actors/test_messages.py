@@ -143,7 +143,7 @@ def test_what_encodable_accepts_a_receiver_can_decode() -> None:
 
 
 def test_control_requests_are_plain_strings() -> None:
-    assert {c.value for c in Control} == {"pause", "resume", "drain", "ready", "saved"}
+    assert {c.value for c in Control} == {"pause", "resume", "drain", "ready", "saved", "idle"}
     assert Control.DRAIN == "drain" and Control("ready") is Control.READY
     with pytest.raises(KeyError):
         encode(Control.DRAIN)  # type: ignore[arg-type]  # not a message: asked within the process

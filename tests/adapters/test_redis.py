@@ -305,7 +305,7 @@ def test_a_restarted_stream_source_reads_its_own_pending_entries_first(redis_key
 
 def test_a_dead_consumers_idle_entries_are_claimed(redis_keys) -> None:
     name, records = written(redis_keys, "claim", 10)
-    dead = stream_source(redis_keys, name, 0)
+    dead = stream_source(redis_keys, name, 0, claim_idle_ms=1000)  # replicas share their config
     dead.open(None)
     assert read_all(dead, 10) == records
     dead.link.client.close()

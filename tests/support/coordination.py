@@ -54,9 +54,11 @@ OUT, AUDIT = publisher_actor_name("out"), publisher_actor_name("audit")
 NODES = ("ra", "rb", "pub")
 
 
-def coordinated_dag(every: int = 10, max_records: int = 5, max_inflight: int = 1, metronome: bool = False) -> DagModel:
+def coordinated_dag(every: int = 10, max_records: int = 5, max_inflight: int = 1, metronome: bool = False,
+                    idle_seconds: float = 3600) -> DagModel:
     """Subscribers a, b -> roots ra, rb -> pub -> publisher out; with ``metronome``, a MetronomeNode
-    ``clock`` (message "beat") publishing to audit, a second terminal."""
+    ``clock`` (message "beat") publishing to audit, a second terminal. Idle checkpoints come only
+    when a test asks for them with a short ``idle_seconds``: the others count every epoch."""
     nodes: list[dict[str, Any]] = [{"name": "ra", "type": "SubscriptionNode", "subscriber": "a"},
                                    {"name": "rb", "type": "SubscriptionNode", "subscriber": "b"},
                                    {"name": "pub", "type": "PublicationNode", "publishers": ["out"]}]
@@ -71,7 +73,7 @@ def coordinated_dag(every: int = 10, max_records: int = 5, max_inflight: int = 1
         "publishers": publishers,
         "nodes": nodes,
         "edges": [{"from_node": "ra", "to_node": "pub"}, {"from_node": "rb", "to_node": "pub"}],
-        "checkpoint": {"every_epochs": every},
+        "checkpoint": {"every_epochs": every, "idle_seconds": idle_seconds},
         "epochs": {"max_records": max_records, "max_inflight": max_inflight},
     })
 
