@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.activemq_link import (
+from adapters.activemq.link import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
     CONNECT_TIMEOUT,
@@ -38,7 +38,7 @@ from adapters.activemq_link import (
     keep_connected,
     load_stomp,
 )
-from adapters.activemq_source import ActiveMQSource
+from adapters.activemq.source import ActiveMQSource
 from adapters.base import CLOSED, CONNECTED, RECONNECTING, Adapter, RejectedRecord, Sink, publish_limit, setting
 from adapters.formats import encode_record
 

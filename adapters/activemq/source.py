@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.activemq_link import (
+from adapters.activemq.link import (
     CONNECT_TIMEOUT,
     BrokerRefused,
     LinkLost,

@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.aerospike_client import (
+from adapters.aerospike.client import (
     BACKOFF_FIRST,
     BACKOFF_MAX,
     BIN_NAME_MAX,

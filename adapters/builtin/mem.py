@@ -14,7 +14,7 @@ record after writing it. Passing ``max_size`` when a queue already exists re-bou
 
 Usage::
 
-    from adapters.mem import mem_drain, mem_put, reset_mem_broker
+    from adapters.builtin.mem import mem_drain, mem_put, reset_mem_broker
 
     mem_put("orders", [{"id": 1}, {"id": 2}])
     src = MemSource("mem://queue/orders", {})

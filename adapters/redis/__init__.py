@@ -29,10 +29,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.base import DESTINATION, SOURCE, Adapter, ParsedUri, Sink, Source, parse_uri
-from adapters.redis_channels import ChannelSink, ChannelSource
-from adapters.redis_link import target_of
-from adapters.redis_lists import KeySink, ListSink, ListSource
-from adapters.redis_streams import StreamSink, StreamSource
+from adapters.redis.channels import ChannelSink, ChannelSource
+from adapters.redis.link import target_of
+from adapters.redis.lists import KeySink, ListSink, ListSource
+from adapters.redis.streams import StreamSink, StreamSource
 
 KEYS = ("host", "port", "db", "password", "username", "format", "socket_timeout")
 SOURCE_KEYS = (*KEYS, "field", "group", "claim_idle_ms", "consumer", "max_buffer", "max_depth")

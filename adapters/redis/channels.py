@@ -30,7 +30,7 @@ from typing import Any
 
 from adapters.base import positive_setting
 from adapters.formats import decode_record, encode_record
-from adapters.redis_link import LinkedSink, LinkedSource
+from adapters.redis.link import LinkedSink, LinkedSource
 
 log = logging.getLogger("adapters.redis")
 

@@ -13,8 +13,8 @@ Usage::
 from __future__ import annotations
 
 from adapters.base import Adapter, ParsedUri, never_shared
-from adapters.redis_channels import ChannelSink, ChannelSource
-from adapters.redis_link import target_of
+from adapters.redis.channels import ChannelSink, ChannelSource
+from adapters.redis.link import target_of
 
 KEYS = ("host", "port", "db", "password", "username", "format", "socket_timeout")
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from adapters.base import CONNECTED, RejectedRecord, default_group, positive_setting, setting
 from adapters.formats import decode_record, encode_record
-from adapters.redis_link import LinkedSink, LinkedSource, chunks, consumer_name
+from adapters.redis.link import LinkedSink, LinkedSource, chunks, consumer_name
 
 log = logging.getLogger("adapters.redis")
 

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.base import CLOSED, CONNECTED, RECONNECTING, Adapter, ParsedUri, RejectedRecord, Sink, Source, setting
-from adapters.sql_connect import (
+from adapters.sql.connect import (
     CONNECTION_KEYS,
     SqlSettings,
     close_quietly,
@@ -49,7 +49,7 @@ from adapters.sql_connect import (
     resolve_settings,
     time_limit,
 )
-from adapters.sql_values import columns_to_parse, param_value, statement_parameters, to_record
+from adapters.sql.values import columns_to_parse, param_value, statement_parameters, to_record
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import pytest
 
 from actors.runtime import DagRuntime
 from adapters.activemq import ActiveMQSink, ActiveMQSource
-from adapters.activemq_link import BrokerRefused
+from adapters.activemq.link import BrokerRefused
 from adapters.base import RejectedRecord
 from adapters.registry import check_uri, config_keys, is_shareable, open_sink, open_source
 from graphs.loader import load_dag_dict

@@ -20,9 +20,10 @@ import pytest
 
 from actors.restart import RestartPolicy
 from actors.runtime import FAILED, RUNNING, DagRuntime
-from adapters import aerospike_client, registry
+from adapters import registry
 from adapters.aerospike import AerospikeSink, AerospikeSource
-from adapters.mem import MemSink, get_queue, mem_drain, mem_put
+from adapters.aerospike import client as aerospike_client
+from adapters.builtin.mem import MemSink, get_queue, mem_drain, mem_put
 from adapters.registry import AdapterNotAvailable, check_uri, config_keys, is_shareable
 from graphs.loader import check_dag_dict, load_dag_dict
 from tests.support.waiting import wait_until

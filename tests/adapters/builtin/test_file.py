@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from adapters.base import RejectedRecord
-from adapters.file import FileSink, FileSource
+from adapters.builtin.file import FileSink, FileSource
 from adapters.registry import is_shareable, open_sink, open_source
 
 
@@ -94,7 +94,7 @@ def test_truncated_file_restarts_from_zero(tmp_path, caplog):
     src = _source(path)
     assert len(src.read_batch(10, timeout=0)) == 2
     path.write_text('{"n":9}\n')
-    with caplog.at_level(logging.WARNING, logger="adapters.file"):
+    with caplog.at_level(logging.WARNING, logger="adapters.builtin.file"):
         assert src.read_batch(10, timeout=0) == [{"n": 9}]
     assert "truncated" in caplog.text
     assert src.position() == 8
@@ -103,7 +103,7 @@ def test_truncated_file_restarts_from_zero(tmp_path, caplog):
 def test_saved_offset_beyond_end_restarts_from_zero(tmp_path, caplog):
     path = tmp_path / "in.jsonl"
     _append(path, '{"i":0}\n')
-    with caplog.at_level(logging.WARNING, logger="adapters.file"):
+    with caplog.at_level(logging.WARNING, logger="adapters.builtin.file"):
         src = _source(path, position=1000)
     assert src.read_batch(10, timeout=0) == [{"i": 0}]
     assert "shorter" in caplog.text

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from adapters.mem import (
+from adapters.builtin.mem import (
     MemFullError,
     MemSink,
     MemSource,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from adapters.metronome import MetronomeSource
+from adapters.builtin.metronome import MetronomeSource
 from adapters.registry import check_uri, is_shareable, open_source
 from graphs.ticks import tick_record
 

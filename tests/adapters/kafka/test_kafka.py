@@ -14,8 +14,8 @@ import pytest
 from actors.restart import RestartPolicy
 from actors.runtime import FAILED, DagRuntime
 from adapters.base import RejectedRecord
+from adapters.builtin.mem import get_queue
 from adapters.kafka import KafkaSink, KafkaSource
-from adapters.mem import get_queue
 from adapters.registry import check_uri, config_keys, is_shareable, open_sink, open_source
 from graphs.loader import load_dag_dict
 from graphs.reference import ReferenceEvaluator

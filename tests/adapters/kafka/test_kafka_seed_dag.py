@@ -17,10 +17,10 @@ from actors.runtime import DagRuntime
 from adapters import registry
 from graphs.loader import load_dag_dict
 from supervision.check import run_check
-from tests.adapters.test_kafka import Reader, unique, write
+from tests.adapters.kafka.test_kafka import Reader, unique, write
 from tests.support.waiting import wait_until
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dags" / "kafka" / "orders.json"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "dags" / "kafka" / "orders.json"
 
 
 def test_the_seed_style_example_checks_as_it_is(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,6 @@
 """redis:// endpoints on their own, against the real Redis: URI rules and keys, the list queue's processing
 list and crash replay, stream groups (sharing, pending entries, claims, rejects, lag), channel overflow,
-the key sink, and outages through a TCP proxy. Whole DAGs: tests/adapters/test_redis_dag.py."""
+the key sink, and outages through a TCP proxy. Whole DAGs: tests/adapters/redis/test_redis_dag.py."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 from adapters import registry
 from adapters.base import RejectedRecord, parse_uri
 from adapters.redis import check_redis_role
-from adapters.redis_channels import ChannelSink, ChannelSource
-from adapters.redis_link import RedisUnavailable, Target, target_of
-from adapters.redis_lists import ConsumerInUse, KeySink, ListSink, ListSource
-from adapters.redis_streams import StreamSink, StreamSource
+from adapters.redis.channels import ChannelSink, ChannelSource
+from adapters.redis.link import RedisUnavailable, Target, target_of
+from adapters.redis.lists import ConsumerInUse, KeySink, ListSink, ListSource
+from adapters.redis.streams import StreamSink, StreamSource
 from graphs.loader import check_dag_dict
 from tests.support.waiting import wait_until
 

@@ -12,10 +12,10 @@ import msgpack
 import pytest
 
 from actors.runtime import DagRuntime
-from adapters.mem import get_queue
-from adapters.redis_channels import ChannelSink
-from adapters.redis_lists import ListSink
-from adapters.redis_streams import StreamSink
+from adapters.builtin.mem import get_queue
+from adapters.redis.channels import ChannelSink
+from adapters.redis.lists import ListSink
+from adapters.redis.streams import StreamSink
 from graphs.loader import load_dag_dict
 from graphs.reference import ReferenceEvaluator
 from tests.support.waiting import wait_until

@@ -21,7 +21,7 @@ from graphs.loader import load_dag_dict
 from tests.support.redis_service import require_redis
 from tests.support.waiting import wait_until
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dags" / "services" / "seed_redis_channel.json"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "dags" / "services" / "seed_redis_channel.json"
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from actors.restart import RestartPolicy
 from actors.runtime import FAILED, DagRuntime
 from adapters import registry
-from adapters.mem import mem_drain, mem_put
+from adapters.builtin.mem import mem_drain, mem_put
 from adapters.sql import SqlSink, SqlSource
 from graphs.loader import check_dag_dict, load_dag_dict
 from graphs.reference import ReferenceEvaluator

@@ -15,7 +15,7 @@ import pytest
 
 from actors.runtime import DagRuntime
 from adapters import registry
-from adapters.mem import get_queue, mem_put
+from adapters.builtin.mem import get_queue, mem_put
 from adapters.sql import SqlSink, SqlSource
 from graphs.loader import load_dag_dict
 from graphs.model import DagModel
