@@ -1,12 +1,12 @@
 """ActiveMQ over STOMP: ``activemq://queue/NAME`` and ``activemq://topic/NAME`` (SPEC §6), through stomp.py.
 
-Source (:mod:`adapters.activemq_source`): ack mode ``client-individual``; a message is
+Source (:mod:`adapters.activemq.source`): ack mode ``client-individual``; a message is
 consumed on the broker only once the checkpoint covering its epoch was written. Queue
 subscribers compete (shareable: replicas split the messages); topic subscribers each get
 everything (not shareable), durably with ``durable_name``. Sink: one STOMP transaction per
 batch (persistent messages by default), whose ``COMMIT`` carries the one receipt awaited per
 batch: the epoch is acknowledged only after the broker confirmed it. The connection code is
-in :mod:`adapters.activemq_link`. Keys, formats, status: docs/ADAPTERS.md.
+in :mod:`adapters.activemq.link`. Keys, formats, status: docs/ADAPTERS.md.
 
 Usage::
 

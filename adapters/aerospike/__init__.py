@@ -11,7 +11,7 @@ last-update time (the ``LastUpdateTime`` filter expression: record tuples do not
 a window ``[lut, until)``, ``until`` = this host's clock - ``settle``. Position ``{"lut": L}``:
 everything updated before L was emitted; mid-window ``{"lut": L, "until": U, "done": [digest, ...]}``
 adds the records of ``[L, U)`` emitted so far, so a reopened source re-runs that window without them.
-Not shareable. Shared plumbing: :mod:`adapters.aerospike_client`; keys, guarantees: docs/ADAPTERS.md.
+Not shareable. Shared plumbing: :mod:`adapters.aerospike.client`; keys, guarantees: docs/ADAPTERS.md.
 
 Usage::
 

@@ -6,7 +6,7 @@ worth retrying, and :class:`Endpoint`, the settings and connection code of sourc
 
 Usage::
 
-    from adapters import aerospike_client
+    from adapters.aerospike import client as aerospike_client
 
     aerospike, expressions = aerospike_client.load_aerospike()   # or AdapterNotAvailable
     client = aerospike_client.new_client({"hosts": [("127.0.0.1", 3000)]})

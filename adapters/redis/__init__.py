@@ -1,12 +1,12 @@
 """Redis (SPEC §6) through redis-py, imported only when an endpoint opens: four kinds of URI.
 
-* ``redis://list/NAME`` — a reliable queue (:mod:`adapters.redis_lists`): items move atomically
+* ``redis://list/NAME`` — a reliable queue (:mod:`adapters.redis.lists`): items move atomically
   to a per-consumer processing list, leave it on commit, are replayed from it after a crash.
   Sink: ``RPUSH``. Shareable.
-* ``redis://stream/NAME`` — a consumer group (:mod:`adapters.redis_streams`), ``XACK`` on commit,
+* ``redis://stream/NAME`` — a consumer group (:mod:`adapters.redis.streams`), ``XACK`` on commit,
   pending entries read first after a restart, a dead consumer's claimed. Sink: ``XADD``. Shareable.
-* ``redis://channel/NAME`` (and ``redischannel://NAME``, :mod:`adapters.redischannel`) — pub/sub
-  (:mod:`adapters.redis_channels`), at-most-once, overflow counted. Sink: ``PUBLISH``. Not shareable.
+* ``redis://channel/NAME`` (and ``redischannel://NAME``, :mod:`adapters.redis.redischannel`) — pub/sub
+  (:mod:`adapters.redis.channels`), at-most-once, overflow counted. Sink: ``PUBLISH``. Not shareable.
 * ``redis://key`` (and the seed's bare ``redis://``) — sink only: ``SET`` each record under its
   ``key_attribute``.
 

@@ -1,6 +1,6 @@
 """The seed's ``redischannel://NAME``: Redis pub/sub, the same as ``redis://channel/NAME`` (SPEC §6).
 
-At-most-once: see :mod:`adapters.redis_channels` (a bounded buffer whose overflow is counted
+At-most-once: see :mod:`adapters.redis.channels` (a bounded buffer whose overflow is counted
 in the source's ``dropped``). Keys: those of ``redis://`` endpoints that concern a channel.
 
 Usage::

@@ -1,7 +1,7 @@
 """SQL databases: ``sql://LABEL`` (SPEC §6), MySQL/MariaDB through pymysql, PostgreSQL through psycopg 3.
 
 LABEL names the connection in logs and messages; where it goes comes from the config
-(inline keys, or the seed's ``sql_config_file``: see :mod:`adapters.sql_connect`).
+(inline keys, or the seed's ``sql_config_file``: see :mod:`adapters.sql.connect`).
 
 Sink: each batch (one epoch) is one transaction: ``insert_statement`` (``%(attribute)s``
 parameters) run with executemany, then COMMIT; the batch is acknowledged once committed. A
@@ -14,7 +14,7 @@ Source: ``select_statement`` run every ``poll_interval`` seconds on a thread of 
 autocommit, its rows buffered for ``read_batch``. With ``cursor_column`` the statement gets the
 last cursor value handed out as ``%(cursor)s`` (``cursor_start`` before the first row) and must
 return rows in cursor order; that value is the position. Without it, each poll hands out the
-whole result (snapshot polling), and there is no position. Values: :mod:`adapters.sql_values`.
+whole result (snapshot polling), and there is no position. Values: :mod:`adapters.sql.values`.
 
 Usage::
 
