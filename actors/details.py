@@ -17,15 +17,36 @@ from __future__ import annotations
 import base64
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from actors.runtime import DagRuntime
+from actors.states import DagState
+from actors.stats import DagStats
+from graphs.model import DagModel
 
 PREVIEW_CHARS = 1024
 
 
-def dag_details(runtime: DagRuntime, full: bool = False) -> dict[str, Any]:
+class DagView(Protocol):
+    """What a snapshot reads of a running DAG (an :class:`actors.runtime.DagRuntime` is one).
+
+    Named here, not imported from the runtime, so imports go one way: the runtime uses this
+    module, and this module needs nothing of the runtime's.
+    """
+
+    dag: DagModel
+    stats: DagStats
+    replica: int | None
+    state: DagState
+    reason: str
+
+    @property
+    def ingress_backlog(self) -> int: ...
+
+    def next_times(self) -> tuple[datetime | None, datetime | None]: ...
+
+
+def dag_details(runtime: DagView, full: bool = False) -> dict[str, Any]:
     dag = runtime.dag
     stats = runtime.stats
     nodes = {}
@@ -66,7 +87,7 @@ def dag_details(runtime: DagRuntime, full: bool = False) -> dict[str, Any]:
     }
 
 
-def _next_times(runtime: DagRuntime) -> dict[str, str | None]:
+def _next_times(runtime: DagView) -> dict[str, str | None]:
     """``next_start`` and ``next_stop`` of the DAG's schedule, ISO-8601 with the offset (None: never)."""
     start, stop = runtime.next_times()
     return {"next_start": start.isoformat() if start else None, "next_stop": stop.isoformat() if stop else None}
@@ -141,7 +162,7 @@ def _write(value: Any, out: list[str], left: list[int]) -> None:
         _put(json.dumps(repr(value)[: left[0] + 1]), out, left)
 
 
-def node_details(runtime: DagRuntime, node: str) -> dict[str, Any]:
+def node_details(runtime: DagView, node: str) -> dict[str, Any]:
     """One node's whole current input and output, and its recent errors (no previews)."""
     stats = runtime.stats.nodes.get(node)
     if stats is None:

@@ -1,23 +1,47 @@
-"""The two small contracts every adapter implements: :class:`Source` and :class:`Sink`.
+"""The contract every adapter meets (SPEC §6): a :class:`Source`, a :class:`Sink`, and the :class:`Adapter`
+declaring them.
 
-A source hands out records in batches without ever blocking its caller for longer than
-the timeout it is given, reports a resumable position, and forgets records once told
-they are committed. A sink writes batches and flushes. Each adapter module declares an
-:class:`Adapter`: its scheme, the shape its URIs must have, the config keys it accepts,
-whether replicas may share its sources, and its classes. :mod:`adapters.registry` maps a
-scheme to the module that declares it.
+An adapter is a module (or package) whose ``ADAPTER = Adapter("scheme", check_uri, source=..., sink=...)``
+states its URI shape, config keys and sharing; :mod:`adapters.registry` maps the scheme to it. The guide
+"Writing an adapter" at the top of docs/ADAPTERS.md builds one step by step.
 
-Usage::
+The runtime drives a source from its subscriber's actor thread, in this order::
 
     from adapters.registry import open_source
 
-    src = open_source("mem://queue/prices", {"max_size": 1000})
-    src.open(None)                       # or a position saved earlier
-    batch = src.read_batch(500, timeout=0.05)
+    src = open_source("mem://queue/prices", {"max_size": 1000})   # checks settings, connects to nothing
+    src.open(None)                       # or the position a checkpoint saved
+    batch = src.read_batch(500, timeout=0.05)     # [] if nothing came in time
     pos = src.position()                 # msgpack-encodable, just after the batch
-    ...                                  # process the batch downstream
-    src.commit(pos)                      # will not be redelivered
+    ...                                  # the batch goes through the DAG; a checkpoint saves pos
+    src.commit(pos)                      # only now: up to pos is done, never to be redelivered
+    src.keep_alive()                     # instead of read_batch while the DAG is too busy to take more
+    src.backlog(), src.status, src.dropped, src.commit_errors     # read after every poll: the figures
     src.close()
+
+and a sink from its publisher's::
+
+    sink = open_sink("file:///tmp/out.jsonl", {})
+    sink.open()
+    refused = sink.write_batch(records)  # returns once the system accepted them, or raises
+    sink.flush()                         # on checkpoint epochs: durable and visible
+    sink.close()
+
+The rules (each method says more):
+
+* never block the caller longer than the timeout it was given;
+* an outage is a status, not an exception: ``status`` is :data:`CONNECTED`, :data:`RECONNECTING` while the
+  system cannot be reached (retrying with a backoff capped at 10 s, at ``open()`` too), :data:`CLOSED` after
+  ``close()``; other threads read it at any time, to show it while a call hangs;
+* input that does not parse is handed out as a :class:`RejectedRecord`, never raised;
+* a record the sink's system refuses for itself alone comes back from ``write_batch``; the rest is written;
+* a failed commit or ack adds one to ``commit_errors`` and is retried at the next commit, never raised;
+* records a source loses by its nature (an at-most-once channel's overflow) are counted in ``dropped``.
+
+Stable ids (SPEC §12) are planned, not yet used: effectively-once outputs will need each record's
+identity at its source (Kafka topic, partition and offset; Redis stream entry id; file offset...).
+No method asks for it yet; it would be one optional hook on :class:`Source` (say ``record_id(item)``),
+and sources without stable identities (mem, metronome, Redis lists and channels) stay at-least-once.
 
 A minimal source::
 
@@ -225,6 +249,10 @@ class Adapter:
     ``source_keys`` / ``sink_keys`` are the config keys a subscriber / publisher of this
     scheme accepts besides the URI itself (None: any key, e.g. for user classes).
     ``source`` / ``sink`` are None while the adapter has no implementation for that role.
+    ``shareable`` says whether replicas of one DAG may read a URI together, each record going to one
+    of them (a queue, a consumer group); ``extra`` names the ``pip install 'dagserver[EXTRA]'`` extra
+    holding its client library; ``check_role`` refuses a URI in one role (a sink-only URI read).
+    Usage: ``ADAPTER = Adapter("countdown", check_countdown_uri, source=Countdown, roles=(SOURCE,))``.
     """
 
     scheme: str
@@ -268,6 +296,11 @@ class Source(ABC):
 
     ``read_batch`` waits at most ``timeout`` seconds for the first item and then returns
     what is immediately available, never more than ``max_records``; ``[]`` if nothing came.
+
+    To write: ``open``, ``read_batch``, ``position``, ``close``; ``commit`` when the system must be
+    told what is done (an ack, a group offset), ``backlog`` when it can tell, ``keep_alive`` when it
+    drops a reader that goes quiet. Whether replicas may share it is the :class:`Adapter`'s ``shareable``.
+    All calls come from one thread, so a source needs no lock of its own for them.
     """
 
     def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
@@ -314,7 +347,22 @@ class Source(ABC):
 
 
 class Sink(ABC):
-    """Where records go. ``write_batch`` raises on failure; ``flush`` makes writes durable."""
+    """Where records go. ``write_batch`` raises on failure; ``flush`` makes writes durable.
+
+    To write: ``open``, ``write_batch``, ``close``; ``flush`` when writes need a further step to
+    be durable or visible (an fsync, a transaction's commit). Retry an outage inside
+    ``write_batch`` (``status`` :data:`RECONNECTING` meanwhile) for at most
+    :func:`publish_limit` seconds, then raise: the DAG restarts from its checkpoint and replays.
+
+    A minimal sink, refusing the records it can never write::
+
+        class Keep(Sink):
+            def open(self):            self.kept, self.status = [], CONNECTED
+            def write_batch(self, records):
+                self.kept += [r for r in records if "id" in r]
+                return [RejectedRecord(r, "no 'id'") for r in records if "id" not in r]
+            def close(self):           self.status = CLOSED
+    """
 
     def __init__(self, uri: str, config: Mapping[str, Any]) -> None:
         self.uri = uri

@@ -19,7 +19,7 @@ from typing import Any
 import msgpack
 
 from adapters.base import RejectedRecord
-from adapters.file import dumps_line
+from adapters.builtin.file import dumps_line
 
 FORMATS = ("json", "msgpack")
 

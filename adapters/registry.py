@@ -35,14 +35,14 @@ from graphs.dotted import DottedPathError
 from graphs.suggest import did_you_mean
 
 MODULES: dict[str, str] = {
-    "mem": "adapters.mem",
-    "file": "adapters.file",
-    "metronome": "adapters.metronome",
-    "custom": "adapters.custom",
+    "mem": "adapters.builtin.mem",
+    "file": "adapters.builtin.file",
+    "metronome": "adapters.builtin.metronome",
+    "custom": "adapters.builtin.custom",
     "kafka": "adapters.kafka",
     "activemq": "adapters.activemq",
     "redis": "adapters.redis",
-    "redischannel": "adapters.redischannel",
+    "redischannel": "adapters.redis.redischannel",
     "sql": "adapters.sql",
     "aerospike": "adapters.aerospike",
 }

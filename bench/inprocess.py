@@ -12,7 +12,7 @@ import threading
 import time
 
 from actors.runtime import DagRuntime
-from adapters.mem import get_queue, mem_put
+from adapters.builtin.mem import get_queue, mem_put
 from bench.workloads import throughput_record
 from graphs.loader import load_dag_dict
 

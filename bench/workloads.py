@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
 
-from adapters.mem import MemSink, MemSource, get_queue
+from adapters.builtin.mem import MemSink, MemSource, get_queue
 
 FEED_CHUNK = 1000
 STARTS: dict[str, float] = {}  # run name -> perf_counter() of the first record fed

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from adapters.base import parse_uri
-from adapters.mem import mem_target
+from adapters.builtin.mem import mem_target
 from graphs.model import DagModel
 
 

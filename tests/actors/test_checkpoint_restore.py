@@ -24,7 +24,7 @@ import pytest
 
 from actors.checkpoint import checkpoint_path, read_checkpoint
 from actors.runtime import RUNNING, STOPPED, DagRuntime
-from adapters.mem import get_queue, mem_drain, reset_mem_broker
+from adapters.builtin.mem import get_queue, mem_drain, reset_mem_broker
 from graphs.loader import load_dag_dict
 from graphs.model import DagModel
 from graphs.reference import ReferenceEvaluator

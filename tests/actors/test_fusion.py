@@ -17,7 +17,7 @@ import pytest
 
 from actors.fusion import node_chains, shares_outputs
 from actors.runtime import DagRuntime
-from adapters.mem import get_queue, mem_drain, mem_put, reset_mem_broker
+from adapters.builtin.mem import get_queue, mem_drain, mem_put, reset_mem_broker
 from graphs.loader import load_dag_dict
 from graphs.model import DagModel
 from graphs.reference import ReferenceEvaluator

@@ -16,7 +16,7 @@ import pytest
 
 from actors.checkpoint import checkpoint_path, read_checkpoint
 from actors.runtime import DagRuntime
-from adapters.mem import mem_drain, reset_mem_broker
+from adapters.builtin.mem import mem_drain, reset_mem_broker
 from graphs.loader import load_dag_dict
 from tests.support.waiting import wait_until
 

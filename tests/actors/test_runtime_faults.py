@@ -11,7 +11,7 @@ import pytest
 from actors.restart import RestartPolicy
 from actors.runtime import FAILED, RUNNING, DagRuntime
 from adapters.base import RejectedRecord
-from adapters.mem import MemSink, get_queue, mem_drain, mem_put, reset_mem_broker
+from adapters.builtin.mem import MemSink, get_queue, mem_drain, mem_put, reset_mem_broker
 from adapters.registry import open_sink, open_source
 from graphs.loader import load_dag_dict
 from graphs.reference import ReferenceEvaluator

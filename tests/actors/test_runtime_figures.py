@@ -22,7 +22,7 @@ import pytest
 from actors.details import PREVIEW_CHARS, node_details, preview
 from actors.runtime import DagRuntime
 from actors.stats import COMPUTE_BUCKETS
-from adapters.mem import MemSink, mem_put, mem_size, reset_mem_broker
+from adapters.builtin.mem import MemSink, mem_put, mem_size, reset_mem_broker
 from graphs.loader import load_dag_dict
 from tests.support.useradapters import CommitWatchingSource
 from tests.support.waiting import wait_until

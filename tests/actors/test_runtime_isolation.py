@@ -19,7 +19,7 @@ import pytest
 
 from actors.restart import RestartPolicy
 from actors.runtime import FAILED, RESTARTING, RUNNING, STOPPED, DagRuntime
-from adapters.mem import mem_put, reset_mem_broker
+from adapters.builtin.mem import mem_put, reset_mem_broker
 from graphs.loader import load_dag_dict
 from tests.support.useradapters import HangOnceSink
 from tests.support.waiting import wait_until

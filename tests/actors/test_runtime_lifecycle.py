@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from actors.runtime import RUNNING, STOPPED, SUSPENDED, DagRuntime
-from adapters.mem import MemSink, get_queue, mem_drain, mem_put, mem_size, reset_mem_broker
+from adapters.builtin.mem import MemSink, get_queue, mem_drain, mem_put, mem_size, reset_mem_broker
 from graphs.loader import load_dag_dict
 from tests.support.waiting import wait_until
 

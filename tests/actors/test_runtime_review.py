@@ -19,7 +19,7 @@ import pytest
 
 from actors.restart import RestartPolicy
 from actors.runtime import RUNNING, STOPPED, SUSPENDED, DagRuntime
-from adapters.mem import get_queue, mem_drain, mem_put, mem_size, reset_mem_broker
+from adapters.builtin.mem import get_queue, mem_drain, mem_put, mem_size, reset_mem_broker
 from graphs.loader import load_dag_dict
 from tests.support.useradapters import BrokenConnectionSource, HangingSink
 from tests.support.waiting import wait_until

@@ -12,7 +12,7 @@ import pytest
 
 from actors.checkpoint import checkpoint_path, read_checkpoint
 from actors.runtime import RUNNING, STOPPED, SUSPENDED, DagRuntime
-from adapters.mem import get_queue, mem_drain, mem_put, mem_size, reset_mem_broker
+from adapters.builtin.mem import get_queue, mem_drain, mem_put, mem_size, reset_mem_broker
 from graphs.schedule import DAY_NAMES
 from tests.actors.test_engine_rules import ENGINES, chain, replay
 from tests.actors.test_runtime_lifecycle import passthru_dag

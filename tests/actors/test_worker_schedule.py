@@ -13,7 +13,7 @@ import pytest
 
 from actors.runtime import RUNNING, SUSPENDED
 from actors.worker import Worker
-from adapters.mem import get_queue, mem_drain, mem_put, mem_size, reset_mem_broker
+from adapters.builtin.mem import get_queue, mem_drain, mem_put, mem_size, reset_mem_broker
 from tests.actors.test_runtime_lifecycle import passthru_dag
 
 NY = ZoneInfo("America/New_York")

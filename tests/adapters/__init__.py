@@ -1,1 +1,1 @@
-"""Tests of adapters/: one module per URI scheme."""
+"""Tests of adapters/: one folder per external system (as in adapters/), the registry and the contract here."""

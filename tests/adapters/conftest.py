@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from actors.runtime import DagRuntime
-from adapters.mem import reset_mem_broker
+from adapters.builtin.mem import reset_mem_broker
 from tests.support.kafka_broker import kafka_broker, kafka_outage
 from tests.support.redis_service import redis_keys, redis_proxy
 

@@ -1,19 +1,22 @@
 """Adding a URI scheme takes one new module and one line of the registry (SPEC §6).
 
-``tests/support/toy_adapter.py`` declares ``toy://COUNT``; the test adds the registry line
-and everything else follows: validation knows the URI shape and the config keys, replicas
-know it can be shared, and a DAG runs with it.
+``tests/support/toy_adapter.py`` declares ``toy://COUNT`` by the steps of "Writing an adapter"
+(docs/ADAPTERS.md); each test here checks one or two of them. The fixture adds the registry
+line (step 6) and everything else follows: validation knows the URI shape and the config keys,
+replicas know it can be shared, and a DAG runs with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import msgpack
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.runtime import DagRuntime
 from adapters import registry
+from adapters.base import CLOSED, CONNECTED, RejectedRecord
 from graphs.loader import check_dag_dict
 from supervision.counters import carry_forward, with_carry
 from tests.support.toy_adapter import ToySink
@@ -24,7 +27,7 @@ from web.metrics import render_metrics
 @pytest.fixture(autouse=True)
 def toy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(registry, "_adapters", dict(registry._adapters))
-    monkeypatch.setitem(registry.MODULES, "toy", "tests.support.toy_adapter")  # the one line
+    monkeypatch.setitem(registry.MODULES, "toy", "tests.support.toy_adapter")  # step 6: the one line
     ToySink.kept = []
     yield
 
@@ -41,6 +44,7 @@ def toy_dag(source: str = "toy://5", **source_config: object) -> dict:
 
 
 def test_validation_knows_the_new_scheme() -> None:
+    """Steps 2 and 5: the URI rule, the config keys and sharing reach validation."""
     model, problems = check_dag_dict(toy_dag(label="x"), uris=registry)
     assert problems == [] and model is not None  # shape, config key and sharing (replicas 2) all known
     _, problems = check_dag_dict(toy_dag("toy://many", labl="x"), uris=registry)
@@ -50,7 +54,33 @@ def test_validation_knows_the_new_scheme() -> None:
     assert registry.check_uri("tyo://3", "source") == "unknown URI scheme 'tyo' (did you mean 'toy'?)"
 
 
+def test_the_source_resumes_just_after_its_position() -> None:
+    """Step 3: settings in the constructor, records from open(), a position a restart resumes from."""
+    src = registry.open_source("toy://5", {"label": "a"})
+    assert src.status == CLOSED  # built, not connected
+    src.open(None)
+    assert (src.status, src.read_batch(2, timeout=0.0)) == (CONNECTED, [{"n": 0, "label": "a"}, {"n": 1, "label": "a"}])
+    saved = msgpack.unpackb(msgpack.packb(src.position()))  # what a checkpoint keeps
+    assert src.backlog() == 3
+    src.close()
+    assert src.status == CLOSED
+    again = registry.open_source("toy://5?label=b", {})  # a setting may also come in the URI
+    again.open(saved)
+    assert again.read_batch(10, timeout=0.0) == [{"n": n, "label": "b"} for n in (2, 3, 4)]
+    assert again.read_batch(10, timeout=0.0) == []
+
+
+def test_the_sink_hands_back_the_records_it_refuses() -> None:
+    """Step 4: a record the sink can never write comes back; the rest of the batch is written."""
+    sink = registry.open_sink("toy://0", {})
+    sink.open()
+    refused = sink.write_batch([{"n": 1}, {"m": 2}, {"n": 3}])
+    assert refused == [RejectedRecord({"m": 2}, "a toy record needs an 'n'")]
+    assert ToySink.kept == [{"n": 1}, {"n": 3}]
+
+
 def test_a_dag_runs_on_the_new_scheme() -> None:
+    """Step 7: a whole DAG reads and writes the new scheme."""
     model, _ = check_dag_dict(toy_dag(), uris=registry)
     assert model is not None
     runtime = DagRuntime(model)

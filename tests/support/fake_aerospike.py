@@ -1,7 +1,7 @@
-"""An in-process, in-memory fake of the few aerospike client calls adapters/aerospike.py makes. Not a server.
+"""An in-process, in-memory fake of the few aerospike client calls adapters/aerospike/ makes. Not a server.
 
 No Aerospike server can run here, so the adapter's tests put :meth:`FakeCluster.client` in the
-place of ``aerospike.client`` (``adapters.aerospike_client.new_client``). It fakes, with the
+place of ``aerospike.client`` (``adapters.aerospike.client.new_client``). It fakes, with the
 shapes the client's documentation gives and the real ``aerospike.exception`` classes (so the
 adapter's ``except`` clauses meet what they would meet):
 

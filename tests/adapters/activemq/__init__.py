@@ -1,0 +1,1 @@
+"""Tests of adapters/activemq/ against a real broker (tests/support/activemq_broker.py)."""

@@ -1,0 +1,1 @@
+"""Tests of adapters/aerospike/ against an in-process fake of the client (tests/support/fake_aerospike.py)."""

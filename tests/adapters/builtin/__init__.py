@@ -1,0 +1,1 @@
+"""Tests of adapters/builtin/: mem://, file://, metronome and custom://."""

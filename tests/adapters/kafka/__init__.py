@@ -1,0 +1,1 @@
+"""Tests of adapters/kafka/ against a real broker (tests/support/kafka_broker.py)."""

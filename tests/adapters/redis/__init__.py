@@ -1,0 +1,1 @@
+"""Tests of adapters/redis/ (redis:// and redischannel://) against a real server."""

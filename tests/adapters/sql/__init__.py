@@ -1,0 +1,1 @@
+"""Tests of adapters/sql/ against real MariaDB and PostgreSQL servers."""
