@@ -37,6 +37,7 @@ class NodeStates:
             calc, {name: owner_of(t) for name, t in transformers.items()}))
         self.figures = calc if callable(getattr(calc, "state_figures", None)) else None
         self.stats = stats
+        stats.stateful = stats.stateful or bool(self.components) or self.figures is not None
         self.evictions_seen = 0  # the calculator's own count when last read (it restarts with it)
         if self.figures is not None:
             self.account()

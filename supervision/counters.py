@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-NODE_COUNTERS = ("computes", "errors")
+NODE_COUNTERS = ("computes", "errors", "late", "evictions")
 ENDPOINT_COUNTERS = ("records", "rejected", "dropped", "errors")
 DAG_COUNTERS = ("actor_restarts", "dead_letters")
 

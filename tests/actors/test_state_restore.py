@@ -26,7 +26,7 @@ from tests.actors.test_differential import assert_same, per_publisher
 from tests.support.dag_strategies import DagCase, Event, dag_cases
 
 EXAMPLES = int(os.environ.get("STATE_EXAMPLES", "300"))
-ACTOR_EXAMPLES = int(os.environ.get("STATE_ACTOR_EXAMPLES", "100"))
+ACTOR_EXAMPLES = int(os.environ.get("STATE_ACTOR_EXAMPLES", "300"))
 
 
 def feed(evaluator: ReferenceEvaluator, events: list[Event]) -> list[tuple[str, dict]]:

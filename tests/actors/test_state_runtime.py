@@ -11,6 +11,7 @@ import msgpack
 import pytest
 
 from actors.checkpoint import checkpoint_path, read_checkpoint
+from actors.details import dag_details, node_details
 from actors.restart import RestartPolicy
 from actors.runtime import FAILED, DagRuntime
 from adapters.mem import get_queue, mem_drain, mem_put, reset_mem_broker
@@ -18,6 +19,7 @@ from graphs.loader import load_dag_dict
 from graphs.model import DagModel
 from graphs.reference import ReferenceEvaluator
 from supervision.check import run_check
+from supervision.counters import carry_forward, with_carry
 from supervision.replay import run_actors
 from tests.actors.test_runtime_faults import FlakySink
 from tests.support.waiting import wait_until
@@ -200,3 +202,24 @@ def test_check_reports_an_aggregate_config_problem_with_its_path(tmp_path: Path)
     assert run_check([str(path)], io.StringIO(), err) == 2
     assert (f"{path}: calculators[1].config.aggregates.total.op: op must be one of count, sum, min, max, avg, "
             "first, last, count_distinct (got 'summ') (did you mean 'sum'?)") in err.getvalue()
+
+
+def test_node_details_show_groups_bytes_late_and_evictions(tmp_path: Path) -> None:
+    dag = state_dag("shown", window={"tumbling": 10, "time": "ts"}, lateness=8)
+    events = [("record", "in", {"name": n, "a": 1, "ts": t}) for n, t in (("a", 0), ("b", 12), ("a", 25), ("c", 3))]
+    _, runtime = run_actors(dag, events, timeout=60, state_dir=str(tmp_path))
+    shown = node_details(runtime, "agg")
+    assert (shown["late"], shown["evictions"], shown["state"]["groups"]) == (1, 0, 2)
+    assert shown["state"]["bytes"] > 0  # the final checkpoint's snapshot
+    assert "state" not in node_details(runtime, "ingest")
+    summary = dag_details(runtime)["nodes"]
+    assert summary["agg"]["state"] == shown["state"] and summary["count"]["state"]["groups"] is None
+
+
+def test_state_counters_are_carried_over_a_worker_restart() -> None:
+    carry: dict[str, Any] = {}
+    before = {"nodes": {"agg": {"computes": 5, "errors": 0, "late": 3, "evictions": 2, "state": {"groups": 9}}}}
+    carry_forward(carry, before)
+    now = {"nodes": {"agg": {"computes": 1, "errors": 0, "late": 1, "evictions": 0, "state": {"groups": 4}}}}
+    shown = with_carry(now, carry)["nodes"]["agg"]
+    assert (shown["late"], shown["evictions"], shown["state"]) == (4, 2, {"groups": 4})  # a gauge is not summed
