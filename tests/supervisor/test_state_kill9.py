@@ -72,11 +72,11 @@ def seen(server: SupervisedServer) -> int:
 def kill_after_a_checkpoint(server: SupervisedServer, size: int) -> None:
     """Once the stream moved on by 1/20 of the file and a new checkpoint landed, SIGKILL worker 0 (the replay
     then re-reads what that checkpoint does not cover); wait for its successor."""
-    assert wait_until(lambda: server.worker(0)["alive"], timeout=SLOW, interval=0.05)
-    victim = server.worker(0)["pid"]
     position = committed_position(server.state_dir)  # a byte offset in the file
     assert wait_until(lambda: committed_position(server.state_dir) > position + size // 20, timeout=SLOW,
                       interval=0.01), server.log()[-3000:]
+    assert wait_until(lambda: server.worker(0)["alive"], timeout=SLOW, interval=0.05)
+    victim = server.worker(0)["pid"]
     os.kill(victim, signal.SIGKILL)
     assert wait_until(lambda: process_gone(victim), timeout=SLOW)
     assert committed_position(server.state_dir) < size, "the stream ended before the kill: raise N"
@@ -102,7 +102,7 @@ def test_state_is_exactly_once_across_five_kill_9s(tmp_path: Path) -> None:
     for i in range(N):
         reference.ingest("in", record(i))
     with SupervisedServer(tmp_path, {"exactly": dag}, workers=2, shutdown_timeout=30, max_restarts=20,
-                          within_seconds=600) as server:
+                          within_seconds=600, heartbeat_timeout=10) as server:
         for _kill in range(KILLS):
             kill_after_a_checkpoint(server, source.stat().st_size)
         assert wait_until(lambda: seen(server) >= N, timeout=4 * SLOW, interval=0.1), (seen(server),
