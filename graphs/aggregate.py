@@ -30,6 +30,8 @@ from typing import Any
 
 from graphs.aggregate_config import AggregateConfig, parse_config
 from graphs.aggregate_ops import (
+    MAX_TIME,
+    MIN_TIME,
     Skipped,
     event_time,
     from_plain,
@@ -48,6 +50,7 @@ from graphs.state import LateRecord
 
 log = logging.getLogger(__name__)
 SNAPSHOT_VERSION = 1
+_AS_KEPT = frozenset(("count", "sum", "min", "max"))  # ops whose slot is their result
 
 
 class _Group:
@@ -84,6 +87,8 @@ class AggregateCalculator(Calculator):
     def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, config)
         self.settings: AggregateConfig = parse_config(self.config)
+        self._steps = tuple((i, out, op, of) for i, (out, op, of) in enumerate(self.settings.aggregates))
+        self._texts: dict[float, str] = {}  # window bound -> ISO-8601: many groups share a window
         self.evictions = 0
         self._reset()
 
@@ -108,7 +113,8 @@ class AggregateCalculator(Calculator):
             t = self._time(record)
             if self.max_time is None or t > self.max_time:
                 self.max_time = t
-                self._close(t - cfg.lateness)
+                if self.closing and self.closing[0][0] <= t - cfg.lateness:
+                    self._close(t - cfg.lateness)
             if cfg.window == "tumbling":
                 gid, group = self._tumbling(key, t)
             else:
@@ -116,7 +122,7 @@ class AggregateCalculator(Calculator):
         self.groups.move_to_end(gid)
         self.arrivals += 1
         slots = group.slots
-        for i, (out, op, of) in enumerate(cfg.aggregates):
+        for i, out, op, of in self._steps:
             if of is None:
                 slots[i] += 1
                 continue
@@ -124,13 +130,22 @@ class AggregateCalculator(Calculator):
             if value is None:
                 continue
             try:
-                slots[i] = update(op, slots[i], value, self.arrivals)
-            except Skipped:
+                if op == "sum":  # the common ops inline: a call per value is most of their cost
+                    slots[i] += value if type(value) is float else float(value)
+                elif op == "count":
+                    slots[i] += 1
+                else:
+                    slots[i] = update(op, slots[i], value, self.arrivals)
+            except (Skipped, TypeError, ValueError, OverflowError):
                 log.warning("AggregateCalculator %r: %s of %r skips %s: not a usable value", self.name, out, of,
                             short_repr(value))
         return self._output(record, group)
 
     def _key(self, record: dict) -> tuple:
+        if len(self.settings.key) == 1:
+            value = record.get(self.settings.key[0])
+            if type(value) is str or type(value) is int:
+                return (value,)
         try:
             return tuple(hashable_scalar(record.get(attr)) for attr in self.settings.key)
         except Skipped as exc:
@@ -141,6 +156,8 @@ class AggregateCalculator(Calculator):
     def _time(self, record: dict) -> float:
         attr = self.settings.time
         raw = record.get(attr)
+        if (type(raw) is float or type(raw) is int) and MIN_TIME <= raw <= MAX_TIME:
+            return float(raw)
         if raw is None:
             raise ValueError(f"the record has no time attribute {attr!r} (window.time)")
         try:
@@ -243,11 +260,20 @@ class AggregateCalculator(Calculator):
         out = {attr: record.get(attr) for attr in self.settings.key}
         if group.start is not None:
             if group.texts is None:
-                group.texts = (iso_utc(group.start), iso_utc(group.end))  # type: ignore[arg-type]
+                group.texts = (self._iso(group.start), self._iso(group.end))  # type: ignore[arg-type]
             out["window_start"], out["window_end"] = group.texts
-        for (name, op, _), slot in zip(self.settings.aggregates, group.slots, strict=True):
-            out[name] = result(op, slot)
+        slots = group.slots
+        for i, name, op, _ in self._steps:
+            out[name] = slots[i] if op in _AS_KEPT else result(op, slots[i])
         return out
+
+    def _iso(self, seconds: float) -> str:
+        text = self._texts.get(seconds)
+        if text is None:
+            if len(self._texts) > 4096:
+                self._texts.clear()
+            text = self._texts[seconds] = iso_utc(seconds)
+        return text
 
     # -- state (graphs/state.py) ----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
