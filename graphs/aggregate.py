@@ -277,13 +277,19 @@ class AggregateCalculator(Calculator):
 
     # -- state (graphs/state.py) ----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        ops = [op for _, op, _ in self.settings.aggregates]
-        return {"version": SNAPSHOT_VERSION, "shape": self.settings.shape(), "max_time": self.max_time,
-                "arrivals": self.arrivals,
-                "groups": [[list(gid[0] if self.settings.window else gid),
-                            None if self.settings.window != "tumbling" else gid[1], g.start, g.end,
-                            [to_plain(op, s) for op, s in zip(ops, g.slots, strict=True)]]
-                           for gid, g in self.groups.items()]}
+        """The groups as columns, least recently updated first: a few flat lists encode fast."""
+        window = self.settings.window
+        ids = list(self.groups)
+        groups = list(self.groups.values())
+        columns = [[g.slots[i] for g in groups] if op in _AS_KEPT else [to_plain(op, g.slots[i]) for g in groups]
+                   for i, _, op, _ in self._steps]
+        snap = {"version": SNAPSHOT_VERSION, "shape": self.settings.shape(), "max_time": self.max_time,
+                "arrivals": self.arrivals, "keys": ids if window is None else [gid[0] for gid in ids],
+                "columns": columns}
+        if window is not None:
+            snap["starts"] = [g.start for g in groups]
+            snap["ends"] = [g.end for g in groups]
+        return snap
 
     def restore(self, value: Any) -> None:
         if not isinstance(value, dict) or value.get("version") != SNAPSHOT_VERSION:
@@ -292,19 +298,25 @@ class AggregateCalculator(Calculator):
             log.warning("AggregateCalculator %r: its key, aggregates or window changed since the checkpoint; "
                         "starting with no groups", self.name)
             return
-        ops = [op for _, op, _ in self.settings.aggregates]
         self._reset()
         self.max_time, self.arrivals = value["max_time"], int(value["arrivals"])
-        for key_list, tumbling, start, end, slots in value["groups"]:
-            key = tuple(hashable_scalar(v) for v in key_list)
-            if self.settings.window is None:
+        window = self.settings.window
+        columns = [column if op in _AS_KEPT else [from_plain(op, x) for x in column]
+                   for (_, _, op, _), column in zip(self._steps, value["columns"], strict=True)]
+        keys = value["keys"]
+        starts = value.get("starts") or [None] * len(keys)
+        ends = value.get("ends") or [None] * len(keys)
+        groups = self.groups
+        for j, (key_list, start, end) in enumerate(zip(keys, starts, ends, strict=True)):
+            key = tuple(map(hashable_scalar, key_list))
+            if window is None:
                 gid: Any = key
-            elif self.settings.window == "tumbling":
-                gid = (key, tumbling)
+            elif window == "tumbling":
+                gid = (key, start)
             else:
                 gid = (key, self._tie())
                 self.sessions.setdefault(key, []).append(gid)
-            self.groups[gid] = _Group(start, end, [from_plain(op, s) for op, s in zip(ops, slots, strict=True)])
+            groups[gid] = _Group(start, end, [column[j] for column in columns])
         self._rebuild_heap()
 
     def state_figures(self) -> dict[str, int]:

