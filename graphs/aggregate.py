@@ -199,6 +199,7 @@ class AggregateCalculator(Calculator):
             return gid, self._add(gid, self._new(t, t + gap))
         gid = touching[0]  # the oldest session takes in the others the record bridges
         group = self.groups[gid]
+        was = (group.start, group.end)
         for other_id in touching[1:]:
             other = self.groups.pop(other_id)
             ids.remove(other_id)
@@ -207,11 +208,10 @@ class AggregateCalculator(Calculator):
             group.slots = [merge(op, a, b) for (_, op, _), a, b in
                            zip(self.settings.aggregates, group.slots, other.slots, strict=True)]
         start, end = min(group.start, t), max(group.end, t + gap)  # type: ignore[type-var]
-        if (start, end) != (group.start, group.end):
+        if (start, end) != was:
             group.start, group.end, group.texts = start, end, None
-            heapq.heappush(self.closing, (end, self._tie(), gid))
-        elif len(touching) > 1:
-            group.texts = None
+            if end != was[1]:  # the heap holds the old end (a merge may have moved it, not only the record)
+                heapq.heappush(self.closing, (end, self._tie(), gid))
         return gid, group
 
     def _new(self, start: float, end: float) -> _Group:

@@ -120,6 +120,16 @@ def test_a_record_bridging_two_sessions_merges_them() -> None:
     assert c.state_figures()["groups"] == 1
 
 
+def test_a_merged_session_closes_at_its_merged_end() -> None:
+    c = session_calc(lateness=5)
+    c.calculate({"k": "a", "ts": 5, "v": 1})  # [5, 15)
+    c.calculate({"k": "a", "ts": 18, "v": 1})  # [18, 28); watermark 13
+    assert c.calculate({"k": "a", "ts": 9, "v": 1})["n"] == 3  # one session [5, 28), its end from the later one
+    c.calculate({"k": "b", "ts": 33})  # watermark 28: [5, 28) closes
+    assert c.state_figures()["groups"] == 1
+    assert c.calculate({"k": "a", "ts": 24})["n"] == 1  # a new session, not the closed one
+
+
 def test_a_session_closes_once_the_watermark_passes_its_end() -> None:
     c = session_calc()
     c.calculate({"k": "a", "ts": 0, "v": 1})
@@ -251,8 +261,8 @@ def _epoch(text: str) -> float:
     return event_time(text)
 
 
-@settings(max_examples=300, deadline=None)
-@given(records=aggregate_records(), window=st.sampled_from((None, "tumbling", "session")),
+@settings(max_examples=600, deadline=None)
+@given(records=aggregate_records(), window=st.sampled_from((None, "tumbling", "session", "session")),
        size=st.sampled_from((1, 5, 10, 30)), lateness=st.sampled_from((0, 3, 20)))
 def test_the_calculator_agrees_with_the_brute_force_model(records: list[dict], window: str | None, size: int,
                                                           lateness: int) -> None:
