@@ -211,7 +211,7 @@ class AggregateCalculator(Calculator):
         if (start, end) != was:
             group.start, group.end, group.texts = start, end, None
             if end != was[1]:  # the heap holds the old end (a merge may have moved it, not only the record)
-                heapq.heappush(self.closing, (end, self._tie(), gid))
+                self._push(end, gid)
         return gid, group
 
     def _new(self, start: float, end: float) -> _Group:
@@ -224,7 +224,7 @@ class AggregateCalculator(Calculator):
     def _add(self, gid: Any, group: _Group) -> _Group:
         self.groups[gid] = group
         if group.end is not None:
-            heapq.heappush(self.closing, (group.end, self._tie(), gid))
+            self._push(group.end, gid)
         while len(self.groups) > self.settings.max_keys:
             old_id, _ = self.groups.popitem(last=False)
             self._forget_session(old_id)
@@ -248,7 +248,11 @@ class AggregateCalculator(Calculator):
             if group is not None and group.end == end:
                 del groups[gid]
                 self._forget_session(gid)
-        if len(heap) > 4 * len(groups) + 64:  # sessions push on every extension: compact now and then
+
+    def _push(self, end: float, gid: Any) -> None:
+        """Close group ``gid`` once the watermark reaches ``end``; an older entry of it goes stale."""
+        heapq.heappush(self.closing, (end, self._tie(), gid))
+        if len(self.closing) > 4 * len(self.groups) + 64:  # sessions push on every extension: compact
             self._rebuild_heap()
 
     def _rebuild_heap(self) -> None:

@@ -130,6 +130,13 @@ def test_a_merged_session_closes_at_its_merged_end() -> None:
     assert c.calculate({"k": "a", "ts": 24})["n"] == 1  # a new session, not the closed one
 
 
+def test_a_long_session_keeps_its_closing_heap_small() -> None:
+    c = session_calc(lateness=10**6)  # nothing ever closes: the heap's stale ends must not pile up
+    for t in range(10_000):
+        c.calculate({"k": "a", "ts": t})
+    assert c.state_figures()["groups"] == 1 and len(c.closing) < 100
+
+
 def test_a_session_closes_once_the_watermark_passes_its_end() -> None:
     c = session_calc()
     c.calculate({"k": "a", "ts": 0, "v": 1})
