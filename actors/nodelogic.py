@@ -80,10 +80,10 @@ class NodeLogic:
     # -- state --------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """The node's checkpoint state; its components' snapshots under ``state`` (raises StateError)."""
+        saved = {"input": self.input, "output": self.output, "latest": self.latest}
         if self.states:
-            return {"input": self.input, "output": self.output, "latest": self.latest,
-                    "state": self.states.snapshot()}
-        return {"input": self.input, "output": self.output, "latest": self.latest}
+            saved["state"] = self.states.snapshot()
+        return saved
 
     def restore(self, state: Mapping[str, Any], parent_outputs: list[Any]) -> None:
         """Resume from a checkpoint: own state plus each edge's parent output."""
