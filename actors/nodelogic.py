@@ -291,9 +291,12 @@ class NodeLogic:
                     raise not_a_map("calculator", self.calc_name, out)
                 if self.out_chain:
                     out = _through(self.out_chain, out)
-        except LateRecord as exc:  # too late for its window: counted and dead-lettered, not an error
+        except LateRecord as exc:  # a stateful calculator's: counted and dead-lettered, not an error
             self.times.append(perf_counter() - started)
-            self.states.late(str(exc), value, self.on_error)
+            if self.stateful:
+                self.states.late(str(exc), value, self.on_error)
+            else:  # as the plain path (which stateful nodes never take) treats it
+                self.record_error(describe_error(exc), value)
             return None
         except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
             self.times.append(perf_counter() - started)

@@ -172,7 +172,10 @@ class ReferenceEvaluator:
             out = self._apply_chain(name, node.output_transformers, out)
         except Filtered:
             return None
-        except LateRecord as exc:  # counted and dead-lettered, not an error (SPEC §11)
+        except LateRecord as exc:  # a stateful calculator's: counted and dead-lettered, not an error (SPEC §11)
+            if name not in self._stateful:
+                self._record_error(name, exc, value)
+                return None
             state.late += 1
             self._dead_letter({"dag": self.dag.name, "node": name, "error": str(exc), "input": value})
             return None

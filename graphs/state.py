@@ -13,8 +13,9 @@ Both engines go through :class:`ComponentStates`, so they snapshot, encode and r
 and fail alike: a snapshot that raises or that msgpack cannot encode, or a restore that
 raises, is a :class:`StateError` naming the node and the component.
 
-A calculator says a record came too late for its window by raising :class:`LateRecord`: the
-node counts it (``records_late_total``) and dead-letters it, and it is not an error.
+A stateful calculator says a record came too late for its window by raising :class:`LateRecord`:
+the node counts it (``records_late_total``) and dead-letters it, and it is not an error (from a
+calculator that is not stateful it is an error like any other exception).
 
 Usage::
 

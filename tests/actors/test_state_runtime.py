@@ -154,6 +154,24 @@ def test_late_records_are_counted_and_dead_lettered_not_errors() -> None:
     assert all(letter["node"] == "agg" and letter["error"].startswith("late record") for letter in letters)
 
 
+def test_late_from_a_calculator_that_keeps_no_state_is_an_error_in_both_engines() -> None:
+    dag = load_dag_dict({
+        "name": "claims", "subscribers": [{"name": "in", "config": {"source": "mem://queue/claims_in"}}],
+        "publishers": [{"name": "out", "config": {"destination": "mem://queue/claims_out"}}],
+        "calculators": [{"name": "claim", "type": "tests.support.userclasses.LateClaimCalculator"}],
+        "nodes": [{"name": "in", "type": "SubscriptionNode", "subscriber": "in", "calculator": "claim"},
+                  {"name": "pub", "type": "PublicationNode", "publishers": ["out"]}],
+        "edges": [{"from_node": "in", "to_node": "pub"}],
+    })
+    events = [("record", "in", {"v": 1}), ("record", "in", {"v": 2, "late": True}), ("record", "in", {"v": 3})]
+    reference = ReferenceEvaluator(dag)
+    expected = [p for _, s, r in events for p in reference.ingest(s, r)]
+    published, runtime = run_actors(dag, events, timeout=60)
+    assert published == expected == [("out", {"v": 1}), ("out", {"v": 3})]
+    assert (reference.state["in"].errors, reference.state["in"].late) == (1, 0)
+    assert (runtime.stats.nodes["in"].errors, runtime.stats.nodes["in"].late) == (1, 0)
+
+
 def test_a_stateful_node_computes_on_every_record_that_reaches_it() -> None:
     """Two parents: when one changes to a value that leaves the merged input as it was, a stateful child
     computes all the same (no input comparison), in both engines."""

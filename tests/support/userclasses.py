@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphs.calculators import Calculator
+from graphs.state import LateRecord
 from graphs.transformers import DataTransformer
 
 NOT_A_CLASS = 42
@@ -196,3 +197,12 @@ class CountingCalculator(Calculator):
         if self.config.get("restore") == "raise":
             raise RuntimeError("restore refused")
         self.seen, self.total, self.by_name = value["seen"], value["total"], dict(value["by_name"])
+
+
+class LateClaimCalculator(Calculator):
+    """Not stateful, yet raises graphs.state.LateRecord on a record with ``late``: an error like any other."""
+
+    def calculate(self, record: dict) -> dict | None:
+        if record.get("late"):
+            raise LateRecord("late record: claimed by a calculator that keeps no state")
+        return dict(record)
