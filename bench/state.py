@@ -10,9 +10,13 @@ node takes to snapshot it (the calculator's ``snapshot()`` and the msgpack encod
 node's thread) and the time the saver takes to write the checkpoint holding it (write,
 fsync, rename), with the encoded size.
 
+``latency_with_state``: the latency pipeline at 5,000 rec/s with a node holding 100,000 entries
+that each checkpoint snapshots, against the same DAG with an empty state (p50/p99/max).
+
 Usage::
 
-    figures = aggregate_figures(200_000, Path("/tmp"))       # {"aggregate_rps_1w": ..., ...}
+    dag = aggregate_dag("aggregate", 200_000, "/tmp/result.json")     # run by bench/__main__.py
+    checkpoint_figures(100_000)   # {"snapshot_ms": ..., "write_ms": ..., "bytes": ..., "groups": ...}
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ import math
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from actors.checkpoint import write_checkpoint
 from adapters.mem import get_queue
-from bench.workloads import FEED_CHUNK, STARTS, FeederSource
+from bench.workloads import FEED_CHUNK, STARTS, FeederSource, pipeline_dag
 from graphs.aggregate import AggregateCalculator
+from graphs.calculators import Calculator
 from graphs.state import ComponentStates
 
 KEYS = 10_000
@@ -105,3 +111,35 @@ def checkpoint_figures(groups: int = 100_000) -> dict[str, float]:
         write_s = time.perf_counter() - start
     return {"snapshot_ms": snapshot_s * 1000, "write_ms": write_s * 1000, "bytes": float(states.last_bytes),
             "groups": float(groups)}
+
+
+class HeldStateCalculator(Calculator):
+    """Stateful, passes each record on as it is, and holds ``config["groups"]`` entries that every
+    checkpoint snapshots: what a node with a large state costs the records behind it."""
+
+    stateful = True
+
+    def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(name, config)
+        self.held = {f"key-{i}": float(i) for i in range(int(self.config.get("groups", 0)))}
+
+    def calculate(self, record: dict) -> dict | None:
+        return record
+
+    def snapshot(self) -> dict[str, float]:
+        return self.held
+
+    def restore(self, value: Any) -> None:
+        self.held = dict(value)
+
+
+def held_state_dag(run: str, count: int, result: str, rate: float, groups: int, worker: int = 0) -> dict[str, Any]:
+    """The latency pipeline with a :class:`HeldStateCalculator` of ``groups`` entries before its publication
+    node (``groups=0``: the same DAG without state, the baseline)."""
+    dag = pipeline_dag(run, count, result, rate=rate, worker=worker)
+    dag["calculators"].append({"name": "held", "type": "bench.state.HeldStateCalculator",
+                               "config": {"groups": groups}})
+    dag["nodes"].insert(-1, {"name": "held", "calculator": "held"})
+    dag["edges"] = [e for e in dag["edges"] if e["to_node"] != "publish"]
+    dag["edges"] += [{"from_node": "value", "to_node": "held"}, {"from_node": "held", "to_node": "publish"}]
+    return dag
