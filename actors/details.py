@@ -57,6 +57,7 @@ def dag_details(runtime: DagView, full: bool = False) -> dict[str, Any]:
         entry.update(computes=node.computes, errors=node.errors, last_compute=node.last_compute,
                      last_errors=[_error(e, full) for e in list(node.last_errors)],
                      compute_seconds=node.compute_seconds.snapshot())
+        entry.update(node_state(node))
         nodes[name] = entry
     return {
         "name": dag.name,
@@ -169,4 +170,13 @@ def node_details(runtime: DagView, node: str) -> dict[str, Any]:
         raise KeyError(f"dag {runtime.dag.name!r} has no node {node!r}")
     return {"dag": runtime.dag.name, "node": node, "type": runtime.dag.nodes[node].type, "input": stats.input,
             "output": stats.output, "computes": stats.computes, "errors": stats.errors,
-            "last_errors": [dict(e) for e in list(stats.last_errors)]}
+            "last_errors": [dict(e) for e in list(stats.last_errors)], **node_state(stats)}
+
+
+def node_state(stats: Any) -> dict[str, Any]:
+    """A node's state figures (SPEC §11): records too late for their window, groups evicted, and for a
+    stateful node ``state``: groups held now and the size of its latest snapshot (bytes, encoded)."""
+    figures: dict[str, Any] = {"late": stats.late, "evictions": stats.evictions}
+    if stats.stateful:
+        figures["state"] = {"groups": stats.state_groups, "bytes": stats.state_bytes}
+    return figures

@@ -18,8 +18,10 @@ from time import perf_counter
 from typing import Any
 
 from actors.messages import RUN_TICK, decode_records
+from actors.state import NodeStates
 from actors.stats import NodeStats
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
+from graphs.state import LateRecord, is_stateful, owner_of
 from graphs.values import describe_error, nan_equal, not_a_map  # nan_equal: same_value(), inlined
 
 Changes = list  # [seqs, outputs]: two parallel lists
@@ -58,7 +60,10 @@ class NodeLogic:
         # The hot path (run_plain): one parent or none, no transformer anywhere. When that parent
         # sends only outputs that differ from its previous one (it is neither `always` nor a
         # MetronomeNode), an input equal to the parent's latest output needs no comparison.
-        self.plain = len(self.edges) <= 1 and not (self.in_chain or self.out_chain or any(self.edge_trans))
+        # a stateful calculator computes on every record that reaches it: no input comparison (SPEC §11)
+        self.stateful = is_stateful(owner_of(self.calc))
+        self.plain = len(self.edges) <= 1 and not (self.in_chain or self.out_chain or any(self.edge_trans)
+                                                   or self.stateful)
         parent = dag.nodes[self.edges[0].from_node] if len(self.edges) == 1 else None
         self.parent_distinct = parent is not None and not parent.always and parent.type != METRONOME_NODE
         self.fresh = False  # self.input is (==) the parent's latest output
@@ -70,10 +75,15 @@ class NodeLogic:
         self.times: list[float] = []  # this epoch's compute durations, one each (SPEC §8)
         self.on_error = on_error
         self.clock = clock
+        self.states = NodeStates(name, self.calc, transformers, stats)  # snapshot()/restore() of its components
 
     # -- state --------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        return {"input": self.input, "output": self.output, "latest": self.latest}
+        """The node's checkpoint state; its components' snapshots under ``state`` (raises StateError)."""
+        saved = {"input": self.input, "output": self.output, "latest": self.latest}
+        if self.states:
+            saved["state"] = self.states.snapshot()
+        return saved
 
     def restore(self, state: Mapping[str, Any], parent_outputs: list[Any]) -> None:
         """Resume from a checkpoint: own state plus each edge's parent output."""
@@ -81,6 +91,7 @@ class NodeLogic:
         self.output = state.get("output") or {}
         self.latest = state.get("latest")
         self.fresh = False
+        self.states.restore(state.get("state"))
         for i, output in enumerate(parent_outputs):
             self._set_parent(i, output)
         self.stats.input, self.stats.output = self.input, self.output
@@ -268,7 +279,8 @@ class NodeLogic:
                 return None
             if value is None:
                 return None
-        if compare_input and not always and (value == self.input or nan_equal(value, self.input)):
+        if compare_input and not always and not self.stateful and (value == self.input
+                                                                   or nan_equal(value, self.input)):
             return None
         self.input = value
         started = perf_counter()
@@ -279,6 +291,13 @@ class NodeLogic:
                     raise not_a_map("calculator", self.calc_name, out)
                 if self.out_chain:
                     out = _through(self.out_chain, out)
+        except LateRecord as exc:  # a stateful calculator's: counted and dead-lettered, not an error
+            self.times.append(perf_counter() - started)
+            if self.stateful:
+                self.states.late(str(exc), value, self.on_error)
+            else:  # as the plain path (which stateful nodes never take) treats it
+                self.record_error(describe_error(exc), value)
+            return None
         except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
             self.times.append(perf_counter() - started)
             self.record_error(describe_error(exc), value)
@@ -299,6 +318,8 @@ class NodeLogic:
         """Per epoch: the computes, their durations (one observation each), the latest values."""
         stats = self.stats
         stats.input, stats.output = self.input, self.output
+        if self.states.figures:
+            self.states.account()
         times = self.times
         if times:
             stats.computes += len(times)

@@ -66,6 +66,11 @@ class NodeStats:
     input: Any = None
     output: Any = None
     compute_seconds: Histogram = field(default_factory=lambda: Histogram(COMPUTE_BUCKETS))
+    late: int = 0  # records too late for their window (SPEC §11)
+    evictions: int = 0  # groups evicted by max_keys
+    state_groups: int | None = None  # groups a stateful calculator holds now (None: it does not say)
+    state_bytes: int | None = None  # size of its latest snapshot, encoded (None: no state taken yet)
+    stateful: bool = False  # the node keeps calculator or transformer state (shown under "state")
 
     def error(self, message: str, input_value: Any, now: float) -> None:
         self.errors += 1

@@ -28,6 +28,7 @@ from bench.plot import plot_figures
 from bench.redis import redis_figures
 from bench.scrape import scrape_figures
 from bench.serving import running
+from bench.state import aggregate_ceiling_rps, aggregate_dag, checkpoint_figures, held_state_dag
 from bench.workloads import chain_dag, idle_dag, pipeline_dag
 from supervision.config import ServerConfig
 from supervisor import Supervisor
@@ -70,6 +71,21 @@ def median_latency(repeats: int, rate: float, seconds: float, tmp: Path) -> dict
     from one 5-second run on a shared 2-core machine moves by 2x from one run to the next."""
     runs = sorted((latency(rate, seconds, tmp) for _ in range(repeats)), key=lambda run: run["p99_ms"])
     return runs[len(runs) // 2]
+
+
+def aggregate_rps(count: int, tmp: Path) -> float:
+    """Records/s through a keyed 1-minute tumbling sum over 10,000 keys (bench/state.py), one worker."""
+    result = tmp / f"aggregate-{time.monotonic_ns()}.json"
+    out = run_server([aggregate_dag("aggregate", count, str(result))], 1, [result])[0]
+    return float(out["count"] / out["seconds"])
+
+
+def state_latency(rate: float, seconds: float, groups: int, tmp: Path) -> dict[str, float]:
+    """Latency at ``rate`` through the pipeline with a node whose state of ``groups`` entries every
+    checkpoint snapshots (bench/state.py)."""
+    result = tmp / f"held-{groups}-{time.monotonic_ns()}.json"
+    dag = held_state_dag("held", int(rate * seconds), str(result), rate, groups)
+    return run_server([dag], 1, [result])[0]["latency_ms"]
 
 
 def chain_rps(count: int, tmp: Path, lengths: tuple[int, ...] = (3, 10, 30)) -> dict[str, float]:
@@ -178,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
             "engine_rps_2w": median_of(REPEATS, engine_rps, count, 2, tmp),
             "diamond_rps_1w": engine_rps(count, 1, tmp, diamond=True),
             "chain_rps": chain_rps(30_000 if args.quick else 150_000, tmp),
+            "aggregate_rps_1w": median_of(REPEATS, aggregate_rps, count // 2, tmp),
+            "aggregate_ceiling_rps": median_of(REPEATS, aggregate_ceiling_rps, count // 2),
+            "checkpoint_100k_groups": checkpoint_figures(100_000),
+            "latency_with_state": {str(groups): sorted((state_latency(5000, seconds, groups, tmp)
+                                                        for _ in range(REPEATS)), key=lambda r: r["p99_ms"])[1]
+                                   for groups in (0, 100_000)},
             "latency": {str(rate): median_latency(REPEATS, rate, seconds, tmp) for rate in (1000, 5000, 20000)},
             "rss_mb_per_dag": rss_mb_per_dag(idle, tmp),
             "rss_idle_dags": idle,
@@ -202,6 +224,14 @@ def main(argv: list[str] | None = None) -> int:
                               f"({figures['engine_rps_2w'] / figures['engine_rps_1w']:.2f} x 1 worker)"),
         ("diamond, 1 worker", f"{figures['diamond_rps_1w']:,.0f} rec/s"),
         *[(f"chain of {n} passthru nodes, 1 worker", f"{rps:,.0f} rec/s") for n, rps in figures["chain_rps"].items()],
+        ("keyed 1-min tumbling sum, 10k keys, 1 worker",
+         f"{figures['aggregate_rps_1w']:,.0f} rec/s "
+         f"({figures['aggregate_rps_1w'] / figures['aggregate_ceiling_rps']:.2f} x a plain dict loop)"),
+        ("checkpoint of 100k groups", "snapshot {snapshot_ms:.0f} ms, write {write_ms:.0f} ms, {bytes:,.0f} bytes"
+         .format(**figures["checkpoint_100k_groups"])),
+        *[(f"latency at 5000 rec/s, node state of {groups} entries",
+           "p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms, max {max_ms:.2f} ms".format(**lat))
+          for groups, lat in figures["latency_with_state"].items()],
         ("chain fit 1/rps = a + b*nodes", "a {a:.2f} us, b {b:.2f} us per node".format(**figures["chain_cost_us"])),
         *[(f"latency at {rate} rec/s", "p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms, max {max_ms:.2f} ms".format(**lat))
           for rate, lat in figures["latency"].items()],

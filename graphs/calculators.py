@@ -21,8 +21,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from graphs.aggregate import AggregateCalculator
+from graphs.calculator_base import Calculator
 from graphs.components import (
-    Component,
     apply_defaults,
     copy_record,
     drop_attributes,
@@ -47,18 +48,6 @@ ARITHMETIC_KEYS: dict[str, str] = {
     "output_attribute": "name of the single output attribute (default 'result')",
 }
 DEFAULT_OUTPUT_ATTRIBUTE = "result"
-
-
-class Calculator(Component):
-    """Base class of calculators: ``calculate(record)`` returns a new record, or None to emit nothing.
-
-    Subclasses get ``self.name`` and ``self.config`` (a dict). Declare ``CONFIG_KEYS``
-    (key -> description) to have unknown config keys rejected at construction.
-    """
-
-    def calculate(self, record: dict) -> dict | None:
-        """Compute the output record for ``record``; must not mutate ``record``."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement calculate()")
 
 
 class NullCalculator(Calculator):
@@ -227,6 +216,7 @@ CALCULATOR_TYPES: dict[str, type] = {
         AdditionCalculator,
         MultiplicationCalculator,
         AttributeNameChangeCalculator,
+        AggregateCalculator,
     )
 }
 """Built-in calculators by type name."""
@@ -234,6 +224,7 @@ CALCULATOR_TYPES: dict[str, type] = {
 __all__ = [
     "CALCULATOR_TYPES",
     "AdditionCalculator",
+    "AggregateCalculator",
     "ApplyDefaultsCalculator",
     "AttributeFilterAwayCalculator",
     "AttributeFilterCalculator",

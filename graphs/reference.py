@@ -22,8 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphs.catalog import build_component, callable_of
+import msgpack
+
+from graphs.catalog import callable_of
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
+from graphs.node_parts import build_node_parts
+from graphs.state import ComponentStates, LateRecord, is_stateful, node_state_components
 from graphs.values import describe_error, not_a_map, reject_reason, same_value
 
 Publication = tuple[str, dict]
@@ -47,6 +51,7 @@ class NodeState:
     output: Any = field(default_factory=dict)
     computes: int = 0
     errors: int = 0
+    late: int = 0  # records a calculator found too late for their window (SPEC §11)
     last_errors: deque[NodeError] = field(default_factory=lambda: deque(maxlen=MAX_KEPT_ERRORS))
 
 
@@ -65,10 +70,19 @@ class ReferenceEvaluator:
         self.rejected = 0
         self.latest: dict[str, dict] = {}  # MetronomeNode -> latest record from its subscriber
         self._node_of = {n.subscriber: name for name, n in dag.nodes.items() if n.subscriber}
-        calcs = {n: build_component(s, "calculator") for n, s in dag.calculators.items()}
-        trans = {n: build_component(s, "transformer") for n, s in dag.transformers.items()}
-        self._calc = {n: callable_of(c, "calculator") for n, c in calcs.items()}
-        self._trans = {n: callable_of(t, "transformer") for n, t in trans.items()}
+        # each node its own components (SPEC §11: a stateful calculator's state belongs to its node)
+        self._calc: dict[str, Callable] = {}
+        self._trans: dict[str, dict[str, Callable]] = {}
+        self.component_states: dict[str, ComponentStates] = {}
+        self._stateful: set[str] = set()  # nodes that compute on every record reaching them
+        for name in dag.nodes:
+            calc, trans = build_node_parts(dag, name)
+            if calc is not None:
+                self._calc[name] = callable_of(calc, "calculator")
+            self._trans[name] = {t: callable_of(obj, "transformer") for t, obj in trans.items()}
+            self.component_states[name] = ComponentStates(name, node_state_components(calc, trans))
+            if is_stateful(calc):
+                self._stateful.add(name)
 
     # -- input events ---------------------------------------------------------------------------
     def ingest(self, subscriber: str, record: Any) -> list[Publication]:
@@ -130,7 +144,7 @@ class ReferenceEvaluator:
         for edge in self.dag.parents[name]:
             output = self.state[edge.from_node].output
             if edge.data_transformer is not None and output:
-                output = self._trans[edge.data_transformer](output)
+                output = self._trans[name][edge.data_transformer](output)
                 if output is not None and not isinstance(output, dict):
                     raise not_a_map("transformer", edge.data_transformer, output)
             if output:
@@ -143,20 +157,27 @@ class ReferenceEvaluator:
         state = self.state[name]
         always = always or node.always
         try:
-            value = self._apply_chain(node.input_transformers, record)
+            value = self._apply_chain(name, node.input_transformers, record)
         except Filtered:
             return None
         except (Exception, SystemExit) as exc:
             self._record_error(name, exc, record)
             return None
-        if compare_input and not always and same_value(value, state.input):
+        if compare_input and not always and name not in self._stateful and same_value(value, state.input):
             return None
         state.input = value
         state.computes += 1
         try:
-            out = self._calculate(node.calculator, value)
-            out = self._apply_chain(node.output_transformers, out)
+            out = self._calculate(name, value)
+            out = self._apply_chain(name, node.output_transformers, out)
         except Filtered:
+            return None
+        except LateRecord as exc:  # a stateful calculator's: counted and dead-lettered, not an error (SPEC §11)
+            if name not in self._stateful:
+                self._record_error(name, exc, value)
+                return None
+            state.late += 1
+            self._dead_letter({"dag": self.dag.name, "node": name, "error": str(exc), "input": value})
             return None
         except (Exception, SystemExit) as exc:
             self._record_error(name, exc, value)
@@ -166,19 +187,20 @@ class ReferenceEvaluator:
         state.output = out
         return out
 
-    def _calculate(self, calculator: str | None, value: dict) -> dict:
+    def _calculate(self, node: str, value: dict) -> dict:
+        calculator = self.dag.nodes[node].calculator
         if calculator is None:  # a node without a calculator behaves as NullCalculator
             return copy.deepcopy(value)
-        out = self._calc[calculator](value)
+        out = self._calc[node](value)
         if out is None:
             raise Filtered
         if not isinstance(out, dict):
             raise not_a_map("calculator", calculator, out)
         return out
 
-    def _apply_chain(self, names: tuple[str, ...], value: dict) -> dict:
+    def _apply_chain(self, node: str, names: tuple[str, ...], value: dict) -> dict:
         for name in names:
-            value = self._trans[name](value)
+            value = self._trans[node][name](value)
             if value is None:
                 raise Filtered
             if not isinstance(value, dict):
@@ -195,6 +217,22 @@ class ReferenceEvaluator:
     def _dead_letter(self, letter: dict) -> None:
         if self.dag.dead_letter:
             self.dead_letters.append(letter)
+
+    # -- state (SPEC §11) ---------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """What a checkpoint between two records holds: each node's input, output and component state,
+        and each MetronomeNode's latest record (msgpack-encoded, as the runtime writes it)."""
+        nodes = {name: {"input": s.input, "output": s.output, "state": self.component_states[name].snapshot()}
+                 for name, s in self.state.items()}
+        return msgpack.unpackb(msgpack.packb({"nodes": nodes, "latest": self.latest}, use_bin_type=True),
+                               raw=False)
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue from ``snapshot`` (made by :meth:`snapshot`, perhaps of another evaluator of the DAG)."""
+        for name, saved in snapshot["nodes"].items():
+            self.state[name].input, self.state[name].output = saved["input"], saved["output"]
+            self.component_states[name].restore(saved["state"])
+        self.latest = dict(snapshot["latest"])
 
 
 def evaluate(dag: DagModel, events: list[tuple[str, str, dict]]) -> list[Publication]:

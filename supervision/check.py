@@ -20,6 +20,7 @@ from adapters import registry
 from graphs.errors import MISSING, Problem
 from graphs.loader import check_dag_file
 from graphs.model import DagModel
+from graphs.state_warnings import stateful_warnings
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -85,5 +86,7 @@ def run_check(paths: list[str], out: TextIO | None = None, err: TextIO | None = 
             failed = True
             continue
         names[dag.name] = path
+        for warning in stateful_warnings(dag):  # legal, but probably not meant (SPEC §11)
+            print(f"warning: {warning}", file=err)
         print(_summary(path, dag), file=out)
     return EXIT_INVALID if failed else EXIT_OK

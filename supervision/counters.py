@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-NODE_COUNTERS = ("computes", "errors")
+NODE_COUNTERS = ("computes", "errors", "late", "evictions")
 ENDPOINT_COUNTERS = ("records", "rejected", "dropped", "commit_errors", "errors")
 DAG_COUNTERS = ("actor_restarts", "dead_letters")
 RESTORED = "counters_restored"  # in a runtime's details: its counters resumed from its checkpoint's

@@ -220,12 +220,14 @@ def replay_actors(dag: DagModel, events: list[Event], timeout: float = 600.0) ->
     return run_actors(dag, events, timeout)[0]
 
 
-def run_actors(dag: DagModel, events: list[Event], timeout: float = 600.0) -> tuple[list[Publication], DagRuntime]:
+def run_actors(dag: DagModel, events: list[Event], timeout: float = 600.0,
+               state_dir: str | None = None) -> tuple[list[Publication], DagRuntime]:
     """:func:`replay_actors`, also returning the stopped runtime (its counters stay readable).
 
     Every subscriber and publisher is replaced by in-memory capture, but the records take
     the server's own path: subscriber actors, the coordinator, node actors, publisher
-    actors and ``write_batch``.
+    actors and ``write_batch``. With ``state_dir`` the DAG starts from the checkpoint there
+    (if any) and leaves its final one there.
     """
     script = ReplayScript(events)
     captured: list[Publication] = []
@@ -246,7 +248,7 @@ def run_actors(dag: DagModel, events: list[Event], timeout: float = 600.0) -> tu
     # replayed input has no time of day: the DAG's daily window or schedule does not apply
     dag = dataclasses.replace(dag, subscribers=subscribers, publishers=sinks, start_time=None, end_time=None,
                               duration_seconds=None, schedule=None)
-    runtime = DagRuntime(dag, source_factory=source, sink_factory=sink, tick_timers=False)
+    runtime = DagRuntime(dag, source_factory=source, sink_factory=sink, tick_timers=False, state_dir=state_dir)
     runtime.start()
     try:
         script.drive(runtime, timeout)

@@ -37,6 +37,12 @@ FAMILIES: dict[str, tuple[str, str]] = {
                                      "each is also a dead letter."),
     "node_compute_seconds": ("histogram", "Seconds each node computation took (transformers and calculator), "
                                           "one observation per compute."),
+    "records_late_total": ("counter", "Records a windowed aggregate received for a window already closed by its "
+                                      "watermark; each is also a dead letter, and not an error."),
+    "state_evictions_total": ("counter", "Groups a stateful node dropped because it held more than max_keys, "
+                                         "the least recently updated first."),
+    "state_groups": ("gauge", "Groups (keys, or key and window) a stateful node holds now."),
+    "state_bytes": ("gauge", "Bytes of a stateful node's latest snapshot, msgpack-encoded as checkpointed."),
     "records_received_total": ("counter", "Records a subscriber read from its source and let into the DAG."),
     "records_rejected_total": ("counter", "Records a subscriber refused at ingress as invalid (not a map, "
                                           "undecodable); each is also a dead letter."),
@@ -81,6 +87,10 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
     computes = family("node_computes_total")
     errors = family("node_errors_total")
     compute_seconds = family("node_compute_seconds")
+    late = family("records_late_total")
+    evictions = family("state_evictions_total")
+    groups = family("state_groups")
+    state_bytes = family("state_bytes")
     received = family("records_received_total")
     rejected = family("records_rejected_total")
     dropped = family("records_dropped_total")
@@ -115,6 +125,13 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
             computes.add(labels, figures.get("computes"))
             errors.add(labels, figures.get("errors"))
             compute_seconds.add_histogram(labels, figures.get("compute_seconds"))
+            held = figures.get("state")
+            if held is not None or figures.get("late") or figures.get("evictions"):  # stateful nodes only
+                late.add(labels, figures.get("late", 0))
+                evictions.add(labels, figures.get("evictions", 0))
+            if held is not None:
+                groups.add(labels, held.get("groups"))
+                state_bytes.add(labels, held.get("bytes"))
         for sub, figures in (dag.get("subscribers") or {}).items():
             labels = f'{dag_label},subscriber="{escape(str(sub))}",{worker}'
             received.add(labels, figures.get("records"))
@@ -141,9 +158,9 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
 
     ha_leader.add("", 1 if leader else 0)
     build_info.add(f'version="{escape(version)}"', 1)
-    families = (computes, errors, compute_seconds, received, rejected, dropped, commit_errors, lag, source_status,
-                published, publish_errors, sink_status, latency, backlog, actor_restarts, epochs, dead_letters,
-                worker_restarts, state, ha_leader, build_info)
+    families = (computes, errors, compute_seconds, late, evictions, groups, state_bytes, received, rejected, dropped,
+                commit_errors, lag, source_status, published, publish_errors, sink_status, latency, backlog,
+                actor_restarts, epochs, dead_letters, worker_restarts, state, ha_leader, build_info)
     return "".join(metric.render() for metric in families).encode("utf-8")
 
 

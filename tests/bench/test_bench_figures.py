@@ -13,6 +13,7 @@ import pytest
 import bench.__main__ as bench_main
 from bench.__main__ import chain_cost_us, chain_rps, median_latency, median_of, startup_s
 from bench.plot import plot_figures
+from bench.state import aggregate_ceiling_rps, checkpoint_figures, held_state_dag
 from bench.workloads import chain_dag
 from graphs.loader import load_dag_dict
 
@@ -63,3 +64,20 @@ def test_a_latency_figure_is_the_run_with_the_median_p99(monkeypatch: pytest.Mon
                  {"p50_ms": 0.6, "p99_ms": 1.5, "max_ms": 3.0}])
     monkeypatch.setattr(bench_main, "latency", lambda rate, seconds, tmp: next(runs))
     assert median_latency(3, 5000, 1.0, tmp_path) == {"p50_ms": 0.6, "p99_ms": 1.5, "max_ms": 3.0}
+
+
+def test_the_aggregate_figures_run_through_a_worker_and_a_checkpoint(tmp_path: Path) -> None:
+    """aggregate_rps_1w (a keyed tumbling sum in a real worker), its plain-loop ceiling, and the
+    snapshot + write of a checkpoint holding many groups: shapes only."""
+    assert bench_main.aggregate_rps(3000, tmp_path) > 0
+    assert aggregate_ceiling_rps(3000) > 0
+    figures = checkpoint_figures(2000)
+    assert figures["groups"] == 2000 and figures["bytes"] > 2000 * 8
+    assert figures["snapshot_ms"] > 0 and figures["write_ms"] > 0
+
+
+def test_latency_with_a_held_state_runs_through_a_worker(tmp_path: Path) -> None:
+    dag = load_dag_dict(held_state_dag("held", 10, "/nowhere.json", 1000.0, 5))
+    assert [(e.from_node, e.to_node) for e in dag.edges][-2:] == [("value", "held"), ("held", "publish")]
+    latency = bench_main.state_latency(1000.0, 0.3, 1000, tmp_path)
+    assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]

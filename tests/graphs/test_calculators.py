@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from graphs.aggregate import AggregateCalculator
 from graphs.calculators import (
     AdditionCalculator,
     ApplyDefaultsCalculator,
@@ -43,6 +44,7 @@ BUILTINS: list[tuple[type, dict[str, Any]]] = [
     (AdditionCalculator, {"arguments": ["a", "b", "c", "name"]}),
     (MultiplicationCalculator, {"arguments": ["a", "b"]}),
     (AttributeNameChangeCalculator, {"name_mapping": {"a": "alpha", "nested": "n"}}),
+    (AggregateCalculator, {"key": ["name"], "aggregates": {"n": {"op": "count"}, "s": {"op": "sum", "of": "a"}}}),
 ]
 
 

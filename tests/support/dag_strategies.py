@@ -37,10 +37,12 @@ from hypothesis import strategies as st
 
 Event = tuple[str, str, Any]
 
-KEYS = ("a", "b", "c", "price", "qty", "drop", "boom", "name")
+KEYS = ("a", "b", "c", "price", "qty", "drop", "boom", "name", "ts")
 NUMERIC_KEYS = ("a", "b", "c", "price", "qty")
 SCALARS: tuple[Any, ...] = (None, 0, 1, 2, 3, -1, 1.5, 0.25, "2", "x", "y", "", True, False, "nan", float("nan"))
 NAMES = ("abc", "Abc", "ABC", "x")
+# event times for windowed aggregates: out of order, some exactly a window or a gap apart, ISO-8601 and junk too
+TIMES: tuple[Any, ...] = (0, 5, 9, 10, 18, 25, 30, 61, 9.5, "1970-01-01T00:00:20Z", None, "soon")
 NOT_MAPS: tuple[Any, ...] = ([1, 2], "text", 7, None, [])
 
 RAISING = "tests.support.userclasses.RaisingCalculator"
@@ -48,6 +50,7 @@ DROP_FILTER = "tests.support.userclasses.DropFilterCalculator"
 UPPER_NAME = "tests.support.userclasses.UpperNameTransformer"
 JUNK = "tests.support.userclasses.JunkCalculator"  # returns lists, strings and numbers for some records
 JUNK_TRANSFORMER = "tests.support.userclasses.JunkTransformer"
+COUNTING = "tests.support.userclasses.CountingCalculator"  # stateful, with snapshot() and restore()
 
 METRONOME = "clock"
 METRONOME_SUBSCRIBER = "clock_feed"
@@ -107,7 +110,7 @@ def calculator_entry(draw: st.DrawFn) -> dict[str, Any]:
         "NullCalculator", "PassthruCalculator", "AttributeFilterAwayCalculator",
         "AttributeFilterCalculator", "ApplyDefaultsCalculator", "AdditionCalculator",
         "MultiplicationCalculator", "AttributeNameChangeCalculator", RAISING, DROP_FILTER, JUNK,
-        "default",
+        "default", "AggregateCalculator", "AggregateCalculator", COUNTING,
     )))
     if kind == "default":  # no "type": a NullCalculator
         return {}
@@ -121,7 +124,33 @@ def calculator_entry(draw: st.DrawFn) -> dict[str, Any]:
         return {"type": kind, "config": draw(_arithmetic_config())}
     if kind == "AttributeNameChangeCalculator":
         return {"type": kind, "config": {"name_mapping": draw(_rename_mapping())}}
+    if kind == "AggregateCalculator":
+        return {"type": kind, "config": draw(aggregate_config())}
     return {"type": kind}
+
+
+AGGREGATE_OUTPUTS = {"n": "count", "s": "sum", "lo": "min", "hi": "max", "m": "avg", "f": "first", "l": "last",
+                     "d": "count_distinct"}
+
+
+@st.composite
+def aggregate_config(draw: st.DrawFn) -> dict[str, Any]:
+    """An AggregateCalculator config: a few keys, every op, sometimes a tumbling or session window."""
+    outs = draw(st.lists(st.sampled_from(sorted(AGGREGATE_OUTPUTS)), min_size=1, max_size=4, unique=True))
+    aggregates: dict[str, Any] = {}
+    for out in outs:
+        aggregates[out] = {"op": AGGREGATE_OUTPUTS[out]}
+        if out != "n" or draw(st.booleans()):
+            aggregates[out]["of"] = draw(st.sampled_from(("a", "b", "price", "name")))
+    config: dict[str, Any] = {"aggregates": aggregates,
+                              "key": draw(st.lists(st.sampled_from(("name", "c")), max_size=2, unique=True))}
+    window = draw(st.sampled_from((None, "tumbling", "session")))
+    if window is not None:
+        config["window"] = {window: draw(st.sampled_from((1, 10, 30))), "time": "ts"}
+        config["lateness"] = draw(st.sampled_from((0, 0, 5, 20)))
+    if draw(st.integers(0, 4)) == 0:
+        config["max_keys"] = draw(st.integers(1, 3))
+    return config
 
 
 @st.composite
@@ -149,7 +178,7 @@ def record(draw: st.DrawFn) -> dict[str, Any]:
     keys = draw(st.lists(st.sampled_from(KEYS), min_size=0, max_size=5, unique=True))
     out: dict[str, Any] = {}
     for key in keys:
-        out[key] = draw(st.sampled_from(NAMES if key == "name" else SCALARS))
+        out[key] = draw(st.sampled_from(NAMES if key == "name" else TIMES if key == "ts" else SCALARS))
     return out
 
 

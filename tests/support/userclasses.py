@@ -5,6 +5,7 @@ Shared by the test suites: keep the names and behaviour stable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphs.calculators import Calculator
+from graphs.state import LateRecord
 from graphs.transformers import DataTransformer
 
 NOT_A_CLASS = 42
@@ -158,3 +160,49 @@ class MarkingCalculator(Calculator):
     def calculate(self, record: dict) -> dict | None:
         record["seen"] = True
         return record
+
+
+class CountingCalculator(Calculator):
+    """Stateful (SPEC §11): counts every record and sums ``float(a)`` where it converts; keeps the count
+    per ``name`` too. Output ``{"seen": n, "total": sum, "name": name, "by_name": n for that name}``.
+
+    ``config["snapshot"]``: ``"raise"`` makes ``snapshot()`` raise, ``"junk"`` return a set (msgpack cannot
+    encode it); ``config["restore"] == "raise"`` makes ``restore()`` raise.
+    """
+
+    stateful = True
+
+    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
+        super().__init__(name, config)
+        self.seen = 0
+        self.total = 0.0
+        self.by_name: dict[str, int] = {}
+
+    def calculate(self, record: dict) -> dict | None:
+        self.seen += 1
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            self.total += float(record.get("a"))  # type: ignore[arg-type]
+        name = str(record.get("name"))
+        self.by_name[name] = self.by_name.get(name, 0) + 1
+        return {"seen": self.seen, "total": self.total, "name": name, "by_name": self.by_name[name]}
+
+    def snapshot(self) -> Any:
+        if self.config.get("snapshot") == "raise":
+            raise RuntimeError("snapshot refused")
+        if self.config.get("snapshot") == "junk":
+            return {"seen": {self.seen}}
+        return {"seen": self.seen, "total": self.total, "by_name": self.by_name}
+
+    def restore(self, value: Any) -> None:
+        if self.config.get("restore") == "raise":
+            raise RuntimeError("restore refused")
+        self.seen, self.total, self.by_name = value["seen"], value["total"], dict(value["by_name"])
+
+
+class LateClaimCalculator(Calculator):
+    """Not stateful, yet raises graphs.state.LateRecord on a record with ``late``: an error like any other."""
+
+    def calculate(self, record: dict) -> dict | None:
+        if record.get("late"):
+            raise LateRecord("late record: claimed by a calculator that keeps no state")
+        return dict(record)

@@ -47,7 +47,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedServe
     SHOTS["folder"] = Path(os.environ.get("DAGSERVER_SCREENSHOTS") or tmp / "screenshots")
     dags = {"clock": metronome_dag("clock", tmp / "clock.jsonl", interval=0.3),
             "diamond": diamond_dag(tmp / "diamond.jsonl"),
-            "ops": metronome_dag("ops", tmp / "ops.jsonl", interval=0.5)}
+            "ops": metronome_dag("ops", tmp / "ops.jsonl", interval=0.5,  # a stateful node for the State column
+                                 calculator={"name": "ticks", "type": "AggregateCalculator",
+                                             "config": {"aggregates": {"ticks": {"op": "count"}}}})}
     dags["clock"]["subscribers"][0]["config"]["message"] = XSS
     with SupervisedServer(tmp, dags, workers=1) as running:
         running.wait_dags("running")
@@ -178,6 +180,9 @@ def test_the_state_page_shows_output_changing_live_and_values_as_text(browser: B
                            arg=["tr[data-node='tick'] td.output pre", first], timeout=TIMEOUT_MS)
     assert page.locator("main script").count() == 0 and alerts == []
     shoot(page, "state")
+    page.goto(f"http://127.0.0.1:{server.port}/dags/ops/state")  # a stateful node shows its groups (SPEC §11)
+    expect(page.locator("tr[data-node='tick'] td.held")).to_contain_text("1 groups", timeout=TIMEOUT_MS)
+    expect(page.locator("tr[data-node='out'] td.held")).to_have_text("")
     page.goto(f"http://127.0.0.1:{server.port}/dags/clock")
     expect(page.locator("pre.config")).to_contain_text(XSS)
     assert page.locator("main script").count() == 0 and alerts == []

@@ -17,10 +17,12 @@ COUNTERS = {
     "dagserver_records_rejected_total", "dagserver_records_published_total", "dagserver_publish_errors_total",
     "dagserver_actor_restarts_total", "dagserver_worker_restarts_total", "dagserver_epochs_completed_total",
     "dagserver_dead_letters_total", "dagserver_records_dropped_total", "dagserver_commit_errors_total",
+    "dagserver_records_late_total", "dagserver_state_evictions_total",
 }
 HISTOGRAMS = {"dagserver_node_compute_seconds", "dagserver_epoch_latency_seconds"}
 GAUGES = {"dagserver_ingress_backlog", "dagserver_dag_state", "dagserver_source_lag", "dagserver_source_status",
-          "dagserver_sink_status", "dagserver_ha_leader", "dagserver_build_info"}
+          "dagserver_sink_status", "dagserver_ha_leader", "dagserver_build_info", "dagserver_state_groups",
+          "dagserver_state_bytes"}
 ALWAYS = {"dagserver_ha_leader", "dagserver_build_info"}  # one sample each, whatever the DAGs
 
 
@@ -42,6 +44,9 @@ def details(name: str, worker: int | None, state: str = "running") -> dict[str, 
         "nodes": {
             "sum": {"type": "add", "input": None, "output": None, "computes": 6, "errors": 1,
                     "last_errors": [], "last_compute": None, "compute_seconds": compute.snapshot()},
+            "per_minute": {"type": "CalculationNode", "input": None, "output": None, "computes": 6, "errors": 0,
+                           "last_errors": [], "last_compute": None, "compute_seconds": {}, "late": 4,
+                           "evictions": 2, "state": {"groups": 120, "bytes": 5300}},
         },
         "subscribers": {"in": {"source": "mem://in", "records": 10, "rejected": 3, "dropped": 4, "commit_errors": 5,
                                "errors": 0,
@@ -97,6 +102,16 @@ def test_counter_values_and_labels(samples: list[Sample]) -> None:
     assert value(samples, "dagserver_epochs_completed_total", dag="a", worker="0") == 7
     assert value(samples, "dagserver_dead_letters_total", dag="a", worker="0") == 1
     assert value(samples, "dagserver_ingress_backlog", dag="a", worker="0") == 5
+
+
+def test_state_figures_of_stateful_nodes_only(samples: list[Sample]) -> None:
+    assert value(samples, "dagserver_records_late_total", dag="a", node="per_minute", worker="0") == 4
+    assert value(samples, "dagserver_state_evictions_total", dag="a", node="per_minute", worker="0") == 2
+    assert value(samples, "dagserver_state_groups", dag="a", node="per_minute", worker="0") == 120
+    assert value(samples, "dagserver_state_bytes", dag="a", node="per_minute", worker="0") == 5300
+    stateless = [s for s in samples if (s.labels.get("node") == "sum" and "state" in s.name) or ("late" in s.name
+                 and s.labels.get("node") == "sum")]
+    assert stateless == []
 
 
 def test_unplaced_dag_has_an_empty_worker_label(samples: list[Sample]) -> None:

@@ -22,7 +22,8 @@ SPEC_FAMILIES = {  # SPEC §8, in its order, plus epochs_completed_total
     "records_rejected_total", "records_published_total", "records_dropped_total", "publish_errors_total",
     "dead_letters_total", "epoch_latency_seconds", "ingress_backlog", "source_lag", "source_status",
     "sink_status", "actor_restarts_total", "worker_restarts_total", "dag_state", "ha_leader", "build_info",
-    "epochs_completed_total", "commit_errors_total",
+    "epochs_completed_total", "commit_errors_total", "records_late_total", "state_evictions_total", "state_groups",
+    "state_bytes",
 }
 # the words each help text must hold: what it counts, in the operator's terms
 HELP_WORDS = {
@@ -38,6 +39,9 @@ HELP_WORDS = {
     "epoch_latency_seconds": ("seconds", "epoch", "acknowledge"),
     "dead_letters_total": ("dead_letter",),
     "worker_restarts_total": ("worker process",),
+    "records_late_total": ("window", "watermark", "dead letter"),
+    "state_evictions_total": ("max_keys",),
+    "state_bytes": ("snapshot", "bytes"),
 }
 
 

@@ -144,6 +144,17 @@ function valueCell(cell, value, truncated, link) {
   if (truncated) cell.append(el("a", { href: link, target: "_blank", rel: "noopener" }, "whole value"));
 }
 
+// a stateful node's groups, snapshot size, late records and evictions (SPEC §11); empty for the others
+function stateText(info) {
+  if (!info.state) return "";
+  const parts = [];
+  if (info.state.groups != null) parts.push(`${info.state.groups} groups`);
+  if (info.state.bytes != null) parts.push(`${info.state.bytes} bytes`);
+  if (info.late) parts.push(`${info.late} late`);
+  if (info.evictions) parts.push(`${info.evictions} evicted`);
+  return parts.join(" · ") || "stateful";
+}
+
 async function refreshState() {
   const name = body.dataset.dag;
   const dag = await getJSON(`/api/dags/${encodeURIComponent(name)}`);
@@ -154,6 +165,7 @@ async function refreshState() {
     const link = `/api/dags/${encodeURIComponent(name)}/nodes/${encodeURIComponent(node)}`;
     row.querySelector(".computes").textContent = info.computes;
     row.querySelector(".errors").textContent = info.errors;
+    row.querySelector(".held").textContent = stateText(info);
     valueCell(row.querySelector(".input"), info.input, info.input_truncated, link);
     valueCell(row.querySelector(".output"), info.output, info.output_truncated, link);
   }
