@@ -32,10 +32,11 @@ from typing import Any
 import pykka
 
 from actors import details as details_mod
+from actors.capture import Capture
 from actors.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
 from actors.context import COORDINATOR, DagContext
 from actors.incarnation import BuildError, Wiring, build, server_identity, teardown
-from actors.messages import Control, Tick, encode
+from actors.messages import Control, Ingest, Tick, encode, encode_records
 from actors.restart import RestartPolicy
 from actors.states import DagState
 from actors.stats import DagStats
@@ -53,6 +54,7 @@ STARTING = DagState.STARTING
 BUILDING = (STARTING, RESTARTING)  # an incarnation is being built
 STOP_WAIT = 5.0  # seconds a teardown after a failure may take before stuck actors are abandoned
 PAUSE_WAIT = 5.0  # seconds to wait for subscribers to pause on a suspend
+CAPTURES_KEPT = 4  # captures a runtime remembers (the latest)
 
 SourceFactory = Callable[[str, Mapping[str, Any]], Source]
 SinkFactory = Callable[[str, Mapping[str, Any]], Sink]
@@ -87,6 +89,7 @@ class DagRuntime:
         self._restarter: threading.Thread | None = None
         self._suspended_by_window = False
         self._suspended_by_operator = False  # kept across restarts: an operator's suspend holds until resume
+        self.captures: dict[str, tuple[Capture, DagContext]] = {}  # the latest few, by id (SPEC §13)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self, now: datetime | None = None, suspended: bool = False, reload: bool = False) -> None:
@@ -204,6 +207,44 @@ class DagRuntime:
         ctx = self._ctx
         if ctx is not None:
             ctx.send(COORDINATOR, encode(Tick(node, record)))
+
+    def inject(self, subscriber: str, records: list[dict]) -> str:
+        """``records`` enter as if ``subscriber`` had read them (SPEC §13): same ingress order, epochs and
+        checkpoints, but no source position, so nothing is committed for them. '' when they went in,
+        else why not (the DAG is not running)."""
+        with self._lock:
+            ctx, state = self._ctx, self.state
+        if ctx is None or state not in (RUNNING, SUSPENDED) or ctx.stopping.is_set() or ctx.tearing_down.is_set():
+            return f"dag {self.dag.name!r} is {state}: records can be injected only while it runs"
+        payload = encode_records(records)
+        ctx.gate.admit(len(records), len(payload))  # released with the epoch that holds them
+        ctx.send(COORDINATOR, encode(Ingest(subscriber, len(records), None, payload)))
+        return ""
+
+    def start_capture(self, capture: Capture) -> str:
+        """Have the running actors feed ``capture``; '' when they do, else why not."""
+        with self._lock:
+            ctx, state = self._ctx, self.state
+            if ctx is None or state not in (RUNNING, SUSPENDED) or ctx.stopping.is_set():
+                return f"dag {self.dag.name!r} is {state}: a capture needs it running"
+            if ctx.capture is not None and ctx.capture.taking:
+                return f"capture {ctx.capture.id} of dag {self.dag.name!r} is still taking records"
+            ctx.capture = capture
+            self.captures[capture.id] = (capture, ctx)
+            while len(self.captures) > CAPTURES_KEPT:
+                del self.captures[next(iter(self.captures))]
+        return ""
+
+    def capture_status(self, capture_id: str) -> dict[str, Any] | None:
+        """A capture's status (and its content once done); None when this runtime has no such capture."""
+        with self._lock:
+            found, current = self.captures.get(capture_id), self._ctx
+        if found is None:
+            return None
+        capture, ctx = found
+        if ctx is not current or ctx.tearing_down.is_set():
+            capture.fail("the DAG stopped or restarted before the capture was done")
+        return capture.status()
 
     @property
     def ingress_backlog(self) -> int:

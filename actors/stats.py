@@ -13,6 +13,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.tap import NodeTap
+
 MAX_KEPT_ERRORS = 10
 # Histogram bounds in seconds (SPEC §8). An epoch of a small DAG completes in well under a
 # millisecond and one compute takes microseconds, so both scales are fine-grained there
@@ -66,6 +68,7 @@ class NodeStats:
     input: Any = None
     output: Any = None
     compute_seconds: Histogram = field(default_factory=lambda: Histogram(COMPUTE_BUCKETS))
+    tap: NodeTap = field(default_factory=NodeTap)  # its latest computes, kept while someone reads them
 
     def error(self, message: str, input_value: Any, now: float) -> None:
         self.errors += 1
