@@ -19,7 +19,7 @@ from typing import Any
 
 from actors.messages import RUN_TICK, decode_records
 from actors.stats import NodeStats
-from actors.tap import tapped_step
+from actors.tap import tapped_plain, tapped_step
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
 from graphs.values import describe_error, nan_equal, not_a_map  # nan_equal: same_value(), inlined
 
@@ -102,19 +102,16 @@ class NodeLogic:
         return self._run_merge(parents, complete)
 
     def _tapped(self, run: Callable[..., tuple[Changes, Changes]], *args: Any) -> tuple[Changes, Changes]:
-        """One epoch through the per-record rules of :func:`~actors.tap.tapped_step` (never the plain
-        path), every compute written to the tap."""
+        """One epoch with every compute written to the tap: the same rules, through the tapped twins of
+        :meth:`_run_plain` and :meth:`_step` (:mod:`actors.tap`)."""
         found: list = []
-        plain = self.plain
-        self.plain = False
+        self._run_plain = lambda *plain: tapped_plain(self, found, *plain)
         self._step = lambda seq, record, compare, always: tapped_step(self, found, seq, record, compare, always)
         try:
             return run(*args)
         finally:
-            del self._step
-            self.plain = plain
-            self.fresh = False  # only an optimisation of the plain path: it compares again once
-            self.stats.tap.add(found)
+            del self._run_plain, self._step
+            self.stats.tap.add(found, self.clock())
 
     def _run_root(self, runs: list[list]) -> tuple[Changes, Changes]:
         """A root's epoch: runs ``[first_seq, RUN_RECORDS, encoded records]`` or ``[seq, RUN_TICK, tick]``.

@@ -72,17 +72,17 @@ class NodeTap:
         entries = entries[-limit:] if limit > 0 else []
         return {"open": True, "newest": newest, "computes": [_shown(e) for e in entries]}
 
-    def add(self, found: list[tuple[int, float, Any, Any, str | None]]) -> None:
-        """The computes of one epoch: ``(record_seq, time, input, output, error)`` each."""
+    def add(self, found: list[tuple[int, Any, Any, str | None]], when: float) -> None:
+        """The computes of one epoch, made at about ``when``: ``(record_seq, input, output, error)`` each."""
         if not found:
             return
+        keep = self.entries.maxlen or len(found)
         with self._lock:
-            seq = self.next_seq
-            for record_seq, when, value, out, error in found:
+            first = self.next_seq + max(0, len(found) - keep)  # the ones the ring would drop at once are skipped
+            for seq, (record_seq, value, out, error) in enumerate(found[-keep:], first):
                 self.entries.append({"seq": seq, "time": when, "record_seq": record_seq, "input": value,
                                      "output": out, "error": error})
-                seq += 1
-            self.next_seq = seq
+            self.next_seq += len(found)
 
 
 def _shown(entry: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def tapped_step(logic: Any, found: list, seq: int, record: Any, compare_input: b
         except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
             message = describe_error(exc)
             logic.record_error(message, record)
-            found.append((seq, logic.clock(), record, None, message))
+            found.append((seq, record, None, message))
             return None
         if value is None:
             return None
@@ -121,14 +121,54 @@ def tapped_step(logic: Any, found: list, seq: int, record: Any, compare_input: b
         logic.times.append(time.perf_counter() - started)
         message = describe_error(exc)
         logic.record_error(message, value)
-        found.append((seq, logic.clock(), value, None, message))
+        found.append((seq, value, None, message))
         return None
     logic.times.append(time.perf_counter() - started)
-    found.append((seq, logic.clock(), value, out, None))
+    found.append((seq, value, out, None))
     if out is None or (not always and (out == logic.output or nan_equal(out, logic.output))):
         return None
     logic.output = out
     return out
+
+
+def tapped_plain(logic: Any, found: list, in_seqs: list[int] | range, values: list[Any], seqs: list[int],
+                 outs: list[Any], root: bool, complete: bool = True) -> None:
+    """``NodeLogic._run_plain`` with every compute appended to ``found`` (only while a tap is open): the
+    same rules 1-4 over one run of inputs of a node without transformers, appending what it propagates."""
+    calc, times, always, name = logic.calc, logic.times, logic.always, logic.calc_name
+    trusted = logic.parent_distinct and not root and complete
+    inp, cur, fresh = logic.input, logic.output, logic.fresh
+    clock = time.perf_counter
+    record = found.append
+    for seq, value in zip(in_seqs, values, strict=True):
+        if not root:
+            if not value:  # an empty merged input: the node does not compute (rule 1)
+                fresh = False
+                continue
+            if not always and not (fresh and trusted) and (value == inp or nan_equal(value, inp)):
+                fresh = True
+                continue
+            fresh = True
+        inp = value
+        started = clock()
+        try:
+            out = calc(value)
+            if out is not None and not isinstance(out, dict):
+                raise not_a_map("calculator", name, out)
+        except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
+            times.append(clock() - started)
+            message = describe_error(exc)
+            logic.record_error(message, value)
+            record((seq, value, None, message))
+            continue
+        times.append(clock() - started)
+        record((seq, value, out, None))
+        if out is None or (not always and (out == cur or nan_equal(out, cur))):
+            continue
+        cur = out
+        seqs.append(seq)
+        outs.append(out)
+    logic.input, logic.output, logic.fresh = inp, cur, fresh
 
 
 def _through(chain: tuple[tuple[str, Callable], ...], value: Any) -> Any:

@@ -127,16 +127,25 @@ def test_a_tap_closes_a_while_after_its_last_read_and_forgets_what_it_held() -> 
     now = [0.0]
     tap = tap_module.NodeTap(idle=60.0, clock=lambda: now[0])
     tap.read()
-    tap.add([(0, 1.0, {"a": 1}, {"a": 1}, None)])
+    tap.add([(0, {"a": 1}, {"a": 1}, None)], 1.0)
     now[0] = 59.0
     assert tap.still_open() and len(tap.entries) == 1
     now[0] = 60.0
     assert not tap.still_open() and not tap.open and not tap.entries
 
 
+def test_a_tap_keeps_the_latest_computes_numbered_without_gaps() -> None:
+    tap = tap_module.NodeTap(size=100)
+    tap.add([(i, {"i": i}, {"i": i}, None) for i in range(250)], 1.0)
+    tap.add([(250, {"i": 250}, None, "boom")], 2.0)
+    held = tap.read(after=0)["computes"]
+    assert [e["seq"] for e in held] == list(range(152, 252)) and held[-1]["error"] == "boom"
+    assert held[0]["record_seq"] == 151 and tap.read(after=500)["computes"] == held  # after a restart: all
+
+
 def test_tap_values_keep_bytes_and_nan_and_cut_long_ones() -> None:
     tap = tap_module.NodeTap()
-    tap.add([(0, 1.0, {"b": b"\x00\xff", "x": math.nan}, {"long": "y" * 10_000}, None)])
+    tap.add([(0, {"b": b"\x00\xff", "x": math.nan}, {"long": "y" * 10_000}, None)], 1.0)
     entry = tap.read()["computes"][0]
     assert entry["input"]["b"] == b"\x00\xff" and math.isnan(entry["input"]["x"]) and not entry["input_truncated"]
     assert entry["output_truncated"] and len(entry["output"]) <= tap_module.TAP_VALUE_CHARS + 1
