@@ -28,6 +28,7 @@ from bench.plot import plot_figures
 from bench.redis import redis_figures
 from bench.scrape import scrape_figures
 from bench.serving import running
+from bench.tap import tap_figures
 from bench.workloads import chain_dag, idle_dag, pipeline_dag
 from supervision.config import ServerConfig
 from supervisor import Supervisor
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             "startup_s_200_dags": startup_s(200, tmp),
             "scrape_ms_100_dags": scrape_ms(100, tmp),
             **scrape_figures(100, 50_000),
+            **tap_figures(30_000 if args.quick else 100_000, 3 if args.quick else 5),
             "python": platform.python_version(),
             "cpu": cpu_name(),
         }
@@ -209,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         ("startup of 200 idle DAGs, 2 workers", f"{figures['startup_s_200_dags']:.2f} s"),
         ("/metrics with 100 DAGs", f"{figures['scrape_ms_100_dags']:.1f} ms"),
         ("/metrics, 100 DAGs of 50 KB records", f"{figures['metrics_render_ms_100_dags_50kb']:.1f} ms"),
+        ("tap: none open vs feature removed (CPU)", f"{figures['tap_closed_rps']:,.0f} vs "
+                                                    f"{figures['tap_none_rps']:,.0f} rec/s "
+                                                    f"({figures['tap_closed_ratio']:.3f} x)"),
+        ("tap: one open vs none open (CPU)", f"{figures['tap_open_rps']:,.0f} rec/s "
+                                             f"({figures['tap_open_ratio']:.3f} x)"),
         ("heartbeat, 100 DAGs of 50 KB records", f"{figures['heartbeat_ms_100_dags_50kb']:.1f} ms, "
                                                  f"{figures['heartbeat_bytes_100_dags_50kb'] / 1e6:.2f} MB"),
     ]

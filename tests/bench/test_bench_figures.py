@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 import bench.__main__ as bench_main
+from actors.nodelogic import NodeLogic
 from bench.__main__ import chain_cost_us, chain_rps, median_latency, median_of, startup_s
 from bench.plot import plot_figures
+from bench.tap import feature_removed, tap_figures
 from bench.workloads import chain_dag
 from graphs.loader import load_dag_dict
 
@@ -63,3 +65,13 @@ def test_a_latency_figure_is_the_run_with_the_median_p99(monkeypatch: pytest.Mon
                  {"p50_ms": 0.6, "p99_ms": 1.5, "max_ms": 3.0}])
     monkeypatch.setattr(bench_main, "latency", lambda rate, seconds, tmp: next(runs))
     assert median_latency(3, 5000, 1.0, tmp_path) == {"p50_ms": 0.6, "p99_ms": 1.5, "max_ms": 3.0}
+
+
+def test_tap_figures_compare_the_feature_removed_closed_and_open() -> None:
+    figures = tap_figures(3000, repeats=1)
+    assert set(figures) == {"tap_none_rps", "tap_closed_rps", "tap_open_rps", "tap_closed_ratio", "tap_open_ratio"}
+    assert all(value > 0 for value in figures.values())
+    public = NodeLogic.run_root
+    with feature_removed():
+        assert NodeLogic.run_root is NodeLogic._run_root
+    assert NodeLogic.run_root is public
