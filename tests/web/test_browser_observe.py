@@ -64,7 +64,7 @@ def test_tap_inject_and_a_capture_turned_into_a_test(browser: Browser, server: S
     first = rows.count()
     page.wait_for_function("n => document.querySelectorAll('#tap-rows tr').length > n", arg=first,
                            timeout=TIMEOUT_MS)  # records flowing in, live
-    expect(rows.first.locator("td.output pre")).to_contain_text('"label": "v1"')
+    expect(rows.first.locator("td.output pre")).to_contain_text('"label":"v1"')
 
     page.fill("#inject-form textarea[name=records]", '{"message": "from the browser"}')
     page.click("#inject-form button[type=submit]")

@@ -11,7 +11,7 @@
 
   function shown(value, truncated) {
     if (value === null || value === undefined) return "";
-    return truncated ? String(value) + "…" : JSON.stringify(value, null, 1);
+    return truncated ? String(value) + "…" : JSON.stringify(value);
   }
 
   function valueCell(value, truncated, kind) {
