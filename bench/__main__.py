@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             "startup_s_200_dags": startup_s(200, tmp),
             "scrape_ms_100_dags": scrape_ms(100, tmp),
             **scrape_figures(100, 50_000),
-            **tap_figures(30_000 if args.quick else 100_000, 3 if args.quick else 5),
+            **tap_figures(50_000 if args.quick else 100_000, 5 if args.quick else 7),
             "python": platform.python_version(),
             "cpu": cpu_name(),
         }

@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from tests.support.services import unavailable
 from tests.support.supervised import DAGSERVER, ROOT, SupervisedServer, metronome_dag, read_jsonl
 from tests.support.waiting import wait_until
-from tests.web.test_browser import CHROMIUM, SHOTS, TIMEOUT_MS, shoot, signed_in
+from tests.web.test_browser import CHROMIUM, SHOTS, TIMEOUT_MS, post_from_page, shoot, signed_in
 
 LABEL = {"name": "label", "type": "ApplyDefaultsCalculator", "config": {"defaults": {"label": "v1"}}}
 
@@ -57,6 +57,8 @@ def test_tap_inject_and_a_capture_turned_into_a_test(browser: Browser, server: S
                                                       tmp_path: Path) -> None:
     page = signed_in(browser, server, "operator")
     page.goto(f"http://127.0.0.1:{server.port}/dags/flow")
+    for path in ("/api/dags/flow/subscribers/clock/inject", "/api/dags/flow/capture"):
+        assert post_from_page(page, path, csrf=False) == 403  # a browser's POST needs its CSRF token
     page.click("#graph g.box[data-key='node:tick']")
     rows = page.locator("#tap-rows tr")
     expect(page.locator("#tap-node")).to_have_text("tick")
