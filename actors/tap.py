@@ -52,7 +52,9 @@ class NodeTap:
         (else the tap closes and forgets what it held)."""
         if self.clock() < self._open_until:
             return True
-        with self._lock:
+        with self._lock:  # a read may have come in meanwhile: look again where reads set it
+            if self.clock() < self._open_until:
+                return True
             self.open = False
             self.entries.clear()
         return False
@@ -62,9 +64,9 @@ class NodeTap:
 
         An ``after`` beyond the newest entry (the worker restarted since) returns everything held.
         """
-        self._open_until = self.clock() + self.idle
-        self.open = True
         with self._lock:
+            self._open_until = self.clock() + self.idle
+            self.open = True
             entries = list(self.entries)
             newest = self.next_seq - 1
         if after <= newest:
