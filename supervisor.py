@@ -36,6 +36,7 @@ from supervision.dags import DagEntry, config_view, dag_view, mask_endpoints, mo
 from supervision.dagtest import from_capture, run_tests
 from supervision.ha import HaNotAvailable
 from supervision.leadership import Leadership
+from supervision.observing import ObserveError, Observer
 from supervision.placement import place_dags
 from supervision.replay import run_replay
 from supervision.serving import MAX_BODY, WebServer
@@ -71,6 +72,7 @@ class Supervisor:
         self.workers = self.pool.handles
         self.ha = Leadership(config, self.pool, self.dags, deploy=self._deploy)  # HaNotAvailable without kazoo
         self.catalog = DagCatalog(config, self.pool, self.dags, self.ha)  # admin: add, reload, clone, delete
+        self.observer = Observer(self)  # tap, inject, capture (SPEC §13)
 
     # -- startup ------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -237,6 +239,13 @@ class Supervisor:
             raise ServiceError(exc.message, exc.status, exc.problems) from exc
         return {"name": args[0], "deleted": True} if entry is None else self._summary(entry)
 
+    def observe(self, action: str, *args: Any) -> dict[str, Any]:
+        """Run an :class:`Observer` operation (tap, inject, start_capture, capture); its refusal as a ServiceError."""
+        try:
+            return dict(getattr(self.observer, action)(*args))
+        except ObserveError as exc:
+            raise ServiceError(exc.message, exc.status) from exc
+
 
 class SupervisorService:
     """The :class:`web.service.SupervisorService` the web layer is given: the supervisor's public face."""
@@ -254,6 +263,11 @@ class SupervisorService:
         self.delete_dag = lambda name: supervisor.admin("delete", name)
         self.health, self.metrics_text = supervisor.health, supervisor.metrics_text
         self.skipped = lambda: mask_secrets(supervisor.skipped())
+        self.tap = lambda name, node, after=0: supervisor.observe("tap", name, node, after)
+        self.inject = lambda name, subscriber, records: supervisor.observe("inject", name, subscriber, records)
+        self.start_capture = lambda name, records, seconds: supervisor.observe("start_capture", name, records,
+                                                                               seconds)
+        self.capture = lambda name, capture_id: supervisor.observe("capture", name, capture_id)  # records as they are
 
 
 def serve(config_path: str | None, log_level: str = "INFO") -> int:

@@ -51,6 +51,7 @@ class DagContext:
     saver: Any = None  # the coordinator's CheckpointSaver (actors/saver.py), stopped at teardown
     failure: str = ""  # the first actor failure of this incarnation, described
     generation: int = -1  # the runtime generation that installed this incarnation
+    capture: Any = None  # the Capture (actors/capture.py) the coordinator and publishers feed, while one runs
 
     def send(self, target: str, data: Any) -> None:
         """Tell ``target``; a receiver that already died is ignored (the DAG is restarting)."""

@@ -10,7 +10,8 @@ Frames are msgpack arrays sent with ``send_bytes``::
 supervisor keeps the newest view of each DAG whichever frame arrives last. Commands:
 ``deploy``, ``start``, ``stop``, ``suspend``, ``resume``, ``details``, ``node``, ``shutdown``,
 ``lease`` (``{"until": monotonic deadline}``: how long a high-availability worker may read and
-publish, SPEC §9).
+publish, SPEC §9), and ``tap``, ``inject``, ``capture``, ``capture_status`` (a node's latest computes,
+records handed in, the next inputs and outputs recorded: :mod:`actors.observing`, SPEC §13).
 
 Usage::
 

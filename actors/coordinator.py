@@ -196,9 +196,13 @@ class CoordinatorActor(DagActor):
         taken = gated = gated_bytes = 0
         started = self.ctx.clock()
         pending = self.pending
+        capture = self.ctx.capture
+        captured: list | None = [] if capture is not None and capture.taking else None
         while pending and (not taken or taken + pending[0].count <= limit):
             batch = pending.popleft()
             seq = self.next_seq
+            if captured is not None:
+                captured.append((seq, batch))
             self.next_seq += batch.count
             taken += batch.count
             started = min(started, batch.arrived)
@@ -226,6 +230,8 @@ class CoordinatorActor(DagActor):
         self.open[epoch] = OpenEpoch(set(self.terminals), gated, gated_bytes, started, flags, positions,
                                      counted=counted)
         self.ctx.stats.epochs_open = len(self.open)
+        if captured:
+            capture.take(epoch, captured)  # before the epoch leaves: its outputs find the capture ready
         for root, root_runs in runs.items():
             self.ctx.send(node_actor_name(root), encode(Epoch(epoch, flags, root_runs, COORDINATOR)))
         self._complete()
@@ -253,6 +259,8 @@ class CoordinatorActor(DagActor):
             self.positions.update(info.positions)
             self.counted.update(info.counted)
             self.node_counted.update(info.node_counted)
+            if self.ctx.capture is not None:
+                self.ctx.capture.completed(epoch)
             if info.flags & FLAG_CHECKPOINT:
                 self._checkpoint(info)
         self._check_drained()

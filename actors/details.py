@@ -2,7 +2,7 @@
 
 Everything returned is plain data (msgpack- and JSON-encodable) so it can cross the
 worker's control channel unchanged. Node inputs and outputs, and the inputs of recent
-errors, are **previews**: a value whose JSON text is longer than :data:`PREVIEW_CHARS` is
+errors, are **previews**: a value whose JSON text is longer than :data:`actors.preview.PREVIEW_CHARS` is
 replaced by the start of that text and flagged (``input_truncated``...), so a heartbeat
 stays small whatever the records weigh. ``details(full=True)`` has the whole values.
 
@@ -14,17 +14,13 @@ Usage::
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 from datetime import datetime
 from typing import Any, Protocol
 
+from actors.preview import preview
 from actors.states import DagState
 from actors.stats import DagStats
 from graphs.model import DagModel
-
-PREVIEW_CHARS = 1024
 
 
 class DagView(Protocol):
@@ -105,62 +101,6 @@ def _endpoint(stats: Any) -> dict[str, Any]:
     return {"records": stats.records, "rejected": stats.rejected, "dropped": stats.dropped,
             "commit_errors": stats.commit_errors, "errors": stats.errors, "backlog": stats.backlog,
             "last_activity": stats.last_activity, "status": stats.status}
-
-
-# -- previews ---------------------------------------------------------------------------------------
-class _Full(Exception):
-    """The preview reached its length."""
-
-
-def preview(value: Any, limit: int = PREVIEW_CHARS) -> tuple[Any, bool]:
-    """``(value, False)`` when its JSON text fits in ``limit`` characters, else ``(start of the text, True)``.
-
-    The walk stops as soon as ``limit`` characters are written, so it costs the same for a
-    50 KB record as for a 5 MB one. Bytes show as base64, NaN and infinities as null.
-    """
-    out: list[str] = []
-    left = [limit]
-    try:
-        _write(value, out, left)
-    except _Full:
-        return "".join(out)[:limit] + "…", True
-    return value, False
-
-
-def _put(text: str, out: list[str], left: list[int]) -> None:
-    out.append(text)
-    left[0] -= len(text)
-    if left[0] < 0:
-        raise _Full
-
-
-def _write(value: Any, out: list[str], left: list[int]) -> None:
-    kind = type(value)
-    if kind is dict:
-        _put("{", out, left)
-        for i, (key, item) in enumerate(value.items()):
-            _put(", " if i else "", out, left)
-            _put(json.dumps(str(key)[: left[0] + 1]) + ": ", out, left)
-            _write(item, out, left)
-        _put("}", out, left)
-    elif kind is list or kind is tuple:
-        _put("[", out, left)
-        for i, item in enumerate(value):
-            _put(", " if i else "", out, left)
-            _write(item, out, left)
-        _put("]", out, left)
-    elif value is None or kind is bool:
-        _put("null" if value is None else ("true" if value else "false"), out, left)
-    elif kind is int:
-        _put(str(value) if -(10**18) < value < 10**18 else f"{float(value):e}", out, left)
-    elif kind is float:
-        _put(repr(value) if math.isfinite(value) else "null", out, left)
-    elif kind is str:
-        _put(json.dumps(value[: left[0] + 1]), out, left)
-    elif kind is bytes or kind is bytearray:
-        _put('"' + base64.b64encode(bytes(value[: left[0] + 1])).decode("ascii") + '"', out, left)
-    else:
-        _put(json.dumps(repr(value)[: left[0] + 1]), out, left)
 
 
 def node_details(runtime: DagView, node: str) -> dict[str, Any]:

@@ -51,6 +51,14 @@ class IngressGate:
             self._in_flight += records
             self._bytes += nbytes
 
+    def admit(self, records: int, nbytes: int) -> None:
+        """Records that came from elsewhere than a source (injected, SPEC §13): in flight at once, their
+        slots taken even past the capacity, so subscribers wait until they completed."""
+        with self._cond:
+            self._free -= records
+            self._in_flight += records
+            self._bytes += nbytes
+
     def give_back(self, slots: int) -> None:
         """Return slots taken but not used for records read."""
         if slots:

@@ -20,6 +20,7 @@ from typing import Any
 from actors.messages import RUN_TICK, decode_records
 from actors.state import NodeStates
 from actors.stats import NodeStats
+from actors.tap import tapped_plain, tapped_step
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
 from graphs.state import LateRecord, is_stateful, owner_of
 from graphs.values import describe_error, nan_equal, not_a_map  # nan_equal: same_value(), inlined
@@ -98,6 +99,32 @@ class NodeLogic:
 
     # -- epochs ---------------------------------------------------------------------------------
     def run_root(self, runs: list[list]) -> tuple[Changes, Changes]:
+        """A root's epoch (see :meth:`_run_root`); written down in the node's tap while one is open."""
+        tap = self.stats.tap
+        if tap.open and tap.still_open():
+            return self._tapped(self._run_root, runs)
+        return self._run_root(runs)
+
+    def run_merge(self, parents: list[list], complete: bool = True) -> tuple[Changes, Changes]:
+        """An inner node's epoch (see :meth:`_run_merge`); written down in the node's tap while one is open."""
+        tap = self.stats.tap
+        if tap.open and tap.still_open():
+            return self._tapped(self._run_merge, parents, complete)
+        return self._run_merge(parents, complete)
+
+    def _tapped(self, run: Callable[..., tuple[Changes, Changes]], *args: Any) -> tuple[Changes, Changes]:
+        """One epoch with every compute written to the tap: the same rules, through the tapped twins of
+        :meth:`_run_plain` and :meth:`_step` (:mod:`actors.tap`)."""
+        found: list = []
+        self._run_plain = lambda *plain: tapped_plain(self, found, *plain)
+        self._step = lambda seq, record, compare, always: tapped_step(self, found, seq, record, compare, always)
+        try:
+            return run(*args)
+        finally:
+            del self._run_plain, self._step
+            self.stats.tap.add(found, self.clock())
+
+    def _run_root(self, runs: list[list]) -> tuple[Changes, Changes]:
         """A root's epoch: runs ``[first_seq, RUN_RECORDS, encoded records]`` or ``[seq, RUN_TICK, tick]``.
 
         For a MetronomeNode, records from its subscriber only update the latest record;
@@ -110,7 +137,7 @@ class NodeLogic:
         always = self.always
         for first, kind, payload in runs:
             if kind == RUN_TICK:
-                out = step(self.latest if self.latest is not None else payload, False, True)
+                out = step(first, self.latest if self.latest is not None else payload, False, True)
                 if out is not None:
                     seqs.append(first)
                     outs.append(out)
@@ -124,14 +151,14 @@ class NodeLogic:
                 self._run_plain(range(first, first + len(records)), records, seqs, outs, True)
                 continue
             for seq, record in enumerate(records, first):
-                out = step(record, False, always)
+                out = step(seq, record, False, always)
                 if out is not None:
                     seqs.append(seq)
                     outs.append(out)
         self._account()
         return self._result(seqs, outs)
 
-    def run_merge(self, parents: list[list], complete: bool = True) -> tuple[Changes, Changes]:
+    def _run_merge(self, parents: list[list], complete: bool = True) -> tuple[Changes, Changes]:
         """An inner node's epoch: one ``[seqs, outputs]`` per incoming edge, in edge order.
 
         ``complete=False``: some of the parent's outputs were dropped on the way (msgpack could not
@@ -155,7 +182,7 @@ class NodeLogic:
                 set_parent(0, output)
                 merged = self._merged()
                 if merged is not None:
-                    out = step(merged, True, always)
+                    out = step(seq, merged, True, always)
                     if out is not None:
                         seqs.append(seq)
                         outs.append(out)
@@ -173,7 +200,7 @@ class NodeLogic:
                 merged = self._merged()
                 if merged is None:
                     continue
-                out = step(merged, True, always)
+                out = step(seq, merged, True, always)
                 if out is not None:
                     seqs.append(seq)
                     outs.append(out)
@@ -268,8 +295,8 @@ class NodeLogic:
             merged.update(out)
         return merged
 
-    def _step(self, record: Any, compare_input: bool, always: bool) -> Any:
-        """Rules 1-4 for one record; the new output when it is to be propagated, else None."""
+    def _step(self, seq: int, record: Any, compare_input: bool, always: bool) -> Any:
+        """Rules 1-4 for one record (number ``seq``); the new output when it is to be propagated, else None."""
         value = record
         if self.in_chain:
             try:

@@ -61,13 +61,13 @@ class PublisherActor(DagActor):
 
     def _publish(self, epoch: int, flags: int, slots: list[list]) -> None:
         if len(slots) == 1:
-            records = slots[0][1]
+            seqs, records = slots[0]
         else:
             topo = self.feeder_topo
             events = [(seq, topo[i], record) for i, (seqs, outs) in enumerate(slots)
                       for seq, record in zip(seqs, outs, strict=True)]
             events.sort(key=lambda event: (event[0], event[1]))
-            records = [event[2] for event in events]
+            seqs, records = [event[0] for event in events], [event[2] for event in events]
         if records or flags & FLAG_CHECKPOINT:
             if not self._allowed():
                 return  # torn down while fenced: the epoch stays unacked, the next leader replays it
@@ -75,6 +75,9 @@ class PublisherActor(DagActor):
             busy[self.actor_name] = time.monotonic()
             try:
                 if records:
+                    capture = self.ctx.capture
+                    if capture is not None:  # before the write: a sink may keep the list it is given
+                        capture.published(self.name, seqs, records)
                     refused = self.sink.write_batch(records)
                     self.stats.add(len(records) - len(refused or ()))
                     if refused:

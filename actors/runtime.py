@@ -32,11 +32,13 @@ from typing import Any
 import pykka
 
 from actors import details as details_mod
+from actors.capture import Capture
 from actors.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
 from actors.context import COORDINATOR, DagContext
 from actors.counting import restore_counters
 from actors.incarnation import BuildError, Wiring, build, server_identity, teardown
 from actors.messages import Control, Tick, encode
+from actors.observable import Observable
 from actors.restart import RestartPolicy
 from actors.states import DagState
 from actors.stats import DagStats
@@ -59,7 +61,7 @@ SourceFactory = Callable[[str, Mapping[str, Any]], Source]
 SinkFactory = Callable[[str, Mapping[str, Any]], Sink]
 
 
-class DagRuntime:
+class DagRuntime(Observable):
     """Runs one DAG in this process."""
 
     def __init__(self, dag: DagModel, *, state_dir: str | Path | None = None,
@@ -92,6 +94,7 @@ class DagRuntime:
         self._restarter: threading.Thread | None = None
         self._suspended_by_window = False
         self._suspended_by_operator = False  # kept across restarts: an operator's suspend holds until resume
+        self.captures: dict[str, tuple[Capture, DagContext]] = {}  # the latest few, by id (SPEC §13)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self, now: datetime | None = None, suspended: bool = False, reload: bool = False) -> None:

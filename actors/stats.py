@@ -13,6 +13,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.tap import NodeTap
+
 MAX_KEPT_ERRORS = 10
 # Histogram bounds in seconds (SPEC §8). An epoch of a small DAG completes in well under a
 # millisecond and one compute takes microseconds, so both scales are fine-grained there
@@ -71,6 +73,7 @@ class NodeStats:
     state_groups: int | None = None  # groups a stateful calculator holds now (None: it does not say)
     state_bytes: int | None = None  # size of its latest snapshot, encoded (None: no state taken yet)
     stateful: bool = False  # the node keeps calculator or transformer state (shown under "state")
+    tap: NodeTap = field(default_factory=NodeTap)  # its latest computes, kept while someone reads them
 
     def error(self, message: str, input_value: Any, now: float) -> None:
         self.errors += 1

@@ -29,6 +29,7 @@ from typing import Any
 from actors.control import HEARTBEAT, REPLY, pack, unpack
 from actors.details import node_details
 from actors.lease import LEASE
+from actors.observing import OBSERVING
 from actors.restart import RestartPolicy
 from actors.runtime import DagRuntime
 from graphs.building import build_model
@@ -36,7 +37,9 @@ from graphs.masking import install_log_masking
 
 HEARTBEAT_INTERVAL = 0.5
 WINDOW_CHECK_INTERVAL = 1.0
-READ_ONLY = frozenset({"details", "node"})
+READ_ONLY = frozenset({"details", "node", "tap", "capture_status"})
+# quick and safe in any state, so never queued behind a DAG's lane: a record handed over, a flag set
+OUT_OF_BAND = READ_ONLY | {"inject", "capture"}
 SNAPSHOT_REPLIES = frozenset({"start", "stop", "suspend", "resume", "details", "deploy"})
 
 log = logging.getLogger("dagserver.worker")
@@ -82,7 +85,7 @@ class Worker:
         """Run one request where it belongs and send its reply when done."""
         if command == "lease":  # fencing must not wait behind anything (SPEC §9)
             self._answer(request_id, command, args)
-        elif command in READ_ONLY:
+        elif command in OUT_OF_BAND:
             self._reads.submit(self._answer, request_id, command, args)
         else:
             self.lane(self._lane_name(command, args)).submit(self._answer, request_id, command, args)
@@ -130,6 +133,8 @@ class Worker:
                            f"worker {self.worker_id}")
         if command == "node":
             return node_details(runtime, str(args.get("node", "")))
+        if command in OBSERVING:
+            return OBSERVING[command](runtime, args)
         if command == "start":
             runtime.start(self.clock(), suspended=bool(args.get("suspended")), reload=bool(args.get("reload")))
         elif command == "stop":

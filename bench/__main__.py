@@ -29,6 +29,7 @@ from bench.redis import redis_figures
 from bench.scrape import scrape_figures
 from bench.serving import running
 from bench.state import aggregate_ceiling_rps, aggregate_dag, checkpoint_figures, held_state_dag
+from bench.tap import tap_figures
 from bench.workloads import chain_dag, idle_dag, pipeline_dag
 from supervision.config import ServerConfig
 from supervisor import Supervisor
@@ -206,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             "startup_s_200_dags": startup_s(200, tmp),
             "scrape_ms_100_dags": scrape_ms(100, tmp),
             **scrape_figures(100, 50_000),
+            **tap_figures(50_000 if args.quick else 100_000, 5 if args.quick else 7),
             "python": platform.python_version(),
             "cpu": cpu_name(),
         }
@@ -239,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         ("startup of 200 idle DAGs, 2 workers", f"{figures['startup_s_200_dags']:.2f} s"),
         ("/metrics with 100 DAGs", f"{figures['scrape_ms_100_dags']:.1f} ms"),
         ("/metrics, 100 DAGs of 50 KB records", f"{figures['metrics_render_ms_100_dags_50kb']:.1f} ms"),
+        ("tap: none open vs feature removed (CPU)", f"{figures['tap_closed_rps']:,.0f} vs "
+                                                    f"{figures['tap_none_rps']:,.0f} rec/s "
+                                                    f"({figures['tap_closed_ratio']:.3f} x)"),
+        ("tap: one open vs none open (CPU)", f"{figures['tap_open_rps']:,.0f} rec/s "
+                                             f"({figures['tap_open_ratio']:.3f} x)"),
         ("heartbeat, 100 DAGs of 50 KB records", f"{figures['heartbeat_ms_100_dags_50kb']:.1f} ms, "
                                                  f"{figures['heartbeat_bytes_100_dags_50kb'] / 1e6:.2f} MB"),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections.abc import Callable
 
 from actors.runtime import DagRuntime
 from adapters.builtin.mem import get_queue, mem_put
@@ -17,7 +18,10 @@ from bench.workloads import throughput_record
 from graphs.loader import load_dag_dict
 
 
-def inprocess_rps(count: int) -> float:
+def inprocess_rps(count: int, prepare: Callable[[DagRuntime], None] | None = None, cpu: bool = False) -> float:
+    """Records/s through the pipeline; ``prepare`` is called with the started runtime before the feed.
+    ``cpu``: per second of this process's CPU time instead of wall time (steadier on a busy machine)."""
+    clock = time.process_time if cpu else time.perf_counter
     dag = load_dag_dict({
         "name": "inprocess",
         "subscribers": [{"name": "in", "config": {"source": "mem://queue/inprocess-in", "max_size": 50_000}}],
@@ -39,18 +43,20 @@ def inprocess_rps(count: int) -> float:
     })
     runtime = DagRuntime(dag)
     runtime.start()
+    if prepare is not None:
+        prepare(runtime)
     out = get_queue("inprocess-out", 50_000)
 
     def feed() -> None:
         for first in range(0, count, 1000):
             mem_put("inprocess-in", [throughput_record(i) for i in range(first, min(count, first + 1000))])
 
-    start = time.perf_counter()
+    start = clock()
     threading.Thread(target=feed, daemon=True).start()
     seen = 0
     while seen < count:
         seen += len(out.get(10_000, 1.0))
-    elapsed = time.perf_counter() - start
+    elapsed = clock() - start
     runtime.stop(timeout=30)
     return count / elapsed
 

@@ -173,7 +173,8 @@ def _describe(name: str, want: list[Any], got: list[Any]) -> str:
         lines[0] += f"; record {first + 1} differs"
         a, b = want[first], got[first]
         if isinstance(a, dict) and isinstance(b, dict):
-            keys = sorted(k for k in set(a) | set(b) if k not in a or k not in b or not nan_equal(a[k], b[k]))
+            keys = sorted(k for k in set(a) | set(b)
+                          if k not in a or k not in b or not (a[k] == b[k] or nan_equal(a[k], b[k])))
             lines.append("  keys that differ: " + "; ".join(
                 f"{k}: expected {_show(a, k)}, got {_show(b, k)}" for k in keys))
         lines += [f"  expected: {json.dumps(a, sort_keys=True)}", f"  actual:   {json.dumps(b, sort_keys=True)}"]

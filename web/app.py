@@ -26,6 +26,7 @@ from web.accounts import Accounts
 from web.api import api
 from web.auth import install
 from web.jsonsafe import SafeJSONProvider
+from web.observe import observe
 from web.pages import pages
 from web.service import ServiceError, SupervisorService
 from web.sessions import DEFAULT_SESSION_HOURS, SessionStore
@@ -48,6 +49,7 @@ def create_app(service: SupervisorService, accounts: Accounts | None = None, sec
     app.extensions[EXTENSION] = service
     install(app, accounts, secure, sessions if sessions is not None else SessionStore(lifetime=session_hours * 3600))
     app.register_blueprint(api)
+    app.register_blueprint(observe)
     app.register_blueprint(pages)
     app.register_error_handler(ServiceError, service_error)
     app.register_error_handler(HTTPException, http_error)

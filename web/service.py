@@ -85,3 +85,19 @@ class SupervisorService(Protocol):
 
     def delete_dag(self, name: str) -> dict[str, Any]:
         """Stop the DAG, forget it and remove its file; ``{"name", "deleted": True}``."""
+
+    # -- seeing inside a DAG (SPEC §13): each raises UnknownDag (404), WrongState (409) or Invalid (400) -------
+    def tap(self, name: str, node: str, after: int = 0) -> dict[str, Any]:
+        """``{"computes": [{seq, time, record_seq, input, output, error}, ...], "newest": SEQ}``: the node's
+        latest computes after ``after`` (the first read switches its tap on; it goes off a minute after the last)."""
+
+    def inject(self, name: str, subscriber: str, records: Any) -> dict[str, Any]:
+        """Hand ``records`` (a list of maps) to the DAG as if ``subscriber`` had read them; ``{"injected": N}``.
+        Too many records is a ServiceError with status 413."""
+
+    def start_capture(self, name: str, records: Any, seconds: Any) -> dict[str, Any]:
+        """Record the next ``records`` inputs (at most ``seconds``) and their outputs; ``{"id", "state", ...}``."""
+
+    def capture(self, name: str, capture_id: str) -> dict[str, Any]:
+        """A capture's ``state`` (``capturing``, ``finishing``, ``done``, ``failed``); once done also ``events``
+        (the replay format), ``outputs`` (publisher -> records) and ``dag`` (the DAG file)."""

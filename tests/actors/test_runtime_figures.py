@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from actors.details import PREVIEW_CHARS, node_details, preview
+from actors.details import node_details
+from actors.preview import PREVIEW_CHARS, preview
 from actors.runtime import DagRuntime
 from actors.stats import COMPUTE_BUCKETS
 from adapters.builtin.mem import MemSink, mem_put, mem_size, reset_mem_broker

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 import bench.__main__ as bench_main
+from actors.nodelogic import NodeLogic
 from bench.__main__ import chain_cost_us, chain_rps, median_latency, median_of, startup_s
 from bench.plot import plot_figures
 from bench.state import aggregate_ceiling_rps, checkpoint_figures, held_state_dag
+from bench.tap import feature_removed, tap_figures
 from bench.workloads import chain_dag
 from graphs.loader import load_dag_dict
 
@@ -81,3 +83,11 @@ def test_latency_with_a_held_state_runs_through_a_worker(tmp_path: Path) -> None
     assert [(e.from_node, e.to_node) for e in dag.edges][-2:] == [("value", "held"), ("held", "publish")]
     latency = bench_main.state_latency(1000.0, 0.3, 1000, tmp_path)
     assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+def test_tap_figures_compare_the_feature_removed_closed_and_open() -> None:
+    figures = tap_figures(3000, repeats=1)
+    assert set(figures) == {"tap_none_rps", "tap_closed_rps", "tap_open_rps", "tap_closed_ratio", "tap_open_ratio"}
+    assert all(value > 0 for value in figures.values())
+    public = NodeLogic.run_root
+    with feature_removed():
+        assert NodeLogic.run_root is NodeLogic._run_root
+    assert NodeLogic.run_root is public

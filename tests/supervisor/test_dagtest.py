@@ -78,6 +78,12 @@ def test_update_writes_what_the_dag_publishes(prices: Path) -> None:
     assert run([prices])[0] == 0
 
 
+def test_only_the_keys_that_differ_are_named_not_equal_ones_beside_them() -> None:
+    found = differences({"p": [{"label": "v1", "message": "m", "tick": 3, "x": float("nan")}]},
+                        {"p": [{"label": "v2", "message": "m", "tick": 3, "x": float("nan")}]})
+    assert found[0].splitlines()[1] == '  keys that differ: label: expected "v1", got "v2"'
+
+
 def test_missing_and_extra_records_are_named() -> None:
     extra = differences({"p": [{"a": 1}]}, {"p": [{"a": 1}, {"a": 2}]})
     assert extra == ['publisher \'p\': expected 1 records, got 2\n  first record not expected: {"a": 2}']
