@@ -260,10 +260,16 @@ class KafkaSource(Source):
         return {kafka.TopicPartition(self.topic, p): kafka.OffsetAndMetadata(o) for p, o in offsets.items()}
 
     def _send_commit(self, offsets: dict[int, int]) -> Any:
+        """Commit ``offsets`` asynchronously: the commit's future, or None (nothing to send, or it could not
+        be sent: counted, and the offsets stay unconfirmed for the next commit)."""
         consumer = self._consumer
         if not offsets or consumer is None:
             return None
-        return consumer.commit_async(self._request(offsets), callback=self._committed)
+        try:
+            return consumer.commit_async(self._request(offsets), callback=self._committed)
+        except self._kafka.errors.KafkaError as exc:  # no broker to ask for the coordinator, say
+            self._committed({}, exc)
+            return None
 
     def _committed(self, offsets: Mapping[Any, Any], result: Any) -> None:
         if isinstance(result, BaseException):

@@ -14,11 +14,13 @@ from actors.restart import RestartPolicy
 from actors.runtime import RUNNING, DagRuntime
 from adapters.base import RejectedRecord
 from adapters.kafka import KafkaSink, KafkaSource
+from adapters.mem import get_queue
 from tests.adapters.test_kafka import GROUP, Reader, first_seen, kafka_dag, priced, unique, write
 from tests.support.waiting import wait_until
 
-# a long session: a member outlives a short outage (the tests cut the connection, not the membership)
-PATIENT = {**GROUP, "session_timeout_ms": 30_000, "heartbeat_interval_ms": 1000, "max_poll_interval_ms": 60_000}
+# a longer session: a member outlives a short outage (the test cuts the connection, not the membership);
+# joining takes about half of it on this broker
+PATIENT = {**GROUP, "session_timeout_ms": 10_000, "heartbeat_interval_ms": 1000, "max_poll_interval_ms": 20_000}
 
 
 def keyed(ids: range) -> list[dict[str, Any]]:
@@ -109,7 +111,8 @@ def test_a_dag_publishing_a_record_too_large_dead_letters_it_and_goes_on(kafka_b
     write(bootstrap, source, records)
     publisher = {"destination": f"kafka://topic/{target}", "bootstrap_servers": bootstrap,
                  "producer_config": {"max_request_size": 10_000}}
-    dag = kafka_dag(unique("large"), bootstrap, source, publisher, dead_letter=f"mem://queue/{unique('letters')}",
+    letters = unique("letters")
+    dag = kafka_dag(unique("large"), bootstrap, source, publisher, dead_letter=f"mem://queue/{letters}",
                     calculator={"name": "copy", "type": "NullCalculator"})
     runtime = DagRuntime(dag, restart=RestartPolicy(max_restarts=0))
     runtimes.append(runtime)
@@ -121,6 +124,9 @@ def test_a_dag_publishing_a_record_too_large_dead_letters_it_and_goes_on(kafka_b
         assert wait_until(lambda: runtime.details()["publishers"]["out"]["errors"] == 1, timeout=10), \
             runtime.details()["publishers"]["out"]
         assert runtime.state == RUNNING
+        assert runtime.stop(timeout=15)  # its last checkpoint writes the dead letters out
+        dead = get_queue(letters).get(10, 1.0)
+        assert len(dead) == 1 and dead[0]["publisher"] == "out" and "too large" in dead[0]["error"]
     finally:
         reader.close()
 
@@ -225,7 +231,7 @@ def test_a_failed_commit_is_counted_and_the_next_commit_sends_it_again(kafka_out
     source.open(None)
     got: list[Any] = []
     try:
-        assert wait_until(lambda: len(read_into(source, got, 200)) >= 200, timeout=30)
+        assert wait_until(lambda: len(read_into(source, got, 200)) >= 200, timeout=60)
         position = source.position()
         kafka_outage.proxy.cut()
         source.commit(position)
@@ -244,7 +250,7 @@ def test_a_failed_commit_is_counted_and_the_next_commit_sends_it_again(kafka_out
     again.open(None)
     rest: list[Any] = []
     try:
-        assert wait_until(lambda: len(read_into(again, rest)) >= 100, timeout=30)
+        assert wait_until(lambda: len(read_into(again, rest)) >= 100, timeout=60)
         assert rest == priced(100, start=200)  # nothing committed is read again
     finally:
         again.close()
