@@ -21,8 +21,6 @@ from graphs.loader import load_dag_dict
 from graphs.reference import ReferenceEvaluator
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated. Use files:DeprecationWarning")  # kafka-python's
-
 # small group timeouts: a join takes about half the session timeout
 GROUP = {"session_timeout_ms": 3000, "heartbeat_interval_ms": 500, "max_poll_interval_ms": 10000,
          "reconnect_backoff_max_ms": 1000}
