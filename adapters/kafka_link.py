@@ -103,8 +103,8 @@ def connected(client: Any, grouped: bool = False) -> bool:
 
 def is_outage(kafka: Any, exc: BaseException) -> bool:
     """Whether ``exc`` (raised making a client) says no broker could be reached, rather than a mistake."""
-    errors = kafka.errors
-    return isinstance(exc, errors.KafkaConnectionError | errors.NoBrokersAvailable | OSError) or (
+    errors = kafka.errors  # a failed bootstrap is a KafkaTimeoutError, which is retriable
+    return isinstance(exc, errors.KafkaConnectionError | OSError) or (
         isinstance(exc, errors.KafkaError) and bool(getattr(exc, "retriable", False)))
 
 
@@ -132,8 +132,9 @@ def make_client(cls: Any, settings: dict[str, Any]) -> Any:
 class Opener:
     """Makes an endpoint's kafka-python client on a helper thread, again and again (backoff 1 s doubling,
     capped at 10 s) while no broker answers; ``on_made(client)`` gets it. Meanwhile the endpoint's
-    status is ``reconnecting``. A failure that is not an outage (a bad setting, refused credentials)
-    ends the attempts: :meth:`start` raises it when it comes first, else it waits in ``failure``."""
+    status is ``reconnecting``. A failure that is not an outage (say, a setting kafka-python does not
+    know) ends the attempts: :meth:`start` raises it when it comes first, else it waits in ``failure``.
+    (kafka-python reports a broker refusing the credentials as a bootstrap timeout: that one is retried.)"""
 
     def __init__(self, endpoint: Any, kafka: Any, make: Callable[[], Any], on_made: Callable[[Any], None]) -> None:
         self.endpoint = endpoint  # a Source or a Sink: ``status`` and ``uri``
@@ -142,12 +143,14 @@ class Opener:
         self.on_made = on_made
         self.made = threading.Event()  # set once on_made ran
         self.failure: BaseException | None = None
+        self.failures = 0  # attempts that found no broker
         self._tried = threading.Event()  # the first attempt is over
         self._closing = threading.Event()
         self._lock = threading.Lock()  # close() and handing the client over never cross
         self._thread: threading.Thread | None = None
 
     def start(self, wait: float = OPEN_WAIT) -> None:
+        """Start the attempts and wait up to ``wait`` seconds for the first one (``reconnecting`` after)."""
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"kafka-open-{self.endpoint.uri}")
         self._thread.start()
         self._tried.wait(wait)
@@ -157,7 +160,7 @@ class Opener:
             self.endpoint.status = RECONNECTING
 
     def _run(self) -> None:
-        delay, failures = BACKOFF_FIRST, 0
+        delay = BACKOFF_FIRST
         while not self._closing.is_set():
             try:
                 client = self.make()
@@ -167,21 +170,21 @@ class Opener:
                     self.failure = exc
                     self._tried.set()
                     return
-                failures += 1
+                self.failures += 1
                 self.endpoint.status = RECONNECTING
-                (log.warning if failures in (1, 10) or failures % 100 == 0 else log.debug)(
-                    "%s: no broker answers (attempt %d: %s); trying again in %.0f s", self.endpoint.uri, failures,
-                    exc, delay)
+                (log.warning if self.failures in (1, 10) or self.failures % 100 == 0 else log.debug)(
+                    "%s: no broker answers (attempt %d: %s); trying again in %.0f s", self.endpoint.uri,
+                    self.failures, exc, delay)
                 self._tried.set()
-                self._closing.wait(delay * (1.0 + 0.2 * random.random()))
+                self._closing.wait(min(BACKOFF_MAX, delay * (1.0 + 0.2 * random.random())))
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
             with self._lock:
                 if self._closing.is_set():  # closed while it was being made
                     client.close()
                     return
-                if failures:
-                    log.warning("%s: connected after %d failed attempts", self.endpoint.uri, failures)
+                if self.failures:
+                    log.warning("%s: connected after %d failed attempts", self.endpoint.uri, self.failures)
                 self.on_made(client)
                 self.endpoint.status = CONNECTED
                 self.made.set()

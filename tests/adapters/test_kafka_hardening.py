@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from actors.runtime import RUNNING, DagRuntime
 from adapters.base import RejectedRecord
 from adapters.kafka import KafkaSink, KafkaSource
 from adapters.mem import get_queue
+from adapters.registry import open_sink, open_source
 from tests.adapters.test_kafka import GROUP, Reader, first_seen, kafka_dag, priced, unique, write
 from tests.support.waiting import wait_until
 
@@ -132,19 +134,24 @@ def test_a_dag_publishing_a_record_too_large_dead_letters_it_and_goes_on(kafka_b
 
 
 # -- 8. the broker is down when the endpoints open -----------------------------------------------
+QUICK_BOOTSTRAP = {"bootstrap_timeout_ms": 1000}  # each attempt to reach a broker gives up after 1 s
+
+
 def test_a_source_opened_while_the_broker_is_down_reconnects_and_reads_everything(kafka_outage) -> None:
     bootstrap, topic = kafka_outage.bootstrap, unique("late")
     kafka_outage.broker.create_topic(topic, 1)
     write(bootstrap, topic, priced(500))
     kafka_outage.proxy.cut()
     source = KafkaSource(f"kafka://topic/{topic}", {"bootstrap_servers": bootstrap, "group_id": unique("g"),
-                                                    "consumer_config": GROUP})
+                                                    "consumer_config": {**GROUP, **QUICK_BOOTSTRAP}})
     started = time.monotonic()
     source.open(None)  # raised before: an outage at open() failed the subscriber
     got: list[Any] = []
     try:
         assert source.status == "reconnecting" and time.monotonic() - started < 15
         assert source.read_batch(10, 0.05) == [] and source.position() == {}
+        assert wait_until(lambda: source._opener.failures >= 3, timeout=30)  # tried again and again meanwhile
+        assert source.status == "reconnecting"
         kafka_outage.proxy.restore()
         assert wait_until(lambda: len(read_into(source, got)) >= 500, timeout=60), len(got)
         assert got == priced(500)
@@ -158,10 +165,12 @@ def test_a_sink_opened_while_the_broker_is_down_delivers_once_it_is_back(kafka_o
     bootstrap, topic = kafka_outage.bootstrap, unique("late-out")
     kafka_outage.broker.create_topic(topic, 1)
     kafka_outage.proxy.cut()
-    sink = KafkaSink(f"kafka://topic/{topic}", {"bootstrap_servers": bootstrap, "publish_timeout": 60})
+    sink = KafkaSink(f"kafka://topic/{topic}", {"bootstrap_servers": bootstrap, "publish_timeout": 60,
+                                                "producer_config": QUICK_BOOTSTRAP})
     sink.open()
     try:
         assert sink.status == "reconnecting"
+        assert wait_until(lambda: sink._opener.failures >= 3, timeout=30)
         kafka_outage.proxy.restore()
         assert sink.write_batch(priced(100)) in (None, [])
         assert sink.status == "connected"
@@ -181,14 +190,28 @@ def test_a_dag_started_during_an_outage_runs_and_delivers_when_the_broker_return
     kafka_outage.broker.create_topic(target, 1)
     write(bootstrap, source, priced(1000))
     kafka_outage.proxy.cut()
-    publisher = {"destination": f"kafka://topic/{target}", "bootstrap_servers": bootstrap}
-    dag = kafka_dag(unique("down"), bootstrap, source, publisher)
-    runtime = DagRuntime(dag, restart=RestartPolicy(max_restarts=3, within_seconds=120, base_delay=0.2))
+    publisher = {"destination": f"kafka://topic/{target}", "bootstrap_servers": bootstrap,
+                 "producer_config": QUICK_BOOTSTRAP}
+    dag = kafka_dag(unique("down"), bootstrap, source, publisher, consumer_config={**GROUP, **QUICK_BOOTSTRAP})
+    made: dict[str, Any] = {}
+
+    def remembered(kind: str, opener: Callable[[str, Mapping[str, Any]], Any]) -> Callable[..., Any]:
+        def factory(uri: str, config: Mapping[str, Any]) -> Any:
+            made[kind] = opener(uri, config)
+            return made[kind]
+        return factory
+
+    runtime = DagRuntime(dag, restart=RestartPolicy(max_restarts=3, within_seconds=120, base_delay=0.2),
+                         source_factory=remembered("source", open_source), sink_factory=remembered("sink", open_sink))
     runtimes.append(runtime)
     runtime.start()
     details = runtime.details
     assert wait_until(lambda: runtime.state == RUNNING, timeout=40), (runtime.state, runtime.reason)
     assert details()["subscribers"]["in"]["status"] == "reconnecting"
+    # down for several attempts of both endpoints, as long as a restart would have taken and more
+    assert wait_until(lambda: made["source"]._opener.failures >= 3 and made["sink"]._opener.failures >= 3,
+                      timeout=60)
+    assert runtime.state == RUNNING
     kafka_outage.proxy.restore()
     reader = Reader(bootstrap, target)
     try:
