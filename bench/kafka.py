@@ -282,6 +282,6 @@ def kafka_figures(broker_bootstrap: str, count: int = 100_000) -> dict[str, floa
 
 
 if __name__ == "__main__":
-    with Broker() as running:
-        figures = kafka_figures(running.bootstrap)
+    with Broker() as broker:  # not ``running``: that name is the bench's supervisor helper, used above
+        figures = kafka_figures(broker.bootstrap)
     print(json.dumps({**figures, "ratio": figures["kafka_rps_1w"] / figures["kafka_raw_rps"]}))

@@ -55,13 +55,12 @@ def keyed_dag(bootstrap: str, name: str = "keyed", replicas: int = 1) -> dict[st
 def feed(bootstrap: str, per_second: float = 2000.0) -> threading.Thread:
     """Produce the N keyed records in the background, about ``per_second`` of them a second."""
     def produce() -> None:
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                 value_serializer=lambda v: v.encode(), key_serializer=lambda k: k.encode())
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         seqs: dict[str, int] = defaultdict(int)
         started = time.monotonic()
         for i in range(N):
             key = f"k{i % KEYS}"
-            producer.send("in", key=key, value=f'{{"id": {i}, "key": "{key}", "seq": {seqs[key]}}}')
+            producer.send("in", key=key.encode(), value=f'{{"id": {i}, "key": "{key}", "seq": {seqs[key]}}}'.encode())
             seqs[key] += 1
             if i % 500 == 499:
                 producer.flush()
@@ -78,8 +77,7 @@ class Output:
     """Everything on the output topic so far, read from the start of every partition."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                      value_deserializer=lambda v: v.decode())
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         self.consumer.assign([TopicPartition("out", p) for p in range(PARTITIONS)])
         self.consumer.seek_to_beginning()
         self.records: list[dict[str, Any]] = []

@@ -14,10 +14,21 @@ from adapters.base import RejectedRecord
 from adapters.builtin.file import FileSink, FileSource
 from adapters.registry import is_shareable, open_sink, open_source
 
+_OPENED: list[FileSource] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sources():
+    """Every source ``_source`` opened is closed after its test (an open one keeps its file open)."""
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
+
 
 def _source(path, position=None, **config) -> FileSource:
     src = FileSource(f"file://{path}", config)
     src.open(position)
+    _OPENED.append(src)
     return src
 
 

@@ -21,8 +21,6 @@ from graphs.loader import load_dag_dict
 from graphs.reference import ReferenceEvaluator
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated. Use files:DeprecationWarning")  # kafka-python's
-
 # small group timeouts: a join takes about half the session timeout
 GROUP = {"session_timeout_ms": 3000, "heartbeat_interval_ms": 500, "max_poll_interval_ms": 10000,
          "reconnect_backoff_max_ms": 1000}
@@ -84,9 +82,9 @@ def write_raw(bootstrap: str, topic: str, values: list[bytes | None]) -> None:
 
 def kafka_dag(name: str, bootstrap: str, source: str, publisher: dict[str, Any], *, group: str | None = None,
               calculator: dict[str, Any] | None = None, every: int = 3, max_records: int = 200,
-              **extra: Any) -> Any:
+              consumer_config: dict[str, Any] | None = None, **extra: Any) -> Any:
     subscriber = {"source": f"kafka://topic/{source}", "bootstrap_servers": bootstrap, "group_id": group or name,
-                  "consumer_config": GROUP}
+                  "consumer_config": consumer_config or GROUP}
     calc = calculator or {"name": "value", "type": "MultiplicationCalculator",
                           "config": {"arguments": ["price", "qty"], "output_attribute": "value"}}
     return load_dag_dict({
