@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-import pytest
 from kafka import KafkaProducer
 
 from actors.checkpoint import checkpoint_path, read_checkpoint
@@ -146,10 +145,6 @@ def test_state_is_exactly_once_across_five_kill_9s(tmp_path: Path) -> None:
     run_with_kills(tmp_path, {"source": f"file://{source}"}, N)
 
 
-@pytest.mark.xfail(strict=True, reason="the Kafka source starts from the group's committed offsets, which trail the "
-                   "checkpoint by up to an interval: the state counts that stretch twice (59,501 of 50,000). Passes "
-                   "once the source seeks to the checkpoint's offsets (branch h-kafka, 'a checkpoint wins over "
-                   "start'): then remove this mark")
 def test_state_is_exactly_once_across_five_kill_9s_reading_kafka(tmp_path: Path) -> None:
     with Broker(binary=require_kafka()) as broker:
         broker.create_topic("trades", 1)
