@@ -17,6 +17,8 @@ Neither server may restart a worker or an actor, or log a traceback.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import statistics
 import threading
 import time
@@ -31,6 +33,7 @@ from tests.support.delay_line import DelayLine
 from tests.support.hosted import Feed, HostedServer, Output, Received, faults
 from tests.support.hosts import TestBed
 from tests.support.kafka_broker import require_kafka
+from tests.support.supervised import process_gone
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.hosts
@@ -123,8 +126,9 @@ def check_complete(output: Output, produced: int, duplicates: int) -> dict[str, 
     return {"produced": produced, "duplicates": extra}
 
 
-def cut_scenario(tmp_path: Path, source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Scenario 1; its figures."""
+def cut_scenario(tmp_path: Path, source: dict[str, Any] | None = None, crash: bool = False) -> dict[str, Any]:
+    """Scenario 1; its figures. ``crash``: A's server is also killed (SIGKILL, workers and all) while
+    cut off, and started again (same state_dir) when its link is back."""
     with deploy(tmp_path, source=source) as d:
         feed = Feed(d.client, d.broker.bootstrap, per_second=RATE).start()
         try:
@@ -146,9 +150,14 @@ def cut_scenario(tmp_path: Path, source: dict[str, Any] | None = None) -> dict[s
 
             assert wait_until(moved, timeout=SLOW, interval=0.1), (of_a, owners(d.output.records, cut), d.logs())
             move_s = time.time() - cut
+            if crash:
+                os.killpg(d.a.pid, signal.SIGKILL)
+                assert wait_until(lambda: process_gone(d.a.pid), timeout=SLOW)
             threading.Event().wait(max(0.0, cut + CUT_S - time.time()))  # the outage lasts CUT_S: a set time
             d.bed.hosts["a"].link_up()
             back = time.time()
+            if crash:
+                d.a.start()
 
             def rejoined() -> bool:
                 d.output.read()
@@ -163,7 +172,7 @@ def cut_scenario(tmp_path: Path, source: dict[str, Any] | None = None) -> dict[s
         figures = {"partitions_of_a": sorted(of_a), "moved_s": round(move_s, 1), "rejoined_s": round(rejoin_s, 1),
                    **check_complete(d.output, produced, DUPLICATES), "bound": DUPLICATES,
                    "faults": {"a": faults(d.a), "b": faults(d.b)}}
-        print(f"scenario 1 (link of a down {CUT_S:g} s): {figures}")
+        print(f"scenario 1 (link of a down {CUT_S:g} s{', a killed meanwhile' if crash else ''}): {figures}")
         # the group notices A gone after the session timeout; B then joins the new generation
         assert move_s <= SESSION_S + REJOIN_S, figures
         assert figures["faults"] == {"a": dict.fromkeys(figures["faults"]["a"], 0),
@@ -175,20 +184,33 @@ def test_a_cut_off_host_hands_its_partitions_over_and_rejoins(tmp_path: Path) ->
     cut_scenario(tmp_path)
 
 
+def test_a_host_that_dies_while_cut_off_loses_nothing_either(tmp_path: Path) -> None:
+    """What A held when cut off dies with it: B reads it again from the offsets a checkpoint covered."""
+    cut_scenario(tmp_path, crash=True)
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
-def test_a_slow_lossy_link_loses_nothing(tmp_path: Path) -> None:
+def slow_scenario(tmp_path: Path, source: dict[str, Any] | None = None, crash: bool = False) -> dict[str, Any]:
+    """Scenario 2; its figures. ``crash``: once A published 300 records, its server is killed
+    (SIGKILL, workers and all) with what it holds in flight on the slow link, and started again."""
     count = 4000
-    with deploy(tmp_path, delay=DelayLine(0.2, 0.05, 0.01)) as d:
+    with deploy(tmp_path, delay=DelayLine(0.2, 0.05, 0.01), source=source) as d:
         started = time.time()
         feed = Feed(d.client, d.broker.bootstrap, per_second=RATE, limit=count).start()
-        assert wait_until(lambda: d.output.read() >= count, timeout=SLOW, interval=0.1), \
-            (d.output.read(), owners(d.output.records), d.logs())
+        if crash:
+            assert wait_until(lambda: d.output.read() >= 0 and sum(r.server == "a" for r in d.output.records) >= 300,
+                              timeout=SLOW, interval=0.1), d.logs()
+            os.killpg(d.a.pid, signal.SIGKILL)
+            assert wait_until(lambda: process_gone(d.a.pid), timeout=SLOW)
+            d.a.start()
+        done = wait_until(lambda: d.output.read() >= count, timeout=SLOW, interval=0.1)
         took = time.time() - started
         produced = feed.stop()
+        assert done or source is not None, (d.output.read(), owners(d.output.records), d.logs())
         figures = check_complete(d.output, produced, DUPLICATES)
         firsts: dict[int, Received] = {}
         for r in d.output.records:
@@ -198,6 +220,37 @@ def test_a_slow_lossy_link_loses_nothing(tmp_path: Path) -> None:
             s: {"records": len(v), "p50_ms": round(statistics.median(v) * 1000),
                 "p99_ms": round(percentile(v, 0.99) * 1000)} for s, v in latency.items() if v},
             "faults": {"a": faults(d.a), "b": faults(d.b)}, "delay_line": d.bed.forwarder_counts()}
-        print(f"scenario 2 (a's link 200 ms ± 50 ms, 1 % loss): {report}")
+        print(f"scenario 2 (a's link 200 ms ± 50 ms, 1 % loss{', a killed' if crash else ''}): {report}")
         assert latency["a"], "a handled nothing over its slow link"
         assert report["faults"]["a"]["actor_restarts"] == report["faults"]["b"]["actor_restarts"] == 0, report
+    return report
+
+
+def test_a_slow_lossy_link_loses_nothing(tmp_path: Path) -> None:
+    slow_scenario(tmp_path)
+
+
+BROKEN = pytest.mark.skipif(os.environ.get("DAGSERVER_BROKEN_VARIANTS") != "1",
+                            reason="proves the scenario can fail; run by hand with DAGSERVER_BROKEN_VARIANTS=1")
+
+
+def broken_source(cls: str) -> dict[str, Any]:
+    return {"source": f"custom://tests.support.broken_kafka.{cls}", "topic": "in",
+            "bootstrap_servers": ["10.231.0.10:9092"], "consumer_config": GROUP}
+
+
+@BROKEN
+def test_the_scenario_fails_when_offsets_are_committed_before_the_checkpoint(tmp_path: Path) -> None:
+    """What A held on its slow link was committed but never published when it died: nobody reads it again.
+    (With a link cut and no crash the early commits lose nothing: A publishes what it held once back.)"""
+    with pytest.raises(AssertionError, match="lost") as caught:
+        slow_scenario(tmp_path, source=broken_source("EarlyCommitKafkaSource"), crash=True)
+    print(f"broken variant (early commits): {str(caught.value).splitlines()[0]}")
+
+
+@BROKEN
+def test_the_scenario_fails_when_offsets_are_never_committed(tmp_path: Path) -> None:
+    """B reads A's partitions again from their start: far more duplicates than the bound."""
+    with pytest.raises(AssertionError, match="duplicates") as caught:
+        cut_scenario(tmp_path, source=broken_source("NeverCommitKafkaSource"))
+    print(f"broken variant (no commits): {str(caught.value).splitlines()[0]}")
