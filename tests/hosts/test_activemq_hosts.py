@@ -30,6 +30,7 @@ pytestmark = pytest.mark.hosts
 
 SLOW = 120.0
 HEARTBEATS_MS = 1000
+MAX_ROUNDS = 3000  # a feed never runs longer than 5 minutes
 STAMP = {"name": "stamp", "type": "tests.support.userclasses.ServerStampCalculator"}
 
 
@@ -56,7 +57,9 @@ class QueueFeed:
         self._running = host.submit(self._run)
 
     def _run(self) -> None:
-        while not self._stop.wait(0.1):
+        for _round in range(MAX_ROUNDS):
+            if self._stop.wait(0.1):
+                return
             bodies = [json.dumps({"id": self.sent + i}).encode() for i in range(self.per_round)]
             send_raw(self.broker, "/queue/in", bodies)
             self.sent += self.per_round

@@ -54,9 +54,12 @@ def faults(server: SupervisedServer) -> dict[str, int]:
             "actor_restarts": int(actor_restarts), "tracebacks": server.log().count("Traceback")}
 
 
+MAX_FED = 200_000  # no feed runs longer than this many records, whatever happens to the test
+
+
 class Feed:
     """Produces ``{"id": i, "key": "kN", "t": wall clock}`` to ``topic`` from ``host`` at ``per_second``
-    until :meth:`stop` (or ``limit`` records); ``produced`` counts the records the broker took."""
+    until :meth:`stop` (or ``limit`` records, at most MAX_FED); ``produced`` counts the records the broker took."""
 
     def __init__(self, host: Host, bootstrap: str, topic: str = "in", per_second: float = 400.0,
                  keys: int = 32, limit: int | None = None) -> None:
@@ -78,7 +81,7 @@ class Feed:
             producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
                                      value_serializer=lambda v: v.encode(), key_serializer=lambda k: k.encode())
             started, i = time.monotonic(), 0
-            while not self._stop.is_set() and (self.limit is None or i < self.limit):
+            while not self._stop.is_set() and i < min(self.limit or MAX_FED, MAX_FED):
                 key = f"k{i % self.keys}"
                 producer.send(self.topic, key=key, value=json.dumps({"id": i, "key": key, "t": time.time()}))
                 i += 1
