@@ -30,9 +30,9 @@ pytestmark = pytest.mark.hosts
 
 SLOW = 120.0
 HEARTBEATS_MS = 1000
-# acknowledgements go once a checkpoint covers them: every 500 messages, so when A is cut off
-# (after publishing 200) it holds published but unacknowledged messages for B to get again
-CHECKPOINT_EPOCHS = 10
+# acknowledgements go once a checkpoint covers them: every 100 epochs (thousands of messages), so
+# when A is cut off (after publishing 200) it holds published but unacknowledged messages for B
+CHECKPOINT_EPOCHS = 100
 MAX_ROUNDS = 3000  # a feed never runs longer than 5 minutes
 STAMP = {"name": "stamp", "type": "tests.support.userclasses.ServerStampCalculator"}
 
@@ -42,7 +42,7 @@ def queue_dag(broker: ActiveMQBroker) -> dict[str, Any]:
     return {
         "name": "shared", "checkpoint": {"every_epochs": CHECKPOINT_EPOCHS}, "epochs": {"max_records": 50},
         "calculators": [STAMP],
-        "subscribers": [{"name": "in", "config": {"source": "activemq://queue/in", **link, "prefetch": 2000}}],
+        "subscribers": [{"name": "in", "config": {"source": "activemq://queue/in", **link, "prefetch": 6000}}],
         "publishers": [{"name": "out", "config": {"destination": "activemq://queue/out", **link}}],
         "nodes": [{"name": "take", "type": "SubscriptionNode", "subscriber": "in", "calculator": "stamp"},
                   {"name": "give", "type": "PublicationNode", "publishers": ["out"]}],
