@@ -22,7 +22,7 @@ run: setup
 
 # the services the tests start themselves, and openssl for the TLS test (Redis, MariaDB and PostgreSQL are
 # expected to run already)
-SERVICES ?= activemq zookeeper prometheus chromium openssl
+SERVICES ?= activemq zookeeper prometheus chromium openssl iproute2
 
 services:
 	@sh tests/support/install_services.sh $(SERVICES)

