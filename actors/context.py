@@ -51,6 +51,7 @@ class DagContext:
     saver: Any = None  # the coordinator's CheckpointSaver (actors/saver.py), stopped at teardown
     failure: str = ""  # the first actor failure of this incarnation, described
     generation: int = -1  # the runtime generation that installed this incarnation
+    ingress: Any = None  # an IngressIndex (actors/ingress.py) when the DAG keeps dead letters: their records
 
     def send(self, target: str, data: Any) -> None:
         """Tell ``target``; a receiver that already died is ignored (the DAG is restarting)."""

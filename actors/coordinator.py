@@ -64,6 +64,7 @@ class OpenEpoch:
     flags: int
     positions: dict[str, Any]
     states: dict[str, Any] = field(default_factory=dict)
+    end_seq: int = 0  # the first seq after this epoch's records
 
 
 class CoordinatorActor(DagActor):
@@ -91,6 +92,7 @@ class CoordinatorActor(DagActor):
         self.positions: dict[str, Any] = dict(restore.get("positions") or {})
         self.ticks.update(restore.get("ticks") or {})
         self.draining = False
+        self.ingress = ctx.ingress  # None unless the DAG keeps dead letters: then seq -> record for them
 
     # -- messages ---------------------------------------------------------------------------------
     def receive(self, message: Any) -> Any:
@@ -158,6 +160,9 @@ class CoordinatorActor(DagActor):
             self.next_seq += batch.count
             taken += batch.count
             started = min(started, batch.arrived)
+            if self.ingress is not None:
+                self.ingress.add(seq, None if batch.tick_node is not None else batch.subscriber, batch.count,
+                                 batch.payload)
             if batch.tick_node is not None:
                 runs[batch.tick_node].append([seq, RUN_TICK, batch.payload])
                 continue
@@ -173,7 +178,8 @@ class CoordinatorActor(DagActor):
         self.next_epoch += 1
         flags = FLAG_CHECKPOINT if flagged else 0
         self.since_checkpoint = 0 if flagged else self.since_checkpoint + 1
-        self.open[epoch] = OpenEpoch(set(self.terminals), gated, gated_bytes, started, flags, positions)
+        self.open[epoch] = OpenEpoch(set(self.terminals), gated, gated_bytes, started, flags, positions,
+                                     end_seq=self.next_seq)
         self.ctx.stats.epochs_open = len(self.open)
         for root, root_runs in runs.items():
             self.ctx.send(node_actor_name(root), encode(Epoch(epoch, flags, root_runs, COORDINATOR)))
@@ -200,6 +206,8 @@ class CoordinatorActor(DagActor):
             stats.epochs_open = len(self.open)
             stats.epoch_latency.observe(max(0.0, self.ctx.clock() - info.started))
             self.positions.update(info.positions)
+            if self.ingress is not None:
+                self.ingress.forget_below(info.end_seq)
             if info.flags & FLAG_CHECKPOINT:
                 self._checkpoint(info)
         self._check_drained()

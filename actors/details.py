@@ -73,7 +73,8 @@ def _error(error: dict[str, Any], full: bool) -> dict[str, Any]:
 
 def _endpoint(stats: Any) -> dict[str, Any]:
     return {"records": stats.records, "rejected": stats.rejected, "dropped": stats.dropped, "errors": stats.errors,
-            "backlog": stats.backlog, "last_activity": stats.last_activity, "status": stats.status}
+            "redriven": stats.redriven, "backlog": stats.backlog, "last_activity": stats.last_activity,
+            "status": stats.status}
 
 
 # -- previews ---------------------------------------------------------------------------------------

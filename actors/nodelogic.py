@@ -23,7 +23,7 @@ from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
 from graphs.values import describe_error, nan_equal, not_a_map  # nan_equal: same_value(), inlined
 
 Changes = list  # [seqs, outputs]: two parallel lists
-ErrorSink = Callable[[str, str, Any], None]  # (node, message, input)
+ErrorSink = Callable[[str, str, Any, int], None]  # (node, message, input, seq of the ingress record)
 
 
 class _EdgeFailure:
@@ -70,6 +70,7 @@ class NodeLogic:
         self.times: list[float] = []  # this epoch's compute durations, one each (SPEC §8)
         self.on_error = on_error
         self.clock = clock
+        self.seq = -1  # the seq being computed where a loop cannot say (errors read it: dead letters' record)
 
     # -- state --------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -99,6 +100,7 @@ class NodeLogic:
         always = self.always
         for first, kind, payload in runs:
             if kind == RUN_TICK:
+                self.seq = first
                 out = step(self.latest if self.latest is not None else payload, False, True)
                 if out is not None:
                     seqs.append(first)
@@ -113,6 +115,7 @@ class NodeLogic:
                 self._run_plain(range(first, first + len(records)), records, seqs, outs, True)
                 continue
             for seq, record in enumerate(records, first):
+                self.seq = seq
                 out = step(record, False, always)
                 if out is not None:
                     seqs.append(seq)
@@ -141,6 +144,7 @@ class NodeLogic:
         elif len(parents) == 1:
             set_parent = self._set_parent
             for seq, output in zip(parents[0][0], parents[0][1], strict=True):
+                self.seq = seq
                 set_parent(0, output)
                 merged = self._merged()
                 if merged is not None:
@@ -155,7 +159,7 @@ class NodeLogic:
             n = len(events)
             k = 0
             while k < n:
-                seq = events[k][0]
+                seq = self.seq = events[k][0]
                 while k < n and events[k][0] == seq:  # every parent that changed at seq first
                     self._set_parent(events[k][1], events[k][2])
                     k += 1
@@ -203,6 +207,7 @@ class NodeLogic:
                         raise not_a_map("calculator", name, out)
                 except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
                     times.append(clock() - started)
+                    self.seq = seq
                     self.record_error(describe_error(exc), value)
                     continue
                 times.append(clock() - started)
@@ -290,10 +295,10 @@ class NodeLogic:
         return out
 
     def record_error(self, message: str, input_value: Any) -> None:
-        """Rule 4 bookkeeping: count, keep, dead-letter."""
+        """Rule 4 bookkeeping: count, keep, dead-letter (naming ``self.seq``, the record being computed)."""
         self.stats.error(message, input_value, self.clock())
         if self.on_error is not None:
-            self.on_error(self.name, message, input_value)
+            self.on_error(self.name, message, input_value, self.seq)
 
     def _account(self) -> None:
         """Per epoch: the computes, their durations (one observation each), the latest values."""

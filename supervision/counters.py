@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 NODE_COUNTERS = ("computes", "errors")
-ENDPOINT_COUNTERS = ("records", "rejected", "dropped", "errors")
+ENDPOINT_COUNTERS = ("records", "rejected", "dropped", "errors", "redriven")
 DAG_COUNTERS = ("actor_restarts", "dead_letters")
 
 
