@@ -34,14 +34,17 @@ from supervision.config import ServerConfig, ServerConfigError, load_server_conf
 from supervision.counters import carry_forward
 from supervision.dags import DagEntry, dag_view, replica_view
 from supervision.dagtest import from_capture, run_tests
+from supervision.deadletters import DeadLetterDesk
 from supervision.ha import HaNotAvailable
 from supervision.leadership import Leadership
 from supervision.placement import place_dags
 from supervision.replay import run_replay
+from supervision.series import SeriesRecorder, sample_every_second
 from supervision.serving import MAX_BODY, WebServer
 from supervision.workers import WorkerHandle, WorkerPool, WorkerUnavailable
 from web.accounts import DEFAULT_USERS, AccountsError
 from web.app import create_app
+from web.audit import AuditLog
 from web.metrics import render_metrics
 from web.service import ACTIONS, ServiceError, UnknownDag, WrongState
 from web.usercli import add_user_parser, open_accounts, run_user
@@ -71,6 +74,9 @@ class Supervisor:
         self.workers = self.pool.handles
         self.ha = Leadership(config, self.pool, self.dags, deploy=self._deploy)  # HaNotAvailable without kazoo
         self.catalog = DagCatalog(config, self.pool, self.dags, self.ha)  # admin: add, reload, clone, delete
+        self.desk = DeadLetterDesk(self.pool, self.dags, ServiceError)  # dead letters: list, redrive (SPEC §13)
+        self.series = SeriesRecorder()  # the charts' last 15 minutes, sampled every second
+        self._sampling = threading.Event()
 
     # -- startup ------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -97,6 +103,14 @@ class Supervisor:
     def start(self) -> None:
         self.pool.start()
         self.ha.start()
+        views = lambda: {e.name: self._current(e) for e in list(self.dags.values())}  # noqa: E731
+        threading.Thread(target=sample_every_second, args=(self.series, views, self._sampling), daemon=True,
+                         name="series").start()
+
+    def series_of(self, name: str | None) -> dict[str, Any]:
+        if name is not None:
+            self._entry(name)
+        return self.series.points(name)
 
     def _deploy(self, handle: WorkerHandle) -> None:
         """A worker (re)started: hand it its DAGs' replicas, validated already, in the state the operator wants
@@ -220,6 +234,7 @@ class Supervisor:
         """Stop every worker gracefully within ``shutdown_timeout``, then leave the HA election (a
         standby takes over once the DAGs are checkpointed); True if all went cleanly."""
         self.ha.closing = True
+        self._sampling.set()
         clean = self.pool.shutdown(self.config.shutdown_timeout)
         self.ha.stop()
         return clean
@@ -253,6 +268,9 @@ class SupervisorService:
         self.delete_dag = lambda name: supervisor.admin("delete", name)
         self.health, self.metrics_text = supervisor.health, supervisor.metrics_text
         self.skipped = lambda: mask_secrets(supervisor.skipped())
+        self.dead_letters = lambda name, limit: mask_secrets(supervisor.desk.letters(name, limit))
+        self.redrive = lambda name, ids: supervisor.desk.redrive(name, ids)
+        self.series = supervisor.series_of
 
 
 def serve(config_path: str | None, log_level: str = "INFO") -> int:
@@ -278,7 +296,8 @@ def serve(config_path: str | None, log_level: str = "INFO") -> int:
     supervisor.load()
     try:
         app = create_app(SupervisorService(supervisor), accounts, secure=config.tls is not None,
-                         session_hours=config.session_hours, max_body=MAX_BODY)
+                         session_hours=config.session_hours, max_body=MAX_BODY,
+                         audit=AuditLog.in_state_dir(config.state_dir))
         server = WebServer(app, config.bind_host, config.bind_port, tls=config.tls)
     except ssl.SSLError as exc:
         print(f"dagserver: {config.path}: tls_cert/tls_key: {config.tls_cert} and {config.tls_key} are not a PEM "
@@ -339,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return run_test_command(args)
     if args.command == "user":
-        return run_user(args, users_path(args))
+        users, state_dir = users_path(args)
+        return run_user(args, users, state_dir)
     return serve(args.config, args.log_level)
 
 
@@ -356,16 +376,19 @@ def run_test_command(args: argparse.Namespace) -> int:
     return run_tests(args.files, update=args.update)
 
 
-def users_path(args: argparse.Namespace) -> str:
-    """The users file of a ``dagserver user`` command: ``--users``, else the config's ``users``, else the default."""
-    if getattr(args, "users", None):
-        return str(args.users)
+def users_path(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The users file of a ``dagserver user`` command (``--users``, else the config's ``users``, else the default)
+    and the ``state_dir`` of its config (None without ``-c``), where the command is audited."""
+    state_dir = None
     if getattr(args, "config", None):
         try:
-            return load_server_config(args.config).users
+            config = load_server_config(args.config)
         except ServerConfigError as exc:
             raise SystemExit(f"dagserver user: {exc}") from exc
-    return DEFAULT_USERS
+        state_dir = config.state_dir
+    if getattr(args, "users", None):
+        return str(args.users), state_dir
+    return (config.users if state_dir is not None else DEFAULT_USERS), state_dir
 
 
 if __name__ == "__main__":

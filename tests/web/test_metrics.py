@@ -16,7 +16,7 @@ COUNTERS = {
     "dagserver_node_computes_total", "dagserver_node_errors_total", "dagserver_records_received_total",
     "dagserver_records_rejected_total", "dagserver_records_published_total", "dagserver_publish_errors_total",
     "dagserver_actor_restarts_total", "dagserver_worker_restarts_total", "dagserver_epochs_completed_total",
-    "dagserver_dead_letters_total", "dagserver_records_dropped_total",
+    "dagserver_dead_letters_total", "dagserver_records_dropped_total", "dagserver_redriven_total",
 }
 HISTOGRAMS = {"dagserver_node_compute_seconds", "dagserver_epoch_latency_seconds"}
 GAUGES = {"dagserver_ingress_backlog", "dagserver_dag_state", "dagserver_source_lag", "dagserver_source_status",
@@ -44,6 +44,7 @@ def details(name: str, worker: int | None, state: str = "running") -> dict[str, 
                     "last_errors": [], "last_compute": None, "compute_seconds": compute.snapshot()},
         },
         "subscribers": {"in": {"source": "mem://in", "records": 10, "rejected": 3, "dropped": 4, "errors": 0,
+                               "redriven": 2,
                                **endpoint, "backlog": 12}},
         "publishers": {"out": {"destination": "mem://out", "records": 9, "rejected": 0, "errors": 2, **endpoint}},
         "worker": worker,
