@@ -33,7 +33,8 @@ test: setup services
 # the README's pictures: the browser test, photographing into docs/screenshots (the tests alone write to a temporary
 # folder: they never change the checkout)
 screenshots: setup services
-	DAGSERVER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/web/test_browser.py
+	DAGSERVER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/web/test_browser.py \
+		tests/web/test_browser_insight.py
 
 lint: setup
 	$(BIN)/ruff check .

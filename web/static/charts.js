@@ -35,8 +35,10 @@
 
   function chart(spec, data) {
     const points = data.points || [];
-    const span = data.window_seconds || 900;
+    // the x axis spans what there is, from one minute up to the whole window (15 minutes)
     const end = points.length ? points[points.length - 1][0] : Date.now() / 1000;
+    const kept = points.length ? end - points[0][0] : 0;
+    const span = Math.min(data.window_seconds || 900, Math.max(60, Math.ceil(kept / 60) * 60));
     const start = end - span;
     const scale = spec.scale || 1;
     const values = (field) => points.map((p) => [p[0], p[field] === null ? null : p[field] * scale]);
@@ -47,7 +49,7 @@
     const y = (v) => TOP + (1 - v / top) * (HEIGHT - TOP - BOTTOM);
     const svg = node("svg", { class: `chart chart-${spec.name}`, width: WIDTH, height: HEIGHT, role: "img",
       viewBox: `0 0 ${WIDTH} ${HEIGHT}`, "data-points": points.length });
-    svg.append(node("title", {}, `${spec.title}, last ${span / 60} minutes`));
+    svg.append(node("title", {}, `${spec.title}, the last ${span / 60} minute(s)`));
     svg.append(node("text", { x: LEFT, y: 14, class: "chart-title" }, spec.title));
     for (const fraction of [0, 0.5, 1]) {
       const level = y(top * fraction);
