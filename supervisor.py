@@ -4,6 +4,7 @@
     dagserver replay DAG.json EVENTS.jsonl       run recorded input, print publications
     dagserver serve [-c supervisor.toml]         run the server
     dagserver user add|remove|token|hash|revoke  manage web and API accounts
+    dagserver deadletters show|redrive DAG       list a running DAG's dead letters, inject them again
 
 ``python supervisor.py ...`` is the same command line. The supervisor validates and places
 the DAGs, runs them on worker processes (:mod:`supervision.workers` restarts those that
@@ -34,7 +35,7 @@ from supervision.config import ServerConfig, ServerConfigError, load_server_conf
 from supervision.counters import carry_forward
 from supervision.dags import DagEntry, dag_view, replica_view
 from supervision.dagtest import from_capture, run_tests
-from supervision.deadletters import DeadLetterDesk
+from supervision.deadletters import DeadLetterDesk, add_deadletters_parser, run_deadletters
 from supervision.ha import HaNotAvailable
 from supervision.leadership import Leadership
 from supervision.placement import place_dags
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("-c", "--config", default=None, help="supervisor TOML (default: the bundled example)")
     serve_cmd.add_argument("--log-level", default="INFO")
     add_user_parser(sub)
+    add_deadletters_parser(sub)
     return parser
 
 
@@ -357,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "test":
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return run_test_command(args)
+    if args.command == "deadletters":
+        return run_deadletters(args)
     if args.command == "user":
         users, state_dir = users_path(args)
         return run_user(args, users, state_dir)
@@ -379,16 +383,12 @@ def run_test_command(args: argparse.Namespace) -> int:
 def users_path(args: argparse.Namespace) -> tuple[str, str | None]:
     """The users file of a ``dagserver user`` command (``--users``, else the config's ``users``, else the default)
     and the ``state_dir`` of its config (None without ``-c``), where the command is audited."""
-    state_dir = None
-    if getattr(args, "config", None):
-        try:
-            config = load_server_config(args.config)
-        except ServerConfigError as exc:
-            raise SystemExit(f"dagserver user: {exc}") from exc
-        state_dir = config.state_dir
-    if getattr(args, "users", None):
-        return str(args.users), state_dir
-    return (config.users if state_dir is not None else DEFAULT_USERS), state_dir
+    try:
+        config = load_server_config(args.config) if getattr(args, "config", None) else None
+    except ServerConfigError as exc:
+        raise SystemExit(f"dagserver user: {exc}") from exc
+    users = getattr(args, "users", None) or (config.users if config else DEFAULT_USERS)
+    return str(users), (config.state_dir if config else None)
 
 
 if __name__ == "__main__":

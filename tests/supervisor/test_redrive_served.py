@@ -123,3 +123,28 @@ def test_user_commands_are_audited_without_their_password(server: SupervisedServ
     last = entries[-1]
     assert (last["action"], last["target"], last["outcome"], last["role"]) == ("user add", "carol", "ok", "cli")
     assert "s3cret-pass" not in (server.state_dir / "audit.jsonl").read_text()
+
+
+def test_the_cli_shows_and_redrives_through_the_api(server: SupervisedServer) -> None:
+    def cli(*args: str, token: str | None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("DAGSERVER_TOKEN", None)
+        if token is not None:
+            env["DAGSERVER_TOKEN"] = token
+        return subprocess.run([str(DAGSERVER), "deadletters", *args, "-c", str(server.config_path)], text=True,
+                              capture_output=True, env=env, cwd=server.tmp, timeout=60)
+
+    shown = cli("show", "fixme", token=server.tokens["viewer"])
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert [line.split("\t")[:2] for line in lines] == [["0", "node check"], ["1", "node check"]]
+    assert json.loads(lines[0].split("\t")[3]) == {"id": 2, "boom": True}
+    refused = cli("redrive", "fixme", "--all", token=server.tokens["viewer"])
+    assert refused.returncode == 1 and "403" in refused.stderr, refused.stderr
+    before = redriven_total(server)
+    done = cli("redrive", "fixme", "--ids", "0", token=server.tokens["admin"])
+    assert done.returncode == 0 and json.loads(done.stdout)["redriven"] == 1, done.stderr
+    assert wait_until(lambda: redriven_total(server) == before + 1, timeout=10)
+    missing = cli("show", "fixme", token=None)
+    assert missing.returncode == 2 and "DAGSERVER_TOKEN" in missing.stderr
+    assert cli("show", "nope", token=server.tokens["viewer"]).returncode == 1
