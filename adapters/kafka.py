@@ -36,6 +36,7 @@ from adapters.base import (
     setting,
 )
 from adapters.formats import FORMATS, decode_record, encode_record
+from adapters.kafka_readback import read_back_kafka
 from adapters.registry import AdapterNotAvailable
 
 log = logging.getLogger(__name__)
@@ -388,4 +389,4 @@ class KafkaSink(Sink):
 ADAPTER = Adapter("kafka", check_kafka_uri, source=KafkaSource, sink=KafkaSink,
                   source_keys=(*KEYS, "consumer_config"), sink_keys=(*KEYS, "key_attribute", "producer_config"),
                   shareable=always_shared,  # consumer groups spread partitions over the replicas
-                  extra="kafka")
+                  extra="kafka", read_back=read_back_kafka)

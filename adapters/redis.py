@@ -32,6 +32,7 @@ from adapters.base import DESTINATION, SOURCE, Adapter, ParsedUri, Sink, Source,
 from adapters.redis_channels import ChannelSink, ChannelSource
 from adapters.redis_link import target_of
 from adapters.redis_lists import KeySink, ListSink, ListSource
+from adapters.redis_readback import read_back_redis
 from adapters.redis_streams import StreamSink, StreamSource
 
 KEYS = ("host", "port", "db", "password", "username", "format", "socket_timeout")
@@ -97,4 +98,4 @@ _ROLE_CHECK = {"check_role": check_redis_role} if "check_role" in getattr(Adapte
 
 ADAPTER = Adapter("redis", check_redis_uri, source=RedisSource, sink=RedisSink,
                   source_keys=SOURCE_KEYS, sink_keys=SINK_KEYS, shareable=is_redis_shareable, extra="redis",
-                  **_ROLE_CHECK)
+                  read_back=read_back_redis, **_ROLE_CHECK)

@@ -106,3 +106,4 @@ def test_a_dag_without_a_readable_dead_letter_store_says_so() -> None:
     runtime = DagRuntime(deep_error_dag("topic", "mem://topic/nowhere"))
     with pytest.raises(InjectionError, match="topic, which keeps no records"):
         list_dead_letters(runtime)
+
