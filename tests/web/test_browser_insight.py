@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.support.services import unavailable
-from tests.support.supervised import SupervisedServer, metronome_dag
+from tests.support.supervised import ROOT, SupervisedServer, metronome_dag
 from tests.support.waiting import wait_until
 from tests.web.test_browser import CHROMIUM, SHOTS, TIMEOUT_MS, shoot, signed_in
 
@@ -117,3 +117,11 @@ def test_a_viewer_sees_the_letters_but_no_redrive_and_no_audit(browser: Browser,
     response = page.goto(f"http://127.0.0.1:{server.port}/admin/audit")
     assert response is not None and response.status == 403
     page.context.close()
+
+
+def test_the_pictures_are_in_the_readme_and_the_docs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    docs = (ROOT / "docs" / "DEADLETTERS.md").read_text()
+    for name in ("charts", "deadletters", "audit"):
+        assert f"docs/screenshots/{name}.png" in readme and f"screenshots/{name}.png" in docs
+        assert (ROOT / "docs" / "screenshots" / f"{name}.png").exists()
