@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.injection import InjectionError, inject_at_subscriber
 from adapters import registry
+from graphs.values import describe_error
 
 if TYPE_CHECKING:
     from actors.runtime import DagRuntime
@@ -28,7 +29,8 @@ MAX_LETTERS = 10_000  # the most letters one listing or redrive reads back
 
 
 def list_dead_letters(runtime: DagRuntime, limit: int = MAX_LETTERS) -> list[dict[str, Any]]:
-    """The DAG's dead letters, oldest first, each with its ``id``; InjectionError when it keeps none."""
+    """The DAG's dead letters, oldest first, each with its ``id`` (in a store several DAGs share, only
+    this DAG's); InjectionError when it keeps none, or its store cannot be read now."""
     uri = runtime.dag.dead_letter
     if not uri:
         raise InjectionError(f"dag {runtime.dag.name!r} has no dead_letter destination: its dead letters are "
@@ -37,8 +39,13 @@ def list_dead_letters(runtime: DagRuntime, limit: int = MAX_LETTERS) -> list[dic
         found = registry.read_back(uri, max(0, min(limit, MAX_LETTERS)))
     except ValueError as exc:
         raise InjectionError(str(exc)) from exc
-    return [{"id": letter_id, **(letter if isinstance(letter, dict) else {"letter": letter})}
-            for letter_id, letter in found]
+    except Exception as exc:  # the store is down or refuses: a refusal to answer, not a worker failure
+        raise InjectionError(f"the dead_letter destination of dag {runtime.dag.name!r} could not be read: "
+                             f"{describe_error(exc)}") from exc
+    name = runtime.dag.name
+    letters = [{"id": letter_id, **(letter if isinstance(letter, dict) else {"letter": letter})}
+               for letter_id, letter in found]
+    return [letter for letter in letters if letter.get("dag") in (None, name)]  # a store shared by several DAGs
 
 
 def redrive(runtime: DagRuntime, ids: list[str] | None = None) -> dict[str, Any]:
@@ -57,8 +64,7 @@ def redrive(runtime: DagRuntime, ids: list[str] | None = None) -> dict[str, Any]
     skipped = []
     for letter in letters:
         subscriber, record = letter.get("subscriber"), letter.get("record")
-        if not isinstance(subscriber, str) or not isinstance(record, dict) or letter.get("dag") not in (
-                None, runtime.dag.name):
+        if not isinstance(subscriber, str) or not isinstance(record, dict):
             skipped.append({"id": letter["id"], "reason": "no ingress record and subscriber to inject again"})
             continue
         if subscriber not in runtime.dag.subscribers:

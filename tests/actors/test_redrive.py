@@ -107,3 +107,27 @@ def test_a_dag_without_a_readable_dead_letter_store_says_so() -> None:
     with pytest.raises(InjectionError, match="topic, which keeps no records"):
         list_dead_letters(runtime)
 
+
+
+def test_a_store_shared_by_two_dags_lists_each_only_its_own(tmp_path: Path) -> None:
+    shared = f"file://{tmp_path}/shared-dead.jsonl"
+    first, second = DagRuntime(deep_error_dag("first", shared)), DagRuntime(deep_error_dag("second", shared))
+    first.start()
+    second.start()
+    try:
+        mem_put("first_in", [{"id": 1, "boom": True}])
+        assert wait_until(lambda: len(list_dead_letters(first)) == 1, timeout=20)
+        mem_put("second_in", [{"id": 2, "boom": True}])
+        assert wait_until(lambda: len(list_dead_letters(second)) == 1, timeout=20)
+        assert [(d["id"], d["record"]["id"]) for d in list_dead_letters(first)] == [("0", 1)]
+        assert [(d["id"], d["record"]["id"]) for d in list_dead_letters(second)] == [("1", 2)]
+        assert redrive(second, ids=["0"])["unknown"] == ["0"]  # the other DAG's letter is not this one's
+    finally:
+        first.stop(timeout=10)
+        second.stop(timeout=10)
+
+
+def test_a_store_that_cannot_be_reached_is_a_refusal_naming_the_cause() -> None:
+    runtime = DagRuntime(deep_error_dag("unreachable", "redis://127.0.0.1:1/list/dead"))
+    with pytest.raises(InjectionError, match="dead_letter destination of dag 'unreachable' could not be read"):
+        list_dead_letters(runtime)
