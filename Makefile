@@ -34,7 +34,8 @@ test: setup services
 # folder: they never change the checkout)
 screenshots: setup services
 	DAGSERVER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/web/test_browser.py \
-		tests/web/test_browser_observe.py
+		tests/web/test_browser_observe.py \
+		tests/web/test_browser_insight.py
 
 lint: setup
 	$(BIN)/ruff check .

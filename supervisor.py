@@ -4,6 +4,7 @@
     dagserver replay DAG.json EVENTS.jsonl       run recorded input, print publications
     dagserver serve [-c supervisor.toml]         run the server
     dagserver user add|remove|token|hash|revoke  manage web and API accounts
+    dagserver deadletters show|redrive DAG       list a running DAG's dead letters, inject them again
 
 ``python supervisor.py ...`` is the same command line. The supervisor validates and places
 the DAGs, runs them on worker processes (:mod:`supervision.workers` restarts those that
@@ -33,16 +34,19 @@ from supervision.check import run_check
 from supervision.config import ServerConfig, ServerConfigError, load_server_config
 from supervision.counters import carry_forward
 from supervision.dags import DagEntry, config_view, dag_view, mask_endpoints, model_template, replica_view
-from supervision.dagtest import from_capture, run_tests
+from supervision.dagtest import add_test_parser, run_test_command
+from supervision.deadletters import DeadLetterDesk, add_deadletters_parser, run_deadletters
 from supervision.ha import HaNotAvailable
 from supervision.leadership import Leadership
 from supervision.observing import ObserveError, Observer
 from supervision.placement import place_dags
 from supervision.replay import run_replay
+from supervision.series import SeriesRecorder, sample_every_second
 from supervision.serving import MAX_BODY, WebServer
 from supervision.workers import WorkerHandle, WorkerPool, WorkerUnavailable
 from web.accounts import DEFAULT_USERS, AccountsError
 from web.app import create_app
+from web.audit import AuditLog
 from web.metrics import render_metrics
 from web.service import ACTIONS, ServiceError, UnknownDag, WrongState
 from web.usercli import add_user_parser, open_accounts, run_user
@@ -73,6 +77,9 @@ class Supervisor:
         self.ha = Leadership(config, self.pool, self.dags, deploy=self._deploy)  # HaNotAvailable without kazoo
         self.catalog = DagCatalog(config, self.pool, self.dags, self.ha)  # admin: add, reload, clone, delete
         self.observer = Observer(self)  # tap, inject, capture (SPEC §13)
+        self.desk = DeadLetterDesk(self.pool, self.dags, ServiceError)  # dead letters: list, redrive (SPEC §13)
+        self.series = SeriesRecorder()  # the charts' last 15 minutes, sampled every second
+        self._sampling = threading.Event()
 
     # -- startup ------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -99,6 +106,14 @@ class Supervisor:
     def start(self) -> None:
         self.pool.start()
         self.ha.start()
+        views = lambda: {e.name: self._current(e) for e in list(self.dags.values())}  # noqa: E731
+        threading.Thread(target=sample_every_second, args=(self.series, views, self._sampling), daemon=True,
+                         name="series").start()
+
+    def series_of(self, name: str | None) -> dict[str, Any]:
+        if name is not None:
+            self._entry(name)
+        return self.series.points(name)
 
     def _deploy(self, handle: WorkerHandle) -> None:
         """A worker (re)started: hand it its DAGs' replicas, validated already, in the state the operator wants
@@ -223,6 +238,7 @@ class Supervisor:
         """Stop every worker gracefully within ``shutdown_timeout``, then leave the HA election (a
         standby takes over once the DAGs are checkpointed); True if all went cleanly."""
         self.ha.closing = True
+        self._sampling.set()
         clean = self.pool.shutdown(self.config.shutdown_timeout)
         self.ha.stop()
         return clean
@@ -268,6 +284,9 @@ class SupervisorService:
         self.start_capture = lambda name, records, seconds: supervisor.observe("start_capture", name, records,
                                                                                seconds)
         self.capture = lambda name, capture_id: supervisor.observe("capture", name, capture_id)  # records as they are
+        self.dead_letters = lambda name, limit: mask_secrets(supervisor.desk.letters(name, limit))
+        self.redrive = lambda name, ids: supervisor.desk.redrive(name, ids)
+        self.series = supervisor.series_of
 
 
 def serve(config_path: str | None, log_level: str = "INFO") -> int:
@@ -293,7 +312,8 @@ def serve(config_path: str | None, log_level: str = "INFO") -> int:
     supervisor.load()
     try:
         app = create_app(SupervisorService(supervisor), accounts, secure=config.tls is not None,
-                         session_hours=config.session_hours, max_body=MAX_BODY)
+                         session_hours=config.session_hours, max_body=MAX_BODY,
+                         audit=AuditLog.in_state_dir(config.state_dir))
         server = WebServer(app, config.bind_host, config.bind_port, tls=config.tls)
     except ssl.SSLError as exc:
         print(f"dagserver: {config.path}: tls_cert/tls_key: {config.tls_cert} and {config.tls_key} are not a PEM "
@@ -329,17 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="actors (default): the server's runtime; reference: the sequential oracle")
     replay.add_argument("--epoch-records", type=int, default=None, metavar="N",
                         help="at most N records per epoch (actors engine)")
-    test = sub.add_parser("test", help="run DAG tests (recorded input, expected publications); exit 0 if all pass, "
-                                       "1 if one fails, 2 on an invalid test")
-    test.add_argument("files", nargs="*", metavar="FILE", help="test files or folders of *.json")
-    test.add_argument("--update", action="store_true", help="write what each DAG publishes as its test's expectation")
-    test.add_argument("--from-capture", metavar="DIR", help="turn a capture folder into a test file (with -o)")
-    test.add_argument("-o", "--output", metavar="FILE", help="the test file --from-capture writes")
-    test.add_argument("--dag", metavar="DAG.json", help="with --from-capture: the DAG file (default: DIR/dag.json)")
+    add_test_parser(sub)
     serve_cmd = sub.add_parser("serve", help="run the server")
     serve_cmd.add_argument("-c", "--config", default=None, help="supervisor TOML (default: the bundled example)")
     serve_cmd.add_argument("--log-level", default="INFO")
     add_user_parser(sub)
+    add_deadletters_parser(sub)
     return parser
 
 
@@ -353,34 +368,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "test":
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return run_test_command(args)
+    if args.command == "deadletters":
+        return run_deadletters(args)
     if args.command == "user":
-        return run_user(args, users_path(args))
+        users, state_dir = users_path(args)
+        return run_user(args, users, state_dir)
     return serve(args.config, args.log_level)
 
 
-def run_test_command(args: argparse.Namespace) -> int:
-    """``dagserver test``: run test files, or (``--from-capture DIR -o FILE``) write one from a capture."""
-    if args.from_capture:
-        if not args.output or args.files or args.update:
-            print("test --from-capture DIR needs -o FILE, and takes no test files or --update", file=sys.stderr)
-            return 2
-        return from_capture(args.from_capture, args.output, args.dag)
-    if args.output or args.dag:
-        print("test: -o and --dag go with --from-capture DIR", file=sys.stderr)
-        return 2
-    return run_tests(args.files, update=args.update)
-
-
-def users_path(args: argparse.Namespace) -> str:
-    """The users file of a ``dagserver user`` command: ``--users``, else the config's ``users``, else the default."""
-    if getattr(args, "users", None):
-        return str(args.users)
-    if getattr(args, "config", None):
-        try:
-            return load_server_config(args.config).users
-        except ServerConfigError as exc:
-            raise SystemExit(f"dagserver user: {exc}") from exc
-    return DEFAULT_USERS
+def users_path(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The users file of a ``dagserver user`` command (``--users``, else the config's ``users``, else the default)
+    and the ``state_dir`` of its config (None without ``-c``), where the command is audited."""
+    try:
+        config = load_server_config(args.config) if getattr(args, "config", None) else None
+    except ServerConfigError as exc:
+        raise SystemExit(f"dagserver user: {exc}") from exc
+    users = getattr(args, "users", None) or (config.users if config else DEFAULT_USERS)
+    return str(users), (config.state_dir if config else None)
 
 
 if __name__ == "__main__":

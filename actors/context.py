@@ -52,6 +52,7 @@ class DagContext:
     failure: str = ""  # the first actor failure of this incarnation, described
     generation: int = -1  # the runtime generation that installed this incarnation
     capture: Any = None  # the Capture (actors/capture.py) the coordinator and publishers feed, while one runs
+    ingress: Any = None  # an IngressIndex (actors/ingress.py) when the DAG keeps dead letters: their records
 
     def send(self, target: str, data: Any) -> None:
         """Tell ``target``; a receiver that already died is ignored (the DAG is restarting)."""

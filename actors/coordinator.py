@@ -76,6 +76,7 @@ class OpenEpoch:
     states: dict[str, Any] = field(default_factory=dict)
     counted: dict[str, Any] = field(default_factory=dict)  # per subscriber, as positions: its counts
     node_counted: dict[str, Any] = field(default_factory=dict)  # per node, with its state: its counts
+    end_seq: int = 0  # the first seq after this epoch's records
 
 
 class CoordinatorActor(DagActor):
@@ -108,6 +109,7 @@ class CoordinatorActor(DagActor):
         self.node_counted = nodes_counted(restore.get("counters"))
         self.ticks.update(restore.get("ticks") or {})
         self.draining = False
+        self.ingress = ctx.ingress  # None unless the DAG keeps dead letters: then seq -> record for them
 
     # -- messages ---------------------------------------------------------------------------------
     def receive(self, message: Any) -> Any:
@@ -206,6 +208,9 @@ class CoordinatorActor(DagActor):
             self.next_seq += batch.count
             taken += batch.count
             started = min(started, batch.arrived)
+            if self.ingress is not None:
+                self.ingress.add(seq, None if batch.tick_node is not None else batch.subscriber, batch.count,
+                                 batch.payload)
             if batch.tick_node is not None:
                 runs[batch.tick_node].append([seq, RUN_TICK, batch.payload])
                 continue
@@ -228,7 +233,7 @@ class CoordinatorActor(DagActor):
         else:
             self._arm_idle_timer()
         self.open[epoch] = OpenEpoch(set(self.terminals), gated, gated_bytes, started, flags, positions,
-                                     counted=counted)
+                                     counted=counted, end_seq=self.next_seq)
         self.ctx.stats.epochs_open = len(self.open)
         if captured:
             capture.take(epoch, captured)  # before the epoch leaves: its outputs find the capture ready
@@ -261,6 +266,8 @@ class CoordinatorActor(DagActor):
             self.node_counted.update(info.node_counted)
             if self.ctx.capture is not None:
                 self.ctx.capture.completed(epoch)
+            if self.ingress is not None:
+                self.ingress.forget_below(info.end_seq)
             if info.flags & FLAG_CHECKPOINT:
                 self._checkpoint(info)
         self._check_drained()

@@ -6,10 +6,16 @@ Every dead letter is counted (``dead_letters_total``), whether or not the DAG na
 checkpoint: no source position is committed before the dead letters of the records it
 covers are durable, so a crash loses none (they are produced again by the replay).
 
+Every letter is one envelope (SPEC §13) with the keys of :data:`ENVELOPE`: ``node`` is the node
+that failed (None for a rejected or refused record), ``input`` what it was given,
+``subscriber`` and ``record`` the ingress record that led to it (what a redrive injects again;
+None when unknown, e.g. a MetronomeNode tick), ``time`` when it happened (epoch seconds). A
+sink's refusal also names its ``publisher``.
+
 Usage::
 
     box = DeadLetterBox(stats, sink)        # sink None: count only
-    box.put({"dag": "d", "node": "n", "error": "...", "input": {...}})
+    box.put({"dag": "d", "node": "n", "error": "...", "input": {...}, "subscriber": "s", "record": {...}})
     box.flush()                             # write + flush the sink
     box.close()
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -25,6 +32,7 @@ from actors.stats import DagStats
 from adapters.base import Sink
 
 MAX_RECENT = 20
+ENVELOPE = ("dag", "node", "error", "input", "subscriber", "record", "time")
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +46,9 @@ class DeadLetterBox:
         self._lock = threading.Lock()
 
     def put(self, letter: dict[str, Any]) -> None:
-        """Count ``letter`` and keep it for the next flush (called from any actor thread)."""
+        """Count ``letter`` and keep it for the next flush (called from any actor thread); the keys of
+        :data:`ENVELOPE` it lacks are added (None; ``time``: now)."""
+        letter = {**dict.fromkeys(ENVELOPE), "time": time.time(), **letter}
         with self._lock:
             self.stats.dead_letters += 1
             self.recent.append(letter)

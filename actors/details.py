@@ -99,8 +99,8 @@ def _error(error: dict[str, Any], full: bool) -> dict[str, Any]:
 
 def _endpoint(stats: Any) -> dict[str, Any]:
     return {"records": stats.records, "rejected": stats.rejected, "dropped": stats.dropped,
-            "commit_errors": stats.commit_errors, "errors": stats.errors, "backlog": stats.backlog,
-            "last_activity": stats.last_activity, "status": stats.status}
+            "commit_errors": stats.commit_errors, "errors": stats.errors, "redriven": stats.redriven,
+            "backlog": stats.backlog, "last_activity": stats.last_activity, "status": stats.status}
 
 
 def node_details(runtime: DagView, node: str) -> dict[str, Any]:

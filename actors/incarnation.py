@@ -37,6 +37,7 @@ from actors.coordinator import CoordinatorActor
 from actors.deadletters import DeadLetterBox
 from actors.fusion import node_chains
 from actors.gate import IngressGate
+from actors.ingress import IngressIndex
 from actors.messages import Control, Tick, encode
 from actors.node import NodeActor, node_actor_name
 from actors.nodelogic import NodeLogic
@@ -95,6 +96,7 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
     ctx = DagContext(dag, stats, gate, box, on_actor_failure=lambda a, e: None, clock=wiring.clock,
                      restore=restore)
     ctx.on_actor_failure = lambda actor, exc: wiring.on_failure(ctx, actor, exc)
+    ctx.ingress = IngressIndex() if dag.dead_letter else None
     step = "dead_letter"
     try:
         if dag.dead_letter:
@@ -188,9 +190,11 @@ def node_components(dag: DagModel, node: str) -> tuple[dict[str, Callable], dict
     return calcs, trans
 
 
-def _node_error_reporter(ctx: DagContext) -> Callable[[str, str, Any], None]:
-    def report(node: str, message: str, input_value: Any) -> None:
-        ctx.dead_letter({"dag": ctx.dag.name, "node": node, "error": message, "input": input_value})
+def _node_error_reporter(ctx: DagContext) -> Callable[[str, str, Any, int], None]:
+    def report(node: str, message: str, input_value: Any, seq: int) -> None:
+        subscriber, record = ctx.ingress.find(seq) if ctx.ingress is not None else (None, None)
+        ctx.dead_letter({"dag": ctx.dag.name, "node": node, "error": message, "input": input_value,
+                         "subscriber": subscriber, "record": record})
 
     return report
 

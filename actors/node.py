@@ -108,6 +108,7 @@ class NodeActor(DagActor):
             bad = {seq for seq, out in zip(*changes, strict=True) if not encodable(out)}
             for seq, out in zip(*changes, strict=True):
                 if seq in bad:
+                    logic.seq = seq
                     logic.record_error("output cannot be encoded (msgpack)", repr(out))
             for lists in {id(each): each for each in (changes, also) if each is not None}.values():
                 kept = [(seq, out) for seq, out in zip(*lists, strict=True) if seq not in bad]

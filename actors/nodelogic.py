@@ -20,13 +20,13 @@ from typing import Any
 from actors.messages import RUN_TICK, decode_records
 from actors.state import NodeStates
 from actors.stats import NodeStats
-from actors.tap import tapped_plain, tapped_step
+from actors.tap import tapped_calculator
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
 from graphs.state import LateRecord, is_stateful, owner_of
 from graphs.values import describe_error, nan_equal, not_a_map  # nan_equal: same_value(), inlined
 
 Changes = list  # [seqs, outputs]: two parallel lists
-ErrorSink = Callable[[str, str, Any], None]  # (node, message, input)
+ErrorSink = Callable[[str, str, Any, int], None]  # (node, message, input, seq of the ingress record)
 
 
 class _EdgeFailure:
@@ -77,6 +77,7 @@ class NodeLogic:
         self.on_error = on_error
         self.clock = clock
         self.states = NodeStates(name, self.calc, transformers, stats)  # snapshot()/restore() of its components
+        self.seq = -1  # the seq being computed where a loop cannot say (errors read it: dead letters' record)
 
     # -- state --------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -113,15 +114,15 @@ class NodeLogic:
         return self._run_merge(parents, complete)
 
     def _tapped(self, run: Callable[..., tuple[Changes, Changes]], *args: Any) -> tuple[Changes, Changes]:
-        """One epoch with every compute written to the tap: the same rules, through the tapped twins of
-        :meth:`_run_plain` and :meth:`_step` (:mod:`actors.tap`)."""
+        """One epoch with every compute written to the tap: the very same rules, through the general path
+        (:meth:`_step`, never the plain loop's shortcuts) with the calculator wrapped to note each call."""
         found: list = []
-        self._run_plain = lambda *plain: tapped_plain(self, found, *plain)
-        self._step = lambda seq, record, compare, always: tapped_step(self, found, seq, record, compare, always)
+        calc, plain = self.calc, self.plain
+        self.calc, self.plain = tapped_calculator(self, calc, found), False
         try:
             return run(*args)
         finally:
-            del self._run_plain, self._step
+            self.calc, self.plain, self.fresh = calc, plain, False  # the next plain epoch compares its first input
             self.stats.tap.add(found, self.clock())
 
     def _run_root(self, runs: list[list]) -> tuple[Changes, Changes]:
@@ -137,6 +138,7 @@ class NodeLogic:
         always = self.always
         for first, kind, payload in runs:
             if kind == RUN_TICK:
+                self.seq = first
                 out = step(first, self.latest if self.latest is not None else payload, False, True)
                 if out is not None:
                     seqs.append(first)
@@ -151,6 +153,7 @@ class NodeLogic:
                 self._run_plain(range(first, first + len(records)), records, seqs, outs, True)
                 continue
             for seq, record in enumerate(records, first):
+                self.seq = seq
                 out = step(seq, record, False, always)
                 if out is not None:
                     seqs.append(seq)
@@ -179,6 +182,7 @@ class NodeLogic:
         elif len(parents) == 1:
             set_parent = self._set_parent
             for seq, output in zip(parents[0][0], parents[0][1], strict=True):
+                self.seq = seq
                 set_parent(0, output)
                 merged = self._merged()
                 if merged is not None:
@@ -193,7 +197,7 @@ class NodeLogic:
             n = len(events)
             k = 0
             while k < n:
-                seq = events[k][0]
+                seq = self.seq = events[k][0]
                 while k < n and events[k][0] == seq:  # every parent that changed at seq first
                     self._set_parent(events[k][1], events[k][2])
                     k += 1
@@ -238,6 +242,7 @@ class NodeLogic:
                         raise not_a_map("calculator", name, out)
                 except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
                     times.append(clock() - started)
+                    self.seq = seq
                     self.record_error(describe_error(exc), value)
                     continue
                 times.append(clock() - started)
@@ -321,7 +326,7 @@ class NodeLogic:
         except LateRecord as exc:  # a stateful calculator's: counted and dead-lettered, not an error
             self.times.append(perf_counter() - started)
             if self.stateful:
-                self.states.late(str(exc), value, self.on_error)
+                self.states.late(str(exc), value, self.on_error, self.seq)
             else:  # as the plain path (which stateful nodes never take) treats it
                 self.record_error(describe_error(exc), value)
             return None
@@ -336,10 +341,10 @@ class NodeLogic:
         return out
 
     def record_error(self, message: str, input_value: Any) -> None:
-        """Rule 4 bookkeeping: count, keep, dead-letter."""
+        """Rule 4 bookkeeping: count, keep, dead-letter (naming ``self.seq``, the record being computed)."""
         self.stats.error(message, input_value, self.clock())
         if self.on_error is not None:
-            self.on_error(self.name, message, input_value)
+            self.on_error(self.name, message, input_value, self.seq)
 
     def _account(self) -> None:
         """Per epoch: the computes, their durations (one observation each), the latest values."""

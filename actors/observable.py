@@ -17,8 +17,8 @@ import threading
 from typing import Any
 
 from actors.capture import Capture
-from actors.context import COORDINATOR, DagContext
-from actors.messages import Ingest, encode, encode_records
+from actors.context import DagContext
+from actors.injection import InjectionError, inject_at_subscriber
 from actors.states import DagState
 from graphs.model import DagModel
 
@@ -38,14 +38,15 @@ class Observable:
     def inject(self, subscriber: str, records: list[dict]) -> str:
         """``records`` enter as if ``subscriber`` had read them (SPEC §13): same ingress order, epochs and
         checkpoints, but no source position, so nothing is committed for them. '' when they went in,
-        else why not (the DAG is not running)."""
+        else why not (the DAG is not running, or had no room for them in time)."""
         with self._lock:
             ctx, state = self._ctx, self.state
         if ctx is None or state not in (RUNNING, SUSPENDED) or ctx.stopping.is_set() or ctx.tearing_down.is_set():
             return f"dag {self.dag.name!r} is {state}: records can be injected only while it runs"
-        payload = encode_records(records)
-        ctx.gate.admit(len(records), len(payload))  # released with the epoch that holds them
-        ctx.send(COORDINATOR, encode(Ingest(subscriber, len(records), None, payload)))
+        try:
+            inject_at_subscriber(self, subscriber, records, count=False)
+        except (InjectionError, TimeoutError) as exc:
+            return str(exc)
         return ""
 
     def start_capture(self, capture: Capture) -> str:

@@ -259,6 +259,11 @@ class DagRuntime(Observable):
             ctx.send(COORDINATOR, encode(Tick(node, record)))
 
     @property
+    def incarnation(self) -> DagContext | None:
+        """The DAG's current actors (None while stopped or between restarts), e.g. for injected records."""
+        return self._ctx
+
+    @property
     def ingress_backlog(self) -> int:
         ctx = self._ctx
         return ctx.gate.backlog if ctx is not None else 0

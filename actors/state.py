@@ -23,7 +23,7 @@ from typing import Any
 from actors.stats import NodeStats
 from graphs.state import ComponentStates, node_state_components, owner_of, state_figures
 
-ErrorSink = Callable[[str, str, Any], None]
+ErrorSink = Callable[[str, str, Any, int], None]  # (node, message, input, seq of the ingress record)
 
 
 class NodeStates:
@@ -60,11 +60,11 @@ class NodeStates:
             self.evictions_seen = int(figures.get("evictions", 0))
             self.stats.state_groups = figures.get("groups")
 
-    def late(self, message: str, input_value: Any, on_error: ErrorSink | None) -> None:
-        """A record too late for its window: counted and dead-lettered, not an error."""
+    def late(self, message: str, input_value: Any, on_error: ErrorSink | None, seq: int) -> None:
+        """A record too late for its window (ingress record ``seq``): counted and dead-lettered, not an error."""
         self.stats.late += 1
         if on_error is not None:
-            on_error(self.node, message, input_value)
+            on_error(self.node, message, input_value, seq)
 
     def account(self) -> None:
         """Read the calculator's figures into the node's (once per epoch)."""

@@ -89,6 +89,7 @@ class EndpointStats:
     dropped: int = 0  # records lost by nature of the source (an at-most-once channel's overflow)
     commit_errors: int = 0  # subscriber: commits/acks its source failed (and retries), SPEC §6
     errors: int = 0
+    redriven: int = 0  # subscriber: dead letters' records injected again (``redriven_total``, SPEC §13)
     backlog: int | None = 0  # subscriber: records waiting at the source (None: unknown); publisher: epochs
     last_activity: float | None = None
     status: str = "closed"  # the adapter's status while its endpoint is open (SPEC §6); closed otherwise

@@ -4,8 +4,8 @@ Every node has a :class:`NodeTap` (in its :class:`~actors.stats.NodeStats`, so i
 restarts). It is closed until the first :meth:`NodeTap.read`, and closes itself
 :data:`TAP_IDLE_SECONDS` after the last one. A closed tap costs one attribute read per epoch:
 :class:`~actors.nodelogic.NodeLogic` looks at ``tap.open`` when an epoch starts and, only
-when it is set, runs that epoch through :func:`tapped_step` (the rules of ``_step``, with each
-compute written down) instead of its untapped paths.
+when it is set, runs that epoch through its general path with the calculator wrapped by
+:func:`tapped_calculator`, which writes each compute down: the same rules, never a copy of them.
 
 Each entry is ``{seq, time, record_seq, input, output, error}``: ``seq`` numbers the tap's
 entries (it only grows, so ``read(after=seq)`` pages), ``record_seq`` is the ingress number
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.preview import preview
-from graphs.values import describe_error, nan_equal, not_a_map
+from graphs.values import describe_error
 
 TAP_SIZE = 100  # computes a tap keeps (and returns at most)
 TAP_IDLE_SECONDS = 60.0  # a tap nobody read for this long closes
@@ -94,90 +94,18 @@ def _shown(entry: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def tapped_step(logic: Any, found: list, seq: int, record: Any, compare_input: bool, always: bool) -> Any:
-    """``NodeLogic._step`` with every compute appended to ``found`` (only while a tap is open): the
-    same rules 1-4 for one record; the new output when it is to be propagated, else None."""
-    value = record
-    if logic.in_chain:
-        try:
-            value = _through(logic.in_chain, value)
-        except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
-            message = describe_error(exc)
-            logic.record_error(message, record)
-            found.append((seq, record, None, message))
-            return None
-        if value is None:
-            return None
-    if compare_input and not always and (value == logic.input or nan_equal(value, logic.input)):
-        return None
-    logic.input = value
-    started = time.perf_counter()
-    try:
-        out = logic.calc(value)
-        if out is not None:
-            if not isinstance(out, dict):
-                raise not_a_map("calculator", logic.calc_name, out)
-            if logic.out_chain:
-                out = _through(logic.out_chain, out)
-    except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
-        logic.times.append(time.perf_counter() - started)
-        message = describe_error(exc)
-        logic.record_error(message, value)
-        found.append((seq, value, None, message))
-        return None
-    logic.times.append(time.perf_counter() - started)
-    found.append((seq, value, out, None))
-    if out is None or (not always and (out == logic.output or nan_equal(out, logic.output))):
-        return None
-    logic.output = out
-    return out
+def tapped_calculator(logic: Any, calc: Callable[[Any], Any], found: list) -> Callable[[Any], Any]:
+    """``calc`` noting each call in ``found`` as ``(record_seq, input, output, error)``; the record's
+    number is the one the node is computing (``logic.seq``). What it raises is raised on, so the node
+    applies rule 4 exactly as without a tap."""
 
-
-def tapped_plain(logic: Any, found: list, in_seqs: list[int] | range, values: list[Any], seqs: list[int],
-                 outs: list[Any], root: bool, complete: bool = True) -> None:
-    """``NodeLogic._run_plain`` with every compute appended to ``found`` (only while a tap is open): the
-    same rules 1-4 over one run of inputs of a node without transformers, appending what it propagates."""
-    calc, times, always, name = logic.calc, logic.times, logic.always, logic.calc_name
-    trusted = logic.parent_distinct and not root and complete
-    inp, cur, fresh = logic.input, logic.output, logic.fresh
-    clock = time.perf_counter
-    record = found.append
-    for seq, value in zip(in_seqs, values, strict=True):
-        if not root:
-            if not value:  # an empty merged input: the node does not compute (rule 1)
-                fresh = False
-                continue
-            if not always and not (fresh and trusted) and (value == inp or nan_equal(value, inp)):
-                fresh = True
-                continue
-            fresh = True
-        inp = value
-        started = clock()
+    def noted(value: Any) -> Any:
         try:
             out = calc(value)
-            if out is not None and not isinstance(out, dict):
-                raise not_a_map("calculator", name, out)
-        except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
-            times.append(clock() - started)
-            message = describe_error(exc)
-            logic.record_error(message, value)
-            record((seq, value, None, message))
-            continue
-        times.append(clock() - started)
-        record((seq, value, out, None))
-        if out is None or (not always and (out == cur or nan_equal(out, cur))):
-            continue
-        cur = out
-        seqs.append(seq)
-        outs.append(out)
-    logic.input, logic.output, logic.fresh = inp, cur, fresh
+        except BaseException as exc:
+            found.append((logic.seq, value, None, describe_error(exc)))
+            raise
+        found.append((logic.seq, value, out, None))
+        return out
 
-
-def _through(chain: tuple[tuple[str, Callable], ...], value: Any) -> Any:
-    for name, trans in chain:
-        value = trans(value)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise not_a_map("transformer", name, value)
-    return value
+    return noted

@@ -28,8 +28,10 @@ from typing import Any
 
 from actors.control import HEARTBEAT, REPLY, pack, unpack
 from actors.details import node_details
+from actors.injection import InjectionError
 from actors.lease import LEASE
 from actors.observing import OBSERVING
+from actors.redrive import MAX_LETTERS, list_dead_letters, redrive
 from actors.restart import RestartPolicy
 from actors.runtime import DagRuntime
 from graphs.building import build_model
@@ -37,7 +39,7 @@ from graphs.masking import install_log_masking
 
 HEARTBEAT_INTERVAL = 0.5
 WINDOW_CHECK_INTERVAL = 1.0
-READ_ONLY = frozenset({"details", "node", "tap", "capture_status"})
+READ_ONLY = frozenset({"details", "node", "tap", "capture_status", "deadletters"})
 # quick and safe in any state, so never queued behind a DAG's lane: a record handed over, a flag set
 OUT_OF_BAND = READ_ONLY | {"inject", "capture"}
 SNAPSHOT_REPLIES = frozenset({"start", "stop", "suspend", "resume", "details", "deploy"})
@@ -135,6 +137,13 @@ class Worker:
             return node_details(runtime, str(args.get("node", "")))
         if command in OBSERVING:
             return OBSERVING[command](runtime, args)
+        if command in ("deadletters", "redrive"):  # refusals come back as {"error"}: the API's 409, not a failure
+            try:
+                if command == "deadletters":
+                    return {"letters": list_dead_letters(runtime, int(args.get("limit", MAX_LETTERS)))}
+                return redrive(runtime, args.get("ids"))
+            except (InjectionError, TimeoutError) as exc:
+                return {"error": str(exc)}
         if command == "start":
             runtime.start(self.clock(), suspended=bool(args.get("suspended")), reload=bool(args.get("reload")))
         elif command == "stop":

@@ -270,6 +270,10 @@ class Adapter:
     # endpoint's config, the role and the DAG's effective settings (:data:`DAG_SETTINGS` keys); returns one
     # :class:`ConfigProblem` per problem (e.g. an ActiveMQ prefetch too small for the checkpoint interval)
     check_config: Callable[[ParsedUri, Mapping[str, Any], str, Mapping[str, int]], list[ConfigProblem]] | None = None
+    # what a destination holds, read back without consuming it (dead letters, SPEC §13): called with the URI and
+    # a limit, returns at most that many ``(id, record)`` pairs, oldest first; ``id`` names the record's place
+    # (a line number, an entry id) and stays the same while the record is there. None: cannot be read back
+    read_back: Callable[[ParsedUri, int], list[tuple[str, Any]]] | None = None
 
 
 def positive_param(u: ParsedUri, key: str) -> str | None:

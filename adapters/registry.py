@@ -213,3 +213,18 @@ def open_source(uri: str, config: Mapping[str, Any] | None = None) -> Source:
 def open_sink(uri: str, config: Mapping[str, Any] | None = None) -> Sink:
     """Construct (not open) the sink for ``uri``. The caller calls ``open()``."""
     return sink_class(uri)(uri, dict(config or {}))
+
+
+def read_back(uri: str, limit: int) -> list[tuple[str, Any]]:
+    """At most ``limit`` ``(id, record)`` pairs of what the destination ``uri`` holds, oldest first, without
+    consuming them (how a DAG's dead letters are listed, SPEC §13); ValueError when its scheme cannot say.
+
+    >>> read_back("mem://queue/nothing-here", 10)
+    []
+    """
+    parsed = parse_uri(uri)
+    adapter = adapter_for(parsed.scheme)
+    if adapter.read_back is None:
+        raise ValueError(f"what {parsed.scheme}:// destinations hold cannot be read back; use file://, mem://queue/, "
+                         "redis://list/, redis://stream/ or kafka:// for dead letters that can be listed and redriven")
+    return adapter.read_back(parsed, limit)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 NODE_COUNTERS = ("computes", "errors", "late", "evictions")
-ENDPOINT_COUNTERS = ("records", "rejected", "dropped", "commit_errors", "errors")
+ENDPOINT_COUNTERS = ("records", "rejected", "dropped", "commit_errors", "errors", "redriven")
 DAG_COUNTERS = ("actor_restarts", "dead_letters")
 RESTORED = "counters_restored"  # in a runtime's details: its counters resumed from its checkpoint's
 FLOOR, BASE = "floor", "base"  # in a carry: see the module's docstring

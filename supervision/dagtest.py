@@ -22,6 +22,7 @@ first record that differs and the keys that differ), 2 when a test file is inval
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -297,3 +298,27 @@ def _layout(value: Any, indent: str) -> str:
     if isinstance(value, list) and value:
         return "[\n" + ",\n".join(inner + json.dumps(v) for v in value) + f"\n{indent}]"
     return json.dumps(value)
+
+
+def add_test_parser(sub: Any) -> None:
+    """The ``dagserver test`` subcommand, on the CLI's subparsers."""
+    test = sub.add_parser("test", help="run DAG tests (recorded input, expected publications); exit 0 if all pass, "
+                                       "1 if one fails, 2 on an invalid test")
+    test.add_argument("files", nargs="*", metavar="FILE", help="test files or folders of *.json")
+    test.add_argument("--update", action="store_true", help="write what each DAG publishes as its test's expectation")
+    test.add_argument("--from-capture", metavar="DIR", help="turn a capture folder into a test file (with -o)")
+    test.add_argument("-o", "--output", metavar="FILE", help="the test file --from-capture writes")
+    test.add_argument("--dag", metavar="DAG.json", help="with --from-capture: the DAG file (default: DIR/dag.json)")
+
+
+def run_test_command(args: argparse.Namespace) -> int:
+    """``dagserver test``: run test files, or (``--from-capture DIR -o FILE``) write one from a capture."""
+    if args.from_capture:
+        if not args.output or args.files or args.update:
+            print("test --from-capture DIR needs -o FILE, and takes no test files or --update", file=sys.stderr)
+            return EXIT_INVALID
+        return from_capture(args.from_capture, args.output, args.dag)
+    if args.output or args.dag:
+        print("test: -o and --dag go with --from-capture DIR", file=sys.stderr)
+        return EXIT_INVALID
+    return run_tests(args.files, update=args.update)

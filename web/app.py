@@ -24,7 +24,10 @@ from werkzeug.exceptions import HTTPException
 
 from web.accounts import Accounts
 from web.api import api
+from web.audit import AuditLog
+from web.audit import install as install_audit
 from web.auth import install
+from web.insight import insight
 from web.jsonsafe import SafeJSONProvider
 from web.observe import observe
 from web.pages import pages
@@ -38,10 +41,11 @@ log = logging.getLogger(__name__)
 
 def create_app(service: SupervisorService, accounts: Accounts | None = None, secure: bool = False, *,
                session_hours: float = DEFAULT_SESSION_HOURS, max_body: int = MAX_BODY,
-               sessions: SessionStore | None = None) -> Flask:
+               sessions: SessionStore | None = None, audit: AuditLog | None = None) -> Flask:
     """A Flask app serving the pages, the JSON API, ``/healthz`` and ``/metrics`` over ``service``;
     ``secure``: served over TLS (the session cookie is then Secure); ``session_hours``: how long a
-    login lasts; ``sessions``: a ready session store instead (tests give one with their own clock)."""
+    login lasts; ``sessions``: a ready session store instead (tests give one with their own clock); ``audit``:
+    where every POST and DELETE is recorded (SPEC §13)."""
     app = Flask(__name__)
     app.json = SafeJSONProvider(app)  # bytes as base64, NaN/inf as null: always valid JSON (SPEC §7)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -51,6 +55,8 @@ def create_app(service: SupervisorService, accounts: Accounts | None = None, sec
     app.register_blueprint(api)
     app.register_blueprint(observe)
     app.register_blueprint(pages)
+    app.register_blueprint(insight)
+    install_audit(app, audit)
     app.register_error_handler(ServiceError, service_error)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)

@@ -112,6 +112,7 @@ def sign_in(user: User) -> None:
     session.permanent = True  # the cookie lasts as long as the session may (session_hours)
     session["sid"] = sid
     g.session = record
+    g.user = user  # who this request now is (the audit log names who signed in)
 
 
 def sign_out() -> None:

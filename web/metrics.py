@@ -65,6 +65,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "epochs_completed_total": ("counter", "Epochs whose outputs were all acknowledged."),
     "dead_letters_total": ("counter", "Records rejected at ingress, refused by a sink, or whose computation "
                                       "failed, counted whether or not the DAG has a dead_letter destination."),
+    "redriven_total": ("counter", "Dead letters whose ingress record was injected again at its subscriber "
+                                  "(POST /api/dags/NAME/deadletters/redrive)."),
     "worker_restarts_total": ("counter", "Times a worker process was replaced after it died or hung."),
     "dag_state": ("gauge", "DAG state: 1 for the state label the DAG is in now (starting, running, suspended, "
                            "stopped, failed, restarting, standby), 0 for the others."),
@@ -106,6 +108,7 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
     actor_restarts = family("actor_restarts_total")
     worker_restarts = family("worker_restarts_total")
     dead_letters = family("dead_letters_total")
+    redriven = family("redriven_total")
     state = family("dag_state")
     ha_leader = family("ha_leader")
     build_info = family("build_info")
@@ -138,6 +141,7 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
             rejected.add(labels, figures.get("rejected"))
             dropped.add(labels, figures.get("dropped"))
             commit_errors.add(labels, figures.get("commit_errors"))
+            redriven.add(labels, figures.get("redriven"))
             lag.add(labels, figures.get("backlog"))
             _status(source_status, labels, figures.get("status"))
         for pub, figures in (dag.get("publishers") or {}).items():
@@ -160,7 +164,7 @@ def render_metrics(dags: list[dict[str, Any]], workers: list[dict[str, Any]], *,
     build_info.add(f'version="{escape(version)}"', 1)
     families = (computes, errors, compute_seconds, late, evictions, groups, state_bytes, received, rejected, dropped,
                 commit_errors, lag, source_status, published, publish_errors, sink_status, latency, backlog,
-                actor_restarts, epochs, dead_letters, worker_restarts, state, ha_leader, build_info)
+                actor_restarts, epochs, dead_letters, redriven, worker_restarts, state, ha_leader, build_info)
     return "".join(metric.render() for metric in families).encode("utf-8")
 
 

@@ -16,8 +16,10 @@ from werkzeug.wrappers import Response
 
 from web.accounts import MAX_NAME, Accounts
 from web.api import service
+from web.audit import refused
 from web.auth import ACCOUNTS, current_user, login_csrf_ok, open_access, requires, sign_in, sign_out, throttle
 from web.graph import layout
+from web.insight import letters_for_page
 from web.service import ServiceError
 
 pages = Blueprint("pages", __name__)
@@ -108,7 +110,8 @@ def dag_page(name: str) -> str:
     errors = [{"node": node, **error} for node, info in (details.get("nodes") or {}).items()
               for error in info.get("last_errors") or ()]
     errors.sort(key=lambda e: e.get("time") or 0, reverse=True)
-    return render_template("dag.html", dag=details, picture=layout(details.get("config") or {}), errors=errors[:20])
+    return render_template("dag.html", dag=details, picture=layout(details.get("config") or {}), errors=errors[:20],
+                           dead=letters_for_page(name))
 
 
 @pages.get("/dags/<name>/state")
@@ -186,6 +189,7 @@ def delete_dag(name: str) -> Response:
 
 def _flash_refused(action: str, exc: ServiceError) -> None:
     """Why the service refused ``action``, and each of its problems, as error messages on the next page."""
+    refused(exc.message)
     flash(f"{action} refused: {exc.message}", "error")
     for problem in exc.problems:
         flash(problem, "error")

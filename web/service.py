@@ -101,3 +101,14 @@ class SupervisorService(Protocol):
     def capture(self, name: str, capture_id: str) -> dict[str, Any]:
         """A capture's ``state`` (``capturing``, ``finishing``, ``done``, ``failed``); once done also ``events``
         (the replay format), ``outputs`` (publisher -> records) and ``dag`` (the DAG file)."""
+
+    def dead_letters(self, name: str, limit: int) -> dict[str, Any]:
+        """``{"dag", "dead_letter", "letters"}``: the letters read back, oldest first, each with its ``id``
+        (404 unknown DAG; 409 when it keeps none that can be read back, or is not running)."""
+
+    def redrive(self, name: str, ids: list[str] | None) -> dict[str, Any]:
+        """Inject the letters' records again (``ids`` None: all): ``{"redriven", "by_subscriber", "skipped",
+        "unknown"}``."""
+
+    def series(self, name: str | None) -> dict[str, Any]:
+        """The last 15 minutes of ``name`` (None: the whole server): ``{"interval", "fields", "points"}``."""

@@ -1,7 +1,9 @@
 """``dagserver user add|remove|token|hash|revoke`` and the accounts ``serve`` starts with (SPEC §7).
 
 Usage (the users file comes from ``--users FILE``, else ``-c CONFIG``'s ``users`` key, else
-``var/users.json``)::
+``var/users.json``). Each command is appended to the audit log (SPEC §13): ``audit.jsonl`` in
+``-c CONFIG``'s ``state_dir``, else in ``state/`` beside the users file (``var/state`` by
+default, the default ``state_dir``); the user is the one running the command, the role ``cli``::
 
     dagserver user add ana --role operator        # password from the terminal, or stdin's first line
     dagserver user token ana                      # a new API token, printed once on the last line
@@ -21,8 +23,10 @@ import argparse
 import getpass
 import logging
 import sys
+from pathlib import Path
 
 from web.accounts import DEFAULT_USERS, ROLES, Accounts, AccountsError, UsersFile
+from web.audit import AuditLog
 
 
 def add_user_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -59,32 +63,49 @@ def read_password() -> str:
     return first
 
 
-def run_user(args: argparse.Namespace, users_path: str) -> int:
-    """Carry out one ``dagserver user`` action; 0, or 2 with the reason on stderr."""
+def run_user(args: argparse.Namespace, users_path: str, state_dir: str | None = None) -> int:
+    """Carry out one ``dagserver user`` action and audit it (never its password or token); 0, or 2 with the
+    reason on stderr."""
+    users_file = args.file if args.user_command == "hash" else users_path
+    audit = AuditLog.in_state_dir(state_dir if state_dir is not None else Path(users_file).parent / "state")
+    target = getattr(args, "name", None) or args.file
     try:
-        if args.user_command == "hash":
-            count = UsersFile(args.file).convert_plaintext()
-            print(f"{args.file}: {count} password(s) hashed")
-            return 0
-        users = UsersFile(users_path)
-        if args.user_command == "add":
-            users.add(args.name, args.role, read_password())
-            print(f"{users_path}: user {args.name!r} saved with role {args.role}")
-        elif args.user_command == "remove":
-            users.remove(args.name)
-            print(f"{users_path}: user {args.name!r} removed (its tokens and sessions no longer work)")
-        elif args.user_command == "token":
-            token = users.new_token(args.name)
-            print(f"{users_path}: a new API token for {args.name!r} (shown only now; send it as "
-                  f"'Authorization: Bearer TOKEN'):")
-            print(token)
-        else:
-            count = users.revoke(args.name, args.token)
-            print(f"{users_path}: {count} token(s) of {args.name!r} revoked")
+        _run_user(args, users_path)
     except AccountsError as exc:
+        _audit(audit, args.user_command, target, f"refused: {exc}")
         print(f"dagserver user: {exc}", file=sys.stderr)
         return 2
+    _audit(audit, args.user_command, target, "ok")
     return 0
+
+
+def _audit(audit: AuditLog, command: str, target: str, outcome: str) -> None:
+    try:
+        audit.append(user=getpass.getuser(), role="cli", action=f"user {command}", target=target, outcome=outcome)
+    except OSError as exc:
+        print(f"dagserver user: the audit log {audit.path} could not be written: {exc}", file=sys.stderr)
+
+
+def _run_user(args: argparse.Namespace, users_path: str) -> None:
+    if args.user_command == "hash":
+        count = UsersFile(args.file).convert_plaintext()
+        print(f"{args.file}: {count} password(s) hashed")
+        return
+    users = UsersFile(users_path)
+    if args.user_command == "add":
+        users.add(args.name, args.role, read_password())
+        print(f"{users_path}: user {args.name!r} saved with role {args.role}")
+    elif args.user_command == "remove":
+        users.remove(args.name)
+        print(f"{users_path}: user {args.name!r} removed (its tokens and sessions no longer work)")
+    elif args.user_command == "token":
+        token = users.new_token(args.name)
+        print(f"{users_path}: a new API token for {args.name!r} (shown only now; send it as "
+              f"'Authorization: Bearer TOKEN'):")
+        print(token)
+    else:
+        count = users.revoke(args.name, args.token)
+        print(f"{users_path}: {count} token(s) of {args.name!r} revoked")
 
 
 def open_accounts(users_path: str, log: logging.Logger, url: str) -> Accounts:

@@ -259,5 +259,26 @@ class FileSink(Sink):
 # The seed's publisher keys ``publish_interval`` and ``batch_size`` are accepted so its DAG files run
 # unchanged; they change nothing here: every epoch is one batch, handed to the OS as it is written.
 SEED_SINK_KEYS = ("publish_interval", "batch_size")
+def read_back_file(parsed: ParsedUri, limit: int) -> list[tuple[str, Any]]:
+    """The first ``limit`` JSON lines of the file (ids: line numbers from 0; a line that is not JSON is
+    given as ``{"line": TEXT}``); [] while the file does not exist."""
+    found: list[tuple[str, Any]] = []
+    try:
+        with open(file_path(parsed), encoding="utf-8", errors="replace") as lines:
+            for number, line in enumerate(lines):
+                if len(found) >= limit:
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    found.append((str(number), json.loads(line)))
+                except ValueError:
+                    found.append((str(number), {"line": line.rstrip("\n")}))
+    except FileNotFoundError:
+        return []
+    return found
+
+
 ADAPTER = Adapter("file", check_file_uri, source=FileSource, sink=FileSink,
-                  source_keys=("start",), sink_keys=("fsync", *SEED_SINK_KEYS))  # one tail reads a file: not shareable
+                  source_keys=("start",), sink_keys=("fsync", *SEED_SINK_KEYS),
+                  read_back=read_back_file)  # one tail reads a file: not shareable

@@ -27,6 +27,7 @@ Usage::
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
@@ -120,6 +121,11 @@ class MemQueue:
             if out:
                 self._cond.notify_all()
             return out
+
+    def peek(self, limit: int) -> list[Any]:
+        """The first ``limit`` items, left in place."""
+        with self._cond:
+            return list(itertools.islice(self._items, max(0, limit)))
 
     def put_front(self, items: list[Any]) -> None:
         """Return ``items`` to the head of the queue, in order (may briefly exceed max_size)."""
@@ -367,8 +373,17 @@ class MemSink(Sink):
         self.status = CLOSED
 
 
+def read_back_queue(parsed: ParsedUri, limit: int) -> list[tuple[str, Any]]:
+    """What ``mem://queue/NAME`` holds (ids: positions from its head); a topic keeps nothing to read back."""
+    kind, name = mem_target(parsed)
+    if kind != QUEUE:
+        raise ValueError(f"{parsed.raw!r} is a topic, which keeps no records to read back; use mem://queue/{name}")
+    return [(str(i), item) for i, item in enumerate(get_queue(name).peek(limit))]
+
+
 ADAPTER = Adapter(
     "mem", check_mem_uri, source=MemSource, sink=MemSink,
     source_keys=("max_size", "max_depth"), sink_keys=("max_size", "put_timeout"),
     shareable=lambda u: u.part(0) == QUEUE,  # a queue's records go to one reader each; a topic's to all
+    read_back=read_back_queue,
 )

@@ -36,6 +36,7 @@ from adapters.kafka.link import (
     load_kafka,
     make_client,
 )
+from adapters.kafka.readback import read_back_kafka
 from adapters.kafka.sink import KafkaSink
 
 log = logging.getLogger(__name__)
@@ -395,4 +396,4 @@ def _listener(kafka: Any, source: KafkaSource) -> Any:
 ADAPTER = Adapter("kafka", check_kafka_uri, source=KafkaSource, sink=KafkaSink,
                   source_keys=(*KEYS, "consumer_config"), sink_keys=(*KEYS, "key_attribute", "producer_config"),
                   shareable=always_shared,  # consumer groups spread partitions over the replicas
-                  extra="kafka")
+                  extra="kafka", read_back=read_back_kafka)

@@ -34,6 +34,7 @@ from adapters.base import DESTINATION, SOURCE, Adapter, ParsedUri, Sink, Source,
 from adapters.redis.channels import ChannelSink, ChannelSource
 from adapters.redis.link import target_of
 from adapters.redis.lists import KeySink, ListSink, ListSource
+from adapters.redis.readback import read_back_redis
 from adapters.redis.streams import StreamSink, StreamSource
 
 KEYS = ("host", "port", "db", "password", "username", "format", "socket_timeout")
@@ -99,4 +100,4 @@ _ROLE_CHECK = {"check_role": check_redis_role} if "check_role" in getattr(Adapte
 
 ADAPTER = Adapter("redis", check_redis_uri, source=RedisSource, sink=RedisSink,
                   source_keys=SOURCE_KEYS, sink_keys=SINK_KEYS, shareable=is_redis_shareable, extra="redis",
-                  **_ROLE_CHECK)
+                  read_back=read_back_redis, **_ROLE_CHECK)

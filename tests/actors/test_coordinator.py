@@ -179,7 +179,8 @@ def test_dead_letters_then_the_checkpoint_then_the_commits(harness: Callable[...
     h = harness(coordinated_dag(every=1))
     h.ingest("a", rows(1), position=5)
     h.settle()
-    letter = {"dag": "coord", "node": "pub", "error": "boom", "input": {"v": 0}}
+    letter = {"dag": "coord", "node": "pub", "error": "boom", "input": {"v": 0}, "subscriber": "a",
+              "record": {"v": 0}, "time": 1.0}
     h.ctx.dead_letter(letter)
     h.ack(0)
     h.states(0)

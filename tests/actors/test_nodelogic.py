@@ -97,7 +97,7 @@ def make(dag: DagModel, name: str, errors: Errors | None = None,
     """``name``'s logic with its own components (``calculators``/``transformers`` replace some by
     name), fresh stats, a fixed clock, and errors appended to ``errors`` when given."""
     calcs, trans = node_components(dag, name)
-    on_error = None if errors is None else (lambda node, message, value: errors.append((node, message, value)))
+    on_error = None if errors is None else (lambda node, message, value, seq: errors.append((node, message, value)))
     return NodeLogic(dag, name, {**calcs, **(calculators or {})}, {**trans, **(transformers or {})},
                      NodeStats(), on_error, lambda: NOW)
 

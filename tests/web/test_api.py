@@ -88,6 +88,19 @@ class FakeService:
     def metrics_text(self) -> bytes:
         return b"# HELP dagserver_up Up.\n# TYPE dagserver_up gauge\ndagserver_up 1\n"
 
+    def dead_letters(self, name: str, limit: int) -> dict[str, Any]:
+        self._dag(name)
+        return {"dag": name, "dead_letter": None, "letters": []}
+
+    def redrive(self, name: str, ids: list[str] | None) -> dict[str, Any]:
+        self._dag(name)
+        return {"dag": name, "redriven": 0, "by_subscriber": {}, "skipped": [], "unknown": list(ids or [])}
+
+    def series(self, name: str | None) -> dict[str, Any]:
+        if name is not None:
+            self._dag(name)
+        return {"interval": 1, "window_seconds": 900, "fields": [], "points": []}
+
 
 @pytest.fixture
 def fake() -> FakeService:

@@ -18,6 +18,7 @@ COUNTERS = {
     "dagserver_actor_restarts_total", "dagserver_worker_restarts_total", "dagserver_epochs_completed_total",
     "dagserver_dead_letters_total", "dagserver_records_dropped_total", "dagserver_commit_errors_total",
     "dagserver_records_late_total", "dagserver_state_evictions_total",
+    "dagserver_redriven_total",
 }
 HISTOGRAMS = {"dagserver_node_compute_seconds", "dagserver_epoch_latency_seconds"}
 GAUGES = {"dagserver_ingress_backlog", "dagserver_dag_state", "dagserver_source_lag", "dagserver_source_status",
@@ -49,7 +50,7 @@ def details(name: str, worker: int | None, state: str = "running") -> dict[str, 
                            "evictions": 2, "state": {"groups": 120, "bytes": 5300}},
         },
         "subscribers": {"in": {"source": "mem://in", "records": 10, "rejected": 3, "dropped": 4, "commit_errors": 5,
-                               "errors": 0,
+                               "errors": 0, "redriven": 2,
                                **endpoint, "backlog": 12}},
         "publishers": {"out": {"destination": "mem://out", "records": 9, "rejected": 0, "errors": 2, **endpoint}},
         "worker": worker,

@@ -17,13 +17,14 @@ from actors.stats import COMPUTE_BUCKETS, LATENCY_BUCKETS, Histogram
 from tests.web.test_metrics import WORKERS, details
 from web.metrics import DAG_STATES, ENDPOINT_STATUSES, FAMILIES, PREFIX, render_metrics
 
-SPEC_FAMILIES = {  # SPEC §8, in its order, plus epochs_completed_total
+SPEC_FAMILIES = {  # SPEC §8, in its order, plus epochs_completed_total; redriven_total from §13
     "node_computes_total", "node_errors_total", "node_compute_seconds", "records_received_total",
     "records_rejected_total", "records_published_total", "records_dropped_total", "publish_errors_total",
     "dead_letters_total", "epoch_latency_seconds", "ingress_backlog", "source_lag", "source_status",
     "sink_status", "actor_restarts_total", "worker_restarts_total", "dag_state", "ha_leader", "build_info",
     "epochs_completed_total", "commit_errors_total", "records_late_total", "state_evictions_total", "state_groups",
     "state_bytes",
+    "redriven_total",
 }
 # the words each help text must hold: what it counts, in the operator's terms
 HELP_WORDS = {
@@ -38,6 +39,7 @@ HELP_WORDS = {
     "node_compute_seconds": ("seconds", "compute"),
     "epoch_latency_seconds": ("seconds", "epoch", "acknowledge"),
     "dead_letters_total": ("dead_letter",),
+    "redriven_total": ("dead letters", "injected again", "subscriber"),
     "worker_restarts_total": ("worker process",),
     "records_late_total": ("window", "watermark", "dead letter"),
     "state_evictions_total": ("max_keys",),
