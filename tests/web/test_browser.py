@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.support.services import unavailable
+from tests.support.browser import chromium, require_chromium
 from tests.support.supervised import ROOT, SupervisedServer, metronome_dag
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS: dict[str, Path] = {}  # "folder": where shoot() writes (the server fixture chooses it)
 XSS = "<script>alert(1)</script>"
 TIMEOUT_MS = 15_000
@@ -41,8 +40,7 @@ def diamond_dag(out: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedServer]:
-    if not Path(CHROMIUM).exists():
-        unavailable(f"{CHROMIUM} is not installed (make services installs the chromium package)")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("browser")
     SHOTS["folder"] = Path(os.environ.get("DAGSERVER_SCREENSHOTS") or tmp / "screenshots")
     dags = {"clock": metronome_dag("clock", tmp / "clock.jsonl", interval=0.3),
@@ -58,11 +56,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedServe
 
 @pytest.fixture(scope="module")
 def browser(server: SupervisedServer) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def signed_in(browser: Browser, server: SupervisedServer, role: str) -> Page:

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.support.services import unavailable
+from tests.support.browser import chromium, require_chromium
 from tests.support.supervised import ROOT, SupervisedServer, metronome_dag
 from tests.support.waiting import wait_until
-from tests.web.test_browser import CHROMIUM, SHOTS, TIMEOUT_MS, shoot, signed_in
+from tests.web.test_browser import SHOTS, TIMEOUT_MS, shoot, signed_in
 
 
 def faulty_dag(tmp: Path) -> dict[str, Any]:
@@ -40,8 +40,7 @@ def faulty_dag(tmp: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedServer]:
-    if not Path(CHROMIUM).exists():
-        unavailable(f"{CHROMIUM} is not installed (make services installs the chromium package)")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("insight")
     SHOTS["folder"] = Path(os.environ.get("DAGSERVER_SCREENSHOTS") or tmp / "screenshots")
     records = [{"order": 1, "qty": 2}, {"order": 2, "boom": "no price for sku 7"}, {"order": 3, "qty": 1},
@@ -55,11 +54,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedServe
 
 @pytest.fixture(scope="module")
 def browser(server: SupervisedServer) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def wait_for_points(page: Page, chart: str, at_least: int) -> None:

@@ -13,22 +13,19 @@ import http.server
 import re
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Route, sync_playwright
+from playwright.sync_api import Browser, Route
 
-from tests.support.services import unavailable
+from tests.support.browser import chromium, require_chromium
 from tests.support.supervised import SupervisedServer, free_port, metronome_dag
 
-CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedServer]:
-    if not Path(CHROMIUM).exists():
-        unavailable(f"{CHROMIUM} is not installed (make services installs the chromium package)")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("browser-login")
     with SupervisedServer(tmp, {"clock": metronome_dag("clock", tmp / "clock.jsonl", interval=0.5)},
                           workers=1) as running:
@@ -37,11 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedServe
 
 @pytest.fixture(scope="module")
 def browser(server: SupervisedServer) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def attacker_site(html: str) -> tuple[http.server.ThreadingHTTPServer, str]:

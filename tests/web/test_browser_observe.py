@@ -18,20 +18,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
-from tests.support.services import unavailable
+from tests.support.browser import chromium, require_chromium
 from tests.support.supervised import DAGSERVER, ROOT, SupervisedServer, metronome_dag, read_jsonl
 from tests.support.waiting import wait_until
-from tests.web.test_browser import CHROMIUM, SHOTS, TIMEOUT_MS, post_from_page, shoot, signed_in
+from tests.web.test_browser import SHOTS, TIMEOUT_MS, post_from_page, shoot, signed_in
 
 LABEL = {"name": "label", "type": "ApplyDefaultsCalculator", "config": {"defaults": {"label": "v1"}}}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedServer]:
-    if not Path(CHROMIUM).exists():
-        unavailable(f"{CHROMIUM} is not installed (make services installs the chromium package)")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("browser-observe")
     SHOTS["folder"] = Path(os.environ.get("DAGSERVER_SCREENSHOTS") or tmp / "screenshots")
     dags = {"flow": metronome_dag("flow", tmp / "flow.jsonl", interval=0.2, calculator=LABEL)}
@@ -42,11 +41,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedServe
 
 @pytest.fixture(scope="module")
 def browser(server: SupervisedServer) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def dagserver(*args: str) -> subprocess.CompletedProcess[str]:

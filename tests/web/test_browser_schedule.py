@@ -6,19 +6,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from graphs.schedule import DAY_NAMES
-from tests.support.services import unavailable
+from tests.support.browser import chromium, require_chromium
 from tests.support.supervised import SupervisedServer, metronome_dag
-from tests.web.test_browser import CHROMIUM, signed_in
+from tests.web.test_browser import signed_in
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def test_the_dashboard_shows_the_schedule_and_its_next_start(tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        unavailable(f"{CHROMIUM} is not installed (make services installs the chromium package)")
+    require_chromium()
     later = datetime.now(UTC) + timedelta(days=2)
     day = DAY_NAMES[later.weekday()]
     dag = metronome_dag("waiting", tmp_path / "waiting.jsonl", schedule={
@@ -27,13 +26,8 @@ def test_the_dashboard_shows_the_schedule_and_its_next_start(tmp_path: Path) -> 
         server.wait_dags("suspended")
         next_start = server.get_ok("/api/dags")[0]["next_start"]
         assert next_start == f"{later.date().isoformat()}T09:30:00+00:00"
-        with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            try:
-                page = signed_in(chromium, server, "viewer")
-                row = page.locator("tr[data-dag=waiting]")
-                expect(row).to_contain_text(f"{day} 09:30-16:00 UTC (next start {next_start})")
-            finally:
-                chromium.close()
+        with chromium() as browser:
+            page = signed_in(browser, server, "viewer")
+            row = page.locator("tr[data-dag=waiting]")
+            expect(row).to_contain_text(f"{day} 09:30-16:00 UTC (next start {next_start})")
 
