@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.preview import preview
+from graphs.state import LateRecord
 from graphs.values import describe_error, nan_equal, not_a_map
 
 TAP_SIZE = 100  # computes a tap keeps (and returns at most)
@@ -108,7 +109,9 @@ def tapped_step(logic: Any, found: list, seq: int, record: Any, compare_input: b
             return None
         if value is None:
             return None
-    if compare_input and not always and (value == logic.input or nan_equal(value, logic.input)):
+    # a stateful calculator computes on every record that reaches it: no input comparison (SPEC §11)
+    if compare_input and not always and not logic.stateful and (value == logic.input
+                                                                or nan_equal(value, logic.input)):
         return None
     logic.input = value
     started = time.perf_counter()
@@ -119,6 +122,15 @@ def tapped_step(logic: Any, found: list, seq: int, record: Any, compare_input: b
                 raise not_a_map("calculator", logic.calc_name, out)
             if logic.out_chain:
                 out = _through(logic.out_chain, out)
+    except LateRecord as exc:  # a stateful calculator's: counted and dead-lettered, not an error
+        logic.times.append(time.perf_counter() - started)
+        message = str(exc)
+        if logic.stateful:
+            logic.states.late(message, value, logic.on_error)
+        else:
+            logic.record_error(describe_error(exc), value)
+        found.append((seq, value, None, message))
+        return None
     except (Exception, SystemExit) as exc:  # user code: sys.exit() is an error too, never an exit
         logic.times.append(time.perf_counter() - started)
         message = describe_error(exc)
@@ -143,10 +155,7 @@ def tapped_plain(logic: Any, found: list, in_seqs: list[int] | range, values: li
     clock = time.perf_counter
     record = found.append
     for seq, value in zip(in_seqs, values, strict=True):
-        if not root:
-            if not value:  # an empty merged input: the node does not compute (rule 1)
-                fresh = False
-                continue
+        if not root:  # an empty input ({}) is compared like any other (SPEC §2)
             if not always and not (fresh and trusted) and (value == inp or nan_equal(value, inp)):
                 fresh = True
                 continue

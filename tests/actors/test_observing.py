@@ -176,6 +176,36 @@ def test_open_taps_change_no_publication(taps_open: None, case: DagCase) -> None
         assert_same(expected, actual, f"taps open, max_records={max_records}")
 
 
+def one_calculator_dag(calculator: str, config: dict[str, Any], ingest_propagate: str = "changes") -> Any:
+    """in -> ingest -> calc (``calculator``) -> publish -> out."""
+    return load_dag_dict({
+        "name": "one",
+        "subscribers": [{"name": "in", "config": {"source": "mem://queue/one-in"}}],
+        "publishers": [{"name": "out", "config": {"destination": "mem://queue/one-out"}}],
+        "calculators": [{"name": "c", "type": calculator, "config": config}],
+        "nodes": [{"name": "ingest", "type": "SubscriptionNode", "subscriber": "in", "propagate": ingest_propagate},
+                  {"name": "calc", "calculator": "c"},
+                  {"name": "publish", "type": "PublicationNode", "publishers": ["out"]}],
+        "edges": [{"from_node": "ingest", "to_node": "calc"}, {"from_node": "calc", "to_node": "publish"}]})
+
+
+@pytest.mark.parametrize(("dag", "records"), [
+    # the parent's output becomes {}: the child computes on it like on any other input (SPEC §2)
+    (lambda: one_calculator_dag("ApplyDefaultsCalculator", {"defaults": {"qty": 1}}), [{"a": 1}, {}]),
+    # a stateful calculator computes on every record, an input equal to the last one too (SPEC §11)
+    (lambda: one_calculator_dag("tests.support.userclasses.CountingCalculator", {}, "always"), [{"a": 1}, {"a": 1}]),
+], ids=["input-becomes-empty", "stateful-same-input"])
+def test_open_taps_follow_the_rules_the_untapped_path_follows(taps_open: None, dag: Any, records: list) -> None:
+    """The corners the property test above reaches only now and then, every time."""
+    model = dag()
+    events = [("record", "in", record) for record in records]
+    expected = replay_reference(model, events)
+    assert len(expected) == 2
+    for max_records in (1, 1000):
+        actual = replay_actors(dataclasses.replace(model, max_records=max_records), events, timeout=60)
+        assert_same(expected, actual, f"taps open, max_records={max_records}")
+
+
 def test_injected_records_flow_like_read_ones_and_move_no_source_position(tmp_path: Path) -> None:
     runtime = DagRuntime(chain_dag(checkpoint={"every_epochs": 1}), state_dir=tmp_path)
     runtime.start()
