@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.preview import preview
+from graphs.state import LateRecord
 from graphs.values import describe_error
 
 TAP_SIZE = 100  # computes a tap keeps (and returns at most)
@@ -102,8 +103,8 @@ def tapped_calculator(logic: Any, calc: Callable[[Any], Any], found: list) -> Ca
     def noted(value: Any) -> Any:
         try:
             out = calc(value)
-        except BaseException as exc:
-            found.append((logic.seq, value, None, describe_error(exc)))
+        except BaseException as exc:  # a late record reads as the node counts it: late, not an error
+            found.append((logic.seq, value, None, str(exc) if isinstance(exc, LateRecord) else describe_error(exc)))
             raise
         found.append((logic.seq, value, out, None))
         return out

@@ -117,10 +117,12 @@ class ReplayScript:
     """The events in file order, handed out so that the coordinator receives them in that order.
 
     Each subscriber actor reads from its own :class:`ReplaySource`; a source hands out the
-    head of the script only when it belongs to its subscriber, and the script moves on only
-    when that subscriber comes back for more, which it does after it has sent what it read
-    to the coordinator. Ticks are sent by the driver when they reach the head. So the
-    ingress order is the file order, whatever the threads do.
+    head of the script only when it belongs to its subscriber. A subscriber may read more
+    than once for one batch (a record, then what came with it), and asks its source's
+    position just before it sends the batch to the coordinator: so the script lets other
+    subscribers on only when that subscriber comes back for more after asking
+    (:meth:`seal`). Ticks are sent by the driver when they reach the head. So the ingress
+    order is the file order, whatever the threads do.
     """
 
     def __init__(self, events: list[Event]) -> None:
@@ -132,11 +134,12 @@ class ReplayScript:
                 self.steps.append([kind, name, [record]])
         self.cond = threading.Condition()
         self.out_with: str | None = None  # the subscriber whose last batch may not be sent yet
+        self.sealed = False  # out_with asked its position: its batch is sent before it reads again
         self.handed = 0
 
     def take(self, subscriber: str, max_records: int, timeout: float) -> list[Any]:
         with self.cond:
-            if self.out_with == subscriber:  # it is back: what it read before is at the coordinator
+            if self.out_with == subscriber and self.sealed:  # back: what it read before is at the coordinator
                 self.out_with = None
                 self.cond.notify_all()
             if not self.cond.wait_for(lambda: self._head_is(subscriber), timeout):
@@ -145,12 +148,20 @@ class ReplayScript:
             batch, step[2] = step[2][:max_records], step[2][max_records:]
             if not step[2]:
                 self.steps.popleft()
-            self.out_with = subscriber
+            self.out_with, self.sealed = subscriber, False
             self.handed += len(batch)
             return batch
 
+    def seal(self, subscriber: str) -> None:
+        """``subscriber`` has read its whole batch and sends it now (it asked for its position)."""
+        with self.cond:
+            if self.out_with == subscriber:
+                self.sealed = True
+
     def _head_is(self, subscriber: str) -> bool:
-        return self.out_with is None and bool(self.steps) and self.steps[0][:2] == ["record", subscriber]
+        """The head is ``subscriber``'s, and nobody else's batch is on its way (its own may still grow)."""
+        return (self.out_with in (None, subscriber) and bool(self.steps)
+                and self.steps[0][:2] == ["record", subscriber])
 
     def drive(self, runtime: DagRuntime, timeout: float) -> None:
         """Send the ticks when they come up; return once every event has reached the coordinator."""
@@ -188,6 +199,8 @@ class ReplaySource(Source):
         return batch
 
     def position(self) -> int:
+        """Asked just after a batch is read, before it is sent on: the script may move on after that."""
+        self.script.seal(self.subscriber)
         return self.count
 
     def close(self) -> None:

@@ -319,3 +319,18 @@ def test_a_record_that_cannot_be_encoded_is_rejected_by_both_engines() -> None:
     assert reference.rejected == 1
     assert published == expected
     assert replay_actors(dag, events) == expected
+
+
+def test_a_replayed_subscriber_keeps_the_others_back_until_its_whole_batch_is_sent() -> None:
+    """A subscriber actor may read twice for one batch (one record, then what came with it); the next
+    subscriber's records wait until that batch is sent (it asks its source's position just before),
+    or the coordinator would get them first: file order lost, another publication order."""
+    script = replay_module.ReplayScript([("record", "a", {"n": 0}), ("record", "b", {"n": 1})])
+    first = replay_module.ReplaySource("replay://a", {}, script, "a")
+    second = replay_module.ReplaySource("replay://b", {}, script, "b")
+    assert first.read_batch(1, 1.0) == [{"n": 0}]
+    assert first.read_batch(49, 0.0) == []  # what came with it: nothing, the batch is still being made
+    assert second.read_batch(50, 0.0) == []  # ...and not yet at the coordinator
+    assert first.position() == 1  # sealed: sent right after this
+    assert first.read_batch(50, 0.0) == []  # back for more: its batch reached the coordinator
+    assert second.read_batch(50, 0.0) == [{"n": 1}]

@@ -24,8 +24,9 @@ from actors.fusion import node_chains
 from actors.runtime import DagRuntime
 from adapters.builtin.mem import get_queue, mem_put, reset_mem_broker
 from graphs.loader import load_dag_dict
-from supervision.replay import replay_actors, replay_reference
+from supervision.replay import replay_actors, replay_reference, run_actors
 from tests.actors.test_differential import assert_same
+from tests.actors.test_state_runtime import state_dag
 from tests.support.dag_strategies import DagCase, dag_cases
 from tests.support.waiting import wait_until
 
@@ -174,6 +175,46 @@ def test_open_taps_change_no_publication(taps_open: None, case: DagCase) -> None
     for max_records in (1, 1000):
         actual = replay_actors(dataclasses.replace(dag, max_records=max_records), case.events, timeout=60)
         assert_same(expected, actual, f"taps open, max_records={max_records}")
+
+
+def one_calculator_dag(calculator: str, config: dict[str, Any], ingest_propagate: str = "changes") -> Any:
+    """in -> ingest -> calc (``calculator``) -> publish -> out."""
+    return load_dag_dict({
+        "name": "one",
+        "subscribers": [{"name": "in", "config": {"source": "mem://queue/one-in"}}],
+        "publishers": [{"name": "out", "config": {"destination": "mem://queue/one-out"}}],
+        "calculators": [{"name": "c", "type": calculator, "config": config}],
+        "nodes": [{"name": "ingest", "type": "SubscriptionNode", "subscriber": "in", "propagate": ingest_propagate},
+                  {"name": "calc", "calculator": "c"},
+                  {"name": "publish", "type": "PublicationNode", "publishers": ["out"]}],
+        "edges": [{"from_node": "ingest", "to_node": "calc"}, {"from_node": "calc", "to_node": "publish"}]})
+
+
+@pytest.mark.parametrize(("dag", "records"), [
+    # the parent's output becomes {}: the child computes on it like on any other input (SPEC §2)
+    (lambda: one_calculator_dag("ApplyDefaultsCalculator", {"defaults": {"qty": 1}}), [{"a": 1}, {}]),
+    # a stateful calculator computes on every record, an input equal to the last one too (SPEC §11)
+    (lambda: one_calculator_dag("tests.support.userclasses.CountingCalculator", {}, "always"), [{"a": 1}, {"a": 1}]),
+], ids=["input-becomes-empty", "stateful-same-input"])
+def test_open_taps_follow_the_rules_the_untapped_path_follows(taps_open: None, dag: Any, records: list) -> None:
+    """The corners the property test above reaches only now and then, every time."""
+    model = dag()
+    events = [("record", "in", record) for record in records]
+    expected = replay_reference(model, events)
+    assert len(expected) == 2
+    for max_records in (1, 1000):
+        actual = replay_actors(dataclasses.replace(model, max_records=max_records), events, timeout=60)
+        assert_same(expected, actual, f"taps open, max_records={max_records}")
+
+
+def test_an_open_tap_counts_a_late_record_as_late_not_as_an_error(taps_open: None) -> None:
+    dag = state_dag("late", window={"tumbling": 10, "time": "ts"}, lateness=8)
+    times = [0, 12, 25, 3, 26, 14, 9]  # at 25 the watermark (17) closes [0, 10): 3 and 9 are late
+    _, runtime = run_actors(dag, [("record", "in", {"name": "a", "a": 1, "ts": t}) for t in times], timeout=60)
+    agg = runtime.stats.nodes["agg"]
+    assert (agg.late, agg.errors) == (2, 0)
+    late = [entry for entry in agg.tap.entries if entry["error"]]
+    assert [entry["input"]["ts"] for entry in late] == [3, 9] and late[0]["error"].startswith("late record")
 
 
 def test_injected_records_flow_like_read_ones_and_move_no_source_position(tmp_path: Path) -> None:
