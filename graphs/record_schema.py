@@ -1,4 +1,5 @@
-"""A subscriber's ``schema`` (SPEC §14): a JSON Schema every record must satisfy at ingress.
+"""A subscriber's ``schema`` (SPEC §14): a JSON Schema every record must satisfy at ingress; and the
+``avro_schema`` file of an endpoint with ``format: "avro"``.
 
 The value is an inline JSON Schema object, or a path to a JSON file holding one (relative to
 the DAG file's folder, or absolute). ``dagserver check`` reports a schema that is not valid
@@ -11,6 +12,7 @@ Usage::
     # [(["type"], "not a valid JSON Schema: 'objekt' is not valid under any of the given schemas")]
     check = compile_schema({"properties": {"price": {"type": "number"}}}, "/dags/a.json")
     violation(check, {"price": "abc"})   # "$.price: 'abc' is not of type 'number'"
+    parse_avro_schema("/dags/price.avsc")  # fastavro's parsed schema, or ValueError naming the file
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ try:  # an optional dependency: the ``schema`` extra
     import jsonschema
 except ImportError:  # pragma: no cover - reported as a check problem and at start
     jsonschema = None  # type: ignore[assignment]
+try:  # an optional dependency: the ``avro`` extra
+    import fastavro
+except ImportError:  # pragma: no cover - reported as a check problem and at start
+    fastavro = None
 
 
 class SchemaError(ValueError):
@@ -62,6 +68,42 @@ def load_schema(value: Any, source_path: str) -> dict[str, Any]:
     if not isinstance(document, (dict, bool)):
         raise SchemaError(f"a schema is a JSON Schema object or a file path, not {type(document).__name__}")
     return document  # type: ignore[return-value]
+
+
+def parse_avro_schema(path: str) -> Any:
+    """The parsed Avro schema in the file ``path`` (ValueError naming the file when it cannot be used)."""
+    if fastavro is None:
+        raise ValueError("format 'avro' needs the fastavro package (pip install 'dagserver[avro]')")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+        return fastavro.parse_schema(document)
+    except OSError as exc:
+        raise ValueError(f"cannot read the avro_schema file {path}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # json and fastavro raise several types for a bad schema
+        raise ValueError(f"the avro_schema file {path} is not a usable Avro schema: {exc}") from exc
+
+
+def with_schema_files(config: Mapping[str, Any], source_path: str) -> dict[str, Any]:
+    """An endpoint ``config`` with a relative ``avro_schema`` made relative to the DAG file's folder."""
+    out = dict(config)
+    if isinstance(out.get("avro_schema"), str):
+        out["avro_schema"] = schema_file(out["avro_schema"], source_path)
+    return out
+
+
+def avro_problems(config: Mapping[str, Any], source_path: str) -> list[tuple[str, str]]:
+    """What ``check`` says of an endpoint's ``format``/``avro_schema``: ``(key, message)`` pairs."""
+    if config.get("format") != "avro":
+        return []
+    path = config.get("avro_schema")
+    if not isinstance(path, str) or not path:
+        return [("avro_schema", 'format "avro" needs "avro_schema": the path of an Avro schema file (.avsc)')]
+    try:
+        parse_avro_schema(schema_file(path, source_path))
+    except ValueError as exc:
+        return [("avro_schema", str(exc))]
+    return []
 
 
 def json_path(parts: Any) -> str:

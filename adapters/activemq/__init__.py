@@ -57,7 +57,7 @@ from adapters.formats import encode_record
 
 log = logging.getLogger(__name__)
 
-KEYS = ("host", "port", "username", "password", "max_depth", "format", "heartbeats")
+KEYS = ("host", "port", "username", "password", "max_depth", "format", "avro_schema", "heartbeats")
 SOURCE_KEYS = (*KEYS, "durable_name", "client_id", "prefetch")
 SINK_KEYS = (*KEYS, "persistent")
 CONTENT_TYPES = {"json": "application/json", "msgpack": "application/msgpack"}

@@ -16,7 +16,7 @@ from graphs.model import (
     ComponentSpec,
     frozen,
 )
-from graphs.record_schema import schema_problems
+from graphs.record_schema import avro_problems, schema_problems
 from graphs.suggest import did_you_mean, mean_phrase
 from graphs.validation.base import (
     Collector,
@@ -177,6 +177,8 @@ def _endpoint_section(
             check_uri(col, uri, upath, role)
             check_config_keys(col, uri, config, cpath, role)
             check_endpoint_config(col, uri, config, cpath, role, settings)
+            for key, message in avro_problems(config, col.file):
+                col.add(key_path(cpath, key), message, config.get(key, MISSING))
             if role == "source" and "schema" in config:
                 for parts, message in schema_problems(config["schema"], col.file):
                     where = key_path(cpath, "schema")

@@ -57,3 +57,27 @@ def test_a_violation_names_the_failing_json_path() -> None:
     assert violation(checker, {"price": 1.5, "qty": 2}) is None
     assert violation(checker, {"price": "abc"}) == "$.price: 'abc' is not of type 'number'"
     assert violation(checker, {"qty": 1}) == "$: 'price' is a required property"
+
+
+def with_avro(tmp_path: Path, avro_schema: Any) -> Path:
+    path = dag_with_schema(tmp_path, PRICE)
+    doc = json.loads(path.read_text())
+    doc["publishers"][0]["config"] = {"destination": "kafka://topic/out", "format": "avro"}
+    if avro_schema is not None:
+        doc["publishers"][0]["config"]["avro_schema"] = avro_schema
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_check_reads_the_avro_schema_file_relative_to_the_dag(tmp_path: Path) -> None:
+    (tmp_path / "out.avsc").write_text(json.dumps({"type": "record", "name": "Out",
+                                                   "fields": [{"name": "price", "type": "double"}]}))
+    model, problems = check_dag_file(with_avro(tmp_path, "out.avsc"), registry)
+    assert problems == [] and model is not None
+    assert model.publishers["out"].config["avro_schema"] == str(tmp_path / "out.avsc")  # resolved at load
+    (tmp_path / "bad.avsc").write_text(json.dumps({"type": "record", "name": "Bad", "fields": [{"name": "x"}]}))
+    for given, expected in (("missing.avsc", "cannot read the avro_schema file"),
+                            ("bad.avsc", "is not a usable Avro schema"), (None, 'needs "avro_schema"')):
+        _, problems = check_dag_file(with_avro(tmp_path, given), registry)
+        assert [p.where for p in problems] == ["publishers[0].config.avro_schema"], problems
+        assert expected in problems[0].message
