@@ -48,6 +48,7 @@ from adapters.base import DEFAULT_PUBLISH_TIMEOUT, Sink, Source
 from adapters.registry import is_shareable
 from graphs.catalog import build_component, callable_of
 from graphs.model import METRONOME_NODE, DagModel
+from graphs.record_schema import compile_schema
 from graphs.values import describe_error
 
 log = logging.getLogger("dagserver.runtime")
@@ -134,8 +135,10 @@ def build(dag: DagModel, stats: DagStats, wiring: Wiring, restore: dict[str, Any
                     raise ValueError(f"replicas need sources they can share, and {spec.source} does not say it can "
                                      "(a class attribute shareable = True)")
                 config = {**spec.config, **source_identity(dag.name, name, wiring.replica, wiring.server)}
+                schema = spec.config.get("schema")
+                checker = None if schema is None else compile_schema(schema, dag.source_path)
                 ctx.refs[subscriber_actor_name(name)] = SubscriberActor.start(
-                    ctx, name, wiring.open_source(spec.source, config), positions.get(name), reading)
+                    ctx, name, wiring.open_source(spec.source, config), positions.get(name), reading, checker)
         step = "opening sources and sinks"
         _wait_ready(ctx, time.monotonic() + wiring.build_timeout)
         step = "its watchdog"

@@ -3,7 +3,8 @@
 It polls by sending itself a ``POLL`` message after every read, so commits, pauses and
 stops are handled between reads; each read waits at most a fraction of a second. It
 reads only as many records as the ingress gate allows (backpressure) and rejects, at
-the door, records that are not maps with string keys or cannot be encoded (SPEC §3). On a
+the door, records that are not maps with string keys or cannot be encoded (SPEC §3), and those
+that do not satisfy the subscriber's JSON Schema ``schema`` (SPEC §14). On a
 high-availability server it reads only while the leader's lease runs (:mod:`actors.lease`).
 """
 
@@ -17,6 +18,7 @@ from actors.counting import subscriber_counted
 from actors.lease import LEASE
 from actors.messages import Commit, Control, Ingest, Poll, decode, encode, encode_records
 from adapters.base import RejectedRecord, Source
+from graphs.record_schema import violation
 from graphs.values import reject_reason
 
 log = logging.getLogger("dagserver.ingress")
@@ -31,8 +33,9 @@ def subscriber_actor_name(subscriber: str) -> str:
 
 class SubscriberActor(DagActor):
     def __init__(self, ctx: DagContext, name: str, source: Source, position: Any = None,
-                 reading: bool = True) -> None:
+                 reading: bool = True, schema: Any = None) -> None:
         super().__init__(ctx, subscriber_actor_name(name))
+        self.schema = schema  # a compiled JSON Schema validator (graphs.record_schema), or None
         self.name = name
         self.source = source
         self.start_position = position
@@ -151,6 +154,11 @@ class SubscriberActor(DagActor):
                 except TypeError:
                     self._reject(item, reject_reason(item) or "record is not acceptable")
                     continue
+                if self.schema is not None:
+                    why = violation(self.schema, item)
+                    if why is not None:
+                        self._reject(item, f"does not satisfy the subscriber's schema: {why}")
+                        continue
                 records.append(item)
             elif isinstance(item, RejectedRecord):
                 self._reject(item.raw, item.reason)

@@ -47,8 +47,8 @@ MODULES: dict[str, str] = {
     "aerospike": "adapters.aerospike",
 }
 # what every subscriber config may hold, besides its adapter's keys: the seed's max_depth is accepted on
-# every subscriber (SPEC §6); an adapter that uses it lists it too, the others ignore it
-SUBSCRIBER_KEYS = ("source", "max_depth")
+# every subscriber (SPEC §6); an adapter that uses it lists it too, the others ignore it; schema: SPEC §14
+SUBSCRIBER_KEYS = ("source", "max_depth", "schema")
 PUBLISHER_KEYS = ("destination", "publish_timeout")  # publish_timeout: SPEC §4, actors/incarnation.py
 ROLES = {"source": SOURCE, "destination": DESTINATION, "sink": DESTINATION}
 

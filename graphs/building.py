@@ -29,6 +29,7 @@ from graphs.model import (
     build_topology,
     frozen,
 )
+from graphs.record_schema import with_schema_files
 from graphs.window import parse_duration
 
 
@@ -70,10 +71,12 @@ def build_model(data: Mapping[str, Any], source_path: str = "<memory>") -> DagMo
     dag = DagModel(
         name=data["name"],
         subscribers=MappingProxyType({
-            e["name"]: SubscriberSpec(e["name"], frozen(e["config"])) for e in _entries(data, "subscribers")
+            e["name"]: SubscriberSpec(e["name"], frozen(with_schema_files(e["config"], source_path)))
+            for e in _entries(data, "subscribers")
         }),
         publishers=MappingProxyType({
-            e["name"]: PublisherSpec(e["name"], frozen(e["config"])) for e in _entries(data, "publishers")
+            e["name"]: PublisherSpec(e["name"], frozen(with_schema_files(e["config"], source_path)))
+            for e in _entries(data, "publishers")
         }),
         calculators=_components(data, "calculators", "calculator"),
         transformers=_components(data, "transformers", "transformer"),

@@ -57,10 +57,10 @@ from adapters.formats import encode_record
 
 log = logging.getLogger(__name__)
 
-KEYS = ("host", "port", "username", "password", "max_depth", "format", "heartbeats")
+KEYS = ("host", "port", "username", "password", "max_depth", "format", "avro_schema", "heartbeats")
 SOURCE_KEYS = (*KEYS, "durable_name", "client_id", "prefetch")
 SINK_KEYS = (*KEYS, "persistent")
-CONTENT_TYPES = {"json": "application/json", "msgpack": "application/msgpack"}
+CONTENT_TYPES = {"json": "application/json", "msgpack": "application/msgpack", "avro": "avro/binary"}
 
 
 def check_prefetch(parsed: ParsedUri, config: Mapping[str, Any], role: str,
@@ -199,7 +199,7 @@ class ActiveMQSink(Sink):
                                    "persistent": "true" if self.persistent else "false",
                                    "content-type": CONTENT_TYPES[fmt]})  # escaped once per batch
         data = [frame("BEGIN", {"transaction": transaction})]
-        if fmt == "msgpack":  # bytes need a content-length (ActiveMQ makes a BytesMessage of them)
+        if fmt != "json":  # msgpack and avro bytes need a content-length (ActiveMQ makes a BytesMessage of them)
             data += [b"%scontent-length:%d\n\n%s\x00" % (head, len(body), body) for body in bodies]
         else:  # JSON goes without one, which ActiveMQ keeps as a TextMessage for JMS consumers
             data += [head + b"\n" + body + b"\x00" for body in bodies]

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import CONNECTED, RECONNECTING, ParsedUri, from_environment, kind_and_name, setting
-from adapters.formats import FORMATS
+from adapters.formats import endpoint_format
 from adapters.registry import AdapterNotAvailable
 
 log = logging.getLogger(__name__)
@@ -119,9 +119,7 @@ def endpoint(config: Mapping[str, Any], parsed: ParsedUri) -> Endpoint:
     """The shared settings of an endpoint (config first, else the URI query); ValueError when one is bad."""
     if problem := check_activemq_uri(parsed):
         raise ValueError(problem)
-    fmt = str(setting(config, parsed, "format", "json"))
-    if fmt not in FORMATS:
-        raise ValueError(f"activemq 'format' must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    fmt = endpoint_format(config, parsed, "activemq")
     username = from_environment(setting(config, parsed, "username", None), "activemq 'username'")
     password = from_environment(setting(config, parsed, "password", None), "activemq 'password'")
     return Endpoint(host=str(setting(config, parsed, "host", "localhost")),

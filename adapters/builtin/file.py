@@ -13,7 +13,8 @@ The sink appends one compact JSON document per line. ``bytes`` values are writte
 base64 strings (standard alphabet). Each batch is handed to the OS as it is written;
 ``flush()`` (on checkpoint epochs) also fsyncs (config ``fsync: false`` skips that). Parent
 directories are created. The seed's ``publish_interval`` and ``batch_size`` are accepted
-and change nothing.
+and change nothing. With ``format: "avro"`` and ``avro_schema`` the file is an Avro container
+instead (:mod:`adapters.builtin.avrofile`).
 
 Usage::
 
@@ -34,7 +35,8 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any
 
-from adapters.base import CLOSED, CONNECTED, Adapter, ParsedUri, RejectedRecord, Sink, Source
+from adapters.base import CLOSED, CONNECTED, Adapter, ParsedUri, RejectedRecord, Sink, Source, parse_uri
+from adapters.builtin.avrofile import AvroFileSink, AvroFileSource
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +281,31 @@ def read_back_file(parsed: ParsedUri, limit: int) -> list[tuple[str, Any]]:
     return found
 
 
-ADAPTER = Adapter("file", check_file_uri, source=FileSource, sink=FileSink,
-                  source_keys=("start",), sink_keys=("fsync", *SEED_SINK_KEYS),
+FILE_FORMATS = ("json", "avro")
+
+
+def _file_format(config: Mapping[str, Any]) -> str:
+    fmt = str(config.get("format", "json"))
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f"file 'format' must be one of {', '.join(FILE_FORMATS)}, not {fmt!r}")
+    return fmt
+
+
+def open_file_source(uri: str, config: Mapping[str, Any]) -> Source:
+    """A JSON-lines tail, or with ``format: "avro"`` an Avro container reader (adapters.builtin.avrofile)."""
+    if _file_format(config) == "avro":
+        return AvroFileSource(uri, config, file_path(parse_uri(uri)))
+    return FileSource(uri, config)
+
+
+def open_file_sink(uri: str, config: Mapping[str, Any]) -> Sink:
+    """A JSON-lines appender, or with ``format: "avro"`` an Avro container appender."""
+    if _file_format(config) == "avro":
+        return AvroFileSink(uri, config, file_path(parse_uri(uri)))
+    return FileSink(uri, config)
+
+
+ADAPTER = Adapter("file", check_file_uri, source=open_file_source, sink=open_file_sink,  # type: ignore[arg-type]
+                  source_keys=("start", "format", "avro_schema"),
+                  sink_keys=("fsync", "format", "avro_schema", *SEED_SINK_KEYS),
                   read_back=read_back_file)  # one tail reads a file: not shareable

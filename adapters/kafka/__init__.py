@@ -41,7 +41,7 @@ from adapters.kafka.sink import KafkaSink
 
 log = logging.getLogger(__name__)
 
-KEYS = ("bootstrap_servers", "group_id", "start", "max_depth", "format")
+KEYS = ("bootstrap_servers", "group_id", "start", "max_depth", "format", "avro_schema")
 STARTS = ("earliest", "latest")
 LAG_REFRESH = 1.0  # seconds between two measurements of the consumer lag
 LAG_TIMEOUT_MS = 2000  # also how long an assignment waits for the group's offsets of checkpointed partitions

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from adapters.base import CONNECTED, RECONNECTING, ParsedUri, from_environment, kind_and_name, setting
-from adapters.formats import FORMATS
+from adapters.formats import endpoint_format
 from adapters.registry import AdapterNotAvailable
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,7 @@ def endpoint_settings(config: Mapping[str, Any], parsed: ParsedUri) -> tuple[str
     servers = setting(config, parsed, "bootstrap_servers", "localhost:9092")
     if isinstance(servers, str):
         servers = [s.strip() for s in servers.split(",") if s.strip()]
-    fmt = str(setting(config, parsed, "format", "json"))
-    if fmt not in FORMATS:
-        raise ValueError(f"kafka 'format' must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    fmt = endpoint_format(config, parsed, "kafka")
     return parsed.parts[1], list(servers), fmt
 
 

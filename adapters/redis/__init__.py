@@ -37,7 +37,7 @@ from adapters.redis.lists import KeySink, ListSink, ListSource
 from adapters.redis.readback import read_back_redis
 from adapters.redis.streams import StreamSink, StreamSource
 
-KEYS = ("host", "port", "db", "password", "username", "format", "socket_timeout")
+KEYS = ("host", "port", "db", "password", "username", "format", "avro_schema", "socket_timeout")
 SOURCE_KEYS = (*KEYS, "field", "group", "claim_idle_ms", "consumer", "max_buffer", "max_depth")
 SINK_KEYS = (*KEYS, "field", "maxlen", "key_attribute")
 SOURCES: dict[str, type[Source]] = {"list": ListSource, "stream": StreamSource, "channel": ChannelSource}

@@ -42,7 +42,7 @@ from adapters.base import (
     publish_limit,
     setting,
 )
-from adapters.formats import FORMATS
+from adapters.formats import endpoint_format
 from adapters.redis.liveness import Liveness
 from adapters.registry import AdapterNotAvailable
 from graphs.suggest import mean_phrase
@@ -143,9 +143,7 @@ class Settings:
 
 def endpoint_settings(config: Mapping[str, Any], parsed: ParsedUri, target: Target) -> Settings:
     """An endpoint's :class:`Settings`: config first, else the URI query, else a host in the URI, else defaults."""
-    fmt = str(setting(config, parsed, "format", "json"))
-    if fmt not in FORMATS:
-        raise ValueError(f"redis 'format' must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    fmt = endpoint_format(config, parsed, "redis")
     settings = Settings(
         host=str(setting(config, parsed, "host", target.host or "localhost")),
         port=setting(config, parsed, "port", target.port or 6379, int),

@@ -16,7 +16,7 @@ from adapters.base import Adapter, ParsedUri, never_shared
 from adapters.redis.channels import ChannelSink, ChannelSource
 from adapters.redis.link import target_of
 
-KEYS = ("host", "port", "db", "password", "username", "format", "socket_timeout")
+KEYS = ("host", "port", "db", "password", "username", "format", "avro_schema", "socket_timeout")
 
 
 def check_redischannel_uri(parsed: ParsedUri) -> str | None:

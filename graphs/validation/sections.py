@@ -16,6 +16,7 @@ from graphs.model import (
     ComponentSpec,
     frozen,
 )
+from graphs.record_schema import avro_problems, schema_problems
 from graphs.suggest import did_you_mean, mean_phrase
 from graphs.validation.base import (
     Collector,
@@ -176,6 +177,14 @@ def _endpoint_section(
             check_uri(col, uri, upath, role)
             check_config_keys(col, uri, config, cpath, role)
             check_endpoint_config(col, uri, config, cpath, role, settings)
+            for key, message in avro_problems(config, col.file):
+                col.add(key_path(cpath, key), message, config.get(key, MISSING))
+            if role == "source" and "schema" in config:
+                for parts, message in schema_problems(config["schema"], col.file):
+                    where = key_path(cpath, "schema")
+                    for part in parts:
+                        where = f"{where}[{part}]" if isinstance(part, int) else key_path(where, part)
+                    col.add(where, message, config["schema"] if isinstance(config["schema"], str) else MISSING)
             if name is not None:
                 uris[name] = uri
     return seen, uris

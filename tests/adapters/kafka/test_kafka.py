@@ -82,9 +82,10 @@ def write_raw(bootstrap: str, topic: str, values: list[bytes | None]) -> None:
 
 def kafka_dag(name: str, bootstrap: str, source: str, publisher: dict[str, Any], *, group: str | None = None,
               calculator: dict[str, Any] | None = None, every: int = 3, max_records: int = 200,
-              consumer_config: dict[str, Any] | None = None, **extra: Any) -> Any:
+              consumer_config: dict[str, Any] | None = None, subscriber_extra: dict[str, Any] | None = None,
+              **extra: Any) -> Any:
     subscriber = {"source": f"kafka://topic/{source}", "bootstrap_servers": bootstrap, "group_id": group or name,
-                  "consumer_config": consumer_config or GROUP}
+                  "consumer_config": consumer_config or GROUP, **(subscriber_extra or {})}
     calc = calculator or {"name": "value", "type": "MultiplicationCalculator",
                           "config": {"arguments": ["price", "qty"], "output_attribute": "value"}}
     return load_dag_dict({
