@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--json] [--plot] [--kafka] [--redis]``: throughput, latency and scaling in one run.
+"""``python -m bench [--quick] [--json] [--plot] [--kafka] [--redis] [--peers]``: throughput, latency, scaling.
 
 Every engine figure goes through the server's own machinery (supervisor, spawned worker
 processes, actors, msgpack); the ceilings are plain Python loops doing the same work in
@@ -6,7 +6,8 @@ this process. With ``--json`` the last line of stdout is one JSON object. ``--ka
 starts a local broker and adds ``kafka_rps_1w`` / ``kafka_raw_rps`` (see bench/kafka.py);
 ``--redis`` uses the local Redis and PostgreSQL and adds ``redis_rps_1w`` / ``redis_raw_rps``
 and ``sql_rps_1w`` / ``sql_raw_rps`` (see bench/redis.py). ``--plot`` draws docs/bench.png
-(throughput vs chain length, latency vs offered load; see bench/plot.py).
+(throughput vs chain length, latency vs offered load; see bench/plot.py). ``--peers`` runs only
+the comparison with Bytewax and Quix Streams (see bench/peers.py) and prints its table.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from bench.ceiling import ceiling_msgpack_rps, ceiling_rps
 from bench.kafka import Broker, kafka_figures
+from bench.peers import peers_rows
 from bench.plot import plot_figures
 from bench.redis import redis_figures
 from bench.scrape import scrape_figures
@@ -182,7 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", action="store_true",
                         help="also Redis and SQL: stream -> DAG -> stream / PostgreSQL against plain loops")
     parser.add_argument("--plot", action="store_true", help="also draw docs/bench.png (see bench/plot.py)")
+    parser.add_argument("--peers", action="store_true",
+                        help="only the comparison with Bytewax / Quix Streams when installed (see bench/peers.py)")
     args = parser.parse_args(argv)
+    if args.peers:
+        with tempfile.TemporaryDirectory(prefix="dagserver-bench-") as tmpdir:
+            print("\n".join(peers_rows(50_000 if args.quick else 200_000,
+                                       lambda rate, seconds: latency(rate, seconds, Path(tmpdir)))))
+        return 0
     count = 100_000 if args.quick else 400_000
     seconds = 2.0 if args.quick else 5.0
     idle = 40 if args.quick else 200

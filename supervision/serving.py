@@ -70,7 +70,10 @@ class WebServer:
         from here while the loop polls them, the thread died of a bad file descriptor."""
         if self.tls is None:
             if self._thread.is_alive():
-                self.server.trigger.pull_trigger(self._close_all)
+                try:
+                    self.server.trigger.pull_trigger(self._close_all)
+                except OSError:  # its trigger is closed already: the loop is closing its sockets itself
+                    log.debug("web server: trigger already closed at stop")
                 self._thread.join(STOP_TIMEOUT)  # the loop ends once nothing is left to poll
             else:
                 self.server.close()

@@ -148,10 +148,9 @@ def test_state_is_exactly_once_across_five_kill_9s(tmp_path: Path) -> None:
 def test_state_is_exactly_once_across_five_kill_9s_reading_kafka(tmp_path: Path) -> None:
     with Broker(binary=require_kafka()) as broker:
         broker.create_topic("trades", 1)
-        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=20,
-                                 value_serializer=lambda v: json.dumps(v).encode())
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=20)
         for i in range(KAFKA_N):
-            producer.send("trades", value=record(i))
+            producer.send("trades", value=json.dumps(record(i)).encode())
         producer.flush()
         producer.close()
         run_with_kills(tmp_path, {"source": "kafka://topic/trades", "bootstrap_servers": [broker.bootstrap],

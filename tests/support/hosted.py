@@ -78,12 +78,12 @@ class Feed:
         from kafka import KafkaProducer
 
         try:
-            producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
-                                     value_serializer=lambda v: v.encode(), key_serializer=lambda k: k.encode())
+            producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5)
             started, i = time.monotonic(), 0
             while not self._stop.is_set() and i < min(self.limit or MAX_FED, MAX_FED):
                 key = f"k{i % self.keys}"
-                producer.send(self.topic, key=key, value=json.dumps({"id": i, "key": key, "t": time.time()}))
+                producer.send(self.topic, key=key.encode(),
+                              value=json.dumps({"id": i, "key": key, "t": time.time()}).encode())
                 i += 1
                 if i % 50 == 0:
                     producer.flush(timeout=60)
@@ -127,8 +127,7 @@ class Output:
     def _open(bootstrap: str, topic: str, partitions: int) -> Any:
         from kafka import KafkaConsumer, TopicPartition
 
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50,
-                                 value_deserializer=lambda v: v.decode())
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50)
         consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
         consumer.seek_to_beginning()
         return consumer

@@ -136,7 +136,7 @@ def test_user_commands(tmp_path: Path) -> None:
     plain = tmp_path / "seed.json"
     plain.write_text(json.dumps({"bob": {"password": "pw", "role": "user"}}))
     config = tmp_path / "sup.toml"
-    config.write_text(f'users = "{plain}"\nbind = "127.0.0.1:1"\n')
+    config.write_text(f'users = "{plain}"\nbind = "127.0.0.1:1"\nstate_dir = "{tmp_path / "state"}"\n')
     refused = subprocess.run([str(DAGSERVER), "serve", "-c", str(config)], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "dagserver user hash" in refused.stderr
     assert subprocess.run([*run, "hash", str(plain)], capture_output=True).returncode == 0
