@@ -139,7 +139,16 @@ class Broker:
         """The offsets ``group`` has committed, partition -> offset (all topics together)."""
         if self._admin is None:
             raise RuntimeError("the broker is not running")
-        found = self._admin.list_group_offsets({group: None}).get(group) or {}
+        from kafka.errors import NodeNotReadyError
+
+        for attempt in range(3):  # the admin client's connection may still be coming back after an outage
+            try:
+                found = self._admin.list_group_offsets({group: None}).get(group) or {}
+                break
+            except NodeNotReadyError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
         return {tp.partition: meta.offset for tp, meta in found.items() if meta.offset >= 0}
 
     def stop(self) -> None:
