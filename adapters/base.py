@@ -387,6 +387,17 @@ class Sink(ABC):
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything written so far durable / visible (no-op by default)."""
 
+    def checkpoint_state(self) -> Any:
+        """What a checkpoint keeps of this sink, asked right after the ``flush`` of a checkpoint epoch
+        (so it covers exactly the epochs up to that one); None (the default): nothing. It must be
+        msgpack-encodable. The file sink answers its file's length."""
+        return None
+
+    def resume_from(self, state: Any) -> None:  # noqa: B027 - optional hook
+        """Called before ``open`` with what ``checkpoint_state`` gave for the checkpoint the DAG restarts
+        from (never called without one): the file sink cuts its file back to that length, so the replay
+        of the epochs after the checkpoint writes their lines once."""
+
     @abstractmethod
     def close(self) -> None:
         """Flush what is pending and disconnect; ``status`` becomes ``closed``."""
