@@ -387,17 +387,11 @@ class Sink(ABC):
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything written so far durable / visible (no-op by default)."""
 
-    def checkpoint_state(self) -> Any:
-        """What a checkpoint keeps of this sink, asked right after the ``flush`` of a checkpoint epoch
-        (so it covers exactly the epochs up to that one); None (the default): nothing. It must be
-        msgpack-encodable. The file sink answers its file's length."""
-        return None
+    def checkpoint_state(self) -> Any:  # noqa: B027 - optional hook (None: nothing to keep)
+        """What a checkpoint keeps of this sink (a file's length: SPEC §12), asked after a checkpoint's flush."""
 
     def resume_from(self, state: Any) -> None:  # noqa: B027 - optional hook
-        """Called before ``open`` with what ``checkpoint_state`` gave for the checkpoint the DAG restarts
-        from (never called without one): the file sink cuts its file back to that length, so the replay
-        of the epochs after the checkpoint writes their lines once."""
-
+        """Before ``open``, on a restart from a checkpoint: what ``checkpoint_state`` gave for it."""
     @abstractmethod
     def close(self) -> None:
         """Flush what is pending and disconnect; ``status`` becomes ``closed``."""

@@ -1,10 +1,11 @@
 """Effectively-once rows under kill -9 (SPEC §12): Kafka → per-key sums → PostgreSQL with ``upsert_key``.
 
 Records ``{"id": i, "k": i % KEYS, "a": ...}`` are in a Kafka topic while a DAG keeps a count
-and sum of ``a`` per ``k`` (an ``AggregateCalculator``, exactly-once state) and writes each update to a PostgreSQL table keyed on ``k`` through ``upsert_key: ["k"]``. The
-worker is SIGKILLed three times; each replay writes again rows already there, which update them instead
-of adding more. The table ends with exactly one row per key, each equal to the last output of the run
-without crashes (the reference evaluator).
+and sum of ``a`` per ``k`` (an ``AggregateCalculator``, exactly-once state) and writes each
+update to a PostgreSQL table keyed on ``k`` through ``upsert_key: ["k"]``. The worker is
+SIGKILLed three times; each replay writes again rows already there, which update them instead
+of adding more. The table ends with exactly one row per key, each equal to the last output of
+the run without crashes (the reference evaluator). Size: ``UPSERT_KILL_RECORDS`` (default 40,000).
 """
 
 from __future__ import annotations
