@@ -29,7 +29,7 @@ from graphs.private_files import make_private_dirs, open_private
 
 log = logging.getLogger("dagserver.checkpoint")
 
-MAP_SECTIONS = ("positions", "nodes", "ticks")
+MAP_SECTIONS = ("positions", "nodes", "ticks", "sinks")
 
 
 def checkpoint_path(state_dir: str | os.PathLike[str], dag_name: str, replica: int | None = None) -> Path:

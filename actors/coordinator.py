@@ -77,6 +77,7 @@ class OpenEpoch:
     counted: dict[str, Any] = field(default_factory=dict)  # per subscriber, as positions: its counts
     node_counted: dict[str, Any] = field(default_factory=dict)  # per node, with its state: its counts
     end_seq: int = 0  # the first seq after this epoch's records
+    sinks: dict[str, Any] = field(default_factory=dict)  # per publisher: its sink's checkpoint_state()
 
 
 class CoordinatorActor(DagActor):
@@ -108,6 +109,7 @@ class CoordinatorActor(DagActor):
         self.counted = subscribers_counted(restore.get("counters"))
         self.node_counted = nodes_counted(restore.get("counters"))
         self.ticks.update(restore.get("ticks") or {})
+        self.sinks: dict[str, Any] = dict(restore.get("sinks") or {})  # per publisher, as of the last checkpoint
         self.draining = False
         self.ingress = ctx.ingress  # None unless the DAG keeps dead letters: then seq -> record for them
 
@@ -137,6 +139,8 @@ class CoordinatorActor(DagActor):
             self.pending_records += msg.count
         elif type(msg) is Ack:
             self.open[msg.epoch].acks.discard(msg.sender)
+            if msg.sink_state is not None:
+                self.open[msg.epoch].sinks[msg.sender.removeprefix("publisher:")] = msg.sink_state
             self._complete()
         elif type(msg) is State:
             self.open[msg.epoch].states[msg.node] = msg.state
@@ -264,6 +268,7 @@ class CoordinatorActor(DagActor):
             self.positions.update(info.positions)
             self.counted.update(info.counted)
             self.node_counted.update(info.node_counted)
+            self.sinks.update(info.sinks)
             if self.ctx.capture is not None:
                 self.ctx.capture.completed(epoch)
             if self.ingress is not None:
@@ -277,6 +282,7 @@ class CoordinatorActor(DagActor):
         positions it covers on its own thread, while epochs go on (actors/saver.py)."""
         self.saver.submit({"dag": self.dag.name, "written_at": self.ctx.clock(), "positions": dict(self.positions),
                            "nodes": info.states, "ticks": dict(self.ticks),
+                           "sinks": dict(self.sinks),
                            "counters": checkpoint_counters(self.ctx.stats, self.counted, self.node_counted)})
 
     def _check_drained(self) -> None:

@@ -7,7 +7,7 @@ receiver (``decode``) back into its type::
     Ingest(subscriber, count, position, records, counted)  subscriber -> coordinator
     Epoch(epoch, flags, changes, sender)             coordinator -> root node, node -> child node
     Publish(epoch, flags, changes, sender)           node -> publisher
-    Ack(epoch, sender)                               publisher or terminal node -> coordinator
+    Ack(epoch, sender, sink_state)                   publisher or terminal node -> coordinator
     State(epoch, node, state, counted)               node -> coordinator, on checkpoint epochs
     Tick(node, record)                               ticker -> coordinator (a MetronomeNode fires)
     Poll()                                           subscriber -> itself (read again)
@@ -67,6 +67,7 @@ class Publish(NamedTuple):
 class Ack(NamedTuple):
     epoch: int
     sender: str
+    sink_state: Any = None  # a publisher's, on checkpoint epochs: its sink's checkpoint_state() (SPEC §12)
 
 
 class State(NamedTuple):

@@ -3,7 +3,9 @@
 A publisher may be fed by several nodes; it waits for epoch ``e`` from all of them and
 publishes by ``(seq, topological position of the node)``, which is the order the
 reference evaluator publishes in. The ack tells the coordinator the sink accepted the
-epoch; on checkpoint epochs the sink is flushed first.
+epoch; on checkpoint epochs the sink is flushed first, and the ack carries what the checkpoint
+keeps of the sink (``Sink.checkpoint_state``, a file's length: SPEC §12), which a restarted
+incarnation hands back to the new sink (``Sink.resume_from``) before opening it.
 
 While a sink call runs, the actor is marked busy in the DAG context; a call that takes
 longer than the publisher's ``publish_timeout`` fails the actor (SPEC §4, see
@@ -45,6 +47,9 @@ class PublisherActor(DagActor):
         self.opened = False
 
     def on_open(self) -> None:
+        resume = ((self.ctx.restore or {}).get("sinks") or {}).get(self.name)
+        if resume is not None:
+            self.sink.resume_from(resume)
         self.sink.open()
         self.opened = True
         self.stats.status = self.sink.status
@@ -68,6 +73,7 @@ class PublisherActor(DagActor):
                       for seq, record in zip(seqs, outs, strict=True)]
             events.sort(key=lambda event: (event[0], event[1]))
             seqs, records = [event[0] for event in events], [event[2] for event in events]
+        sink_state = None
         if records or flags & FLAG_CHECKPOINT:
             if not self._allowed():
                 return  # torn down while fenced: the epoch stays unacked, the next leader replays it
@@ -84,13 +90,14 @@ class PublisherActor(DagActor):
                         self._refused(refused)
                 if flags & FLAG_CHECKPOINT:
                     self.sink.flush()
+                    sink_state = self.sink.checkpoint_state()
             except Exception:
                 self.stats.errors += 1
                 raise
             finally:
                 busy.pop(self.actor_name, None)
                 self.stats.status = self.sink.status
-        self.ctx.send(COORDINATOR, encode(Ack(epoch, self.actor_name)))
+        self.ctx.send(COORDINATOR, encode(Ack(epoch, self.actor_name, sink_state)))
 
     def _allowed(self) -> bool:
         """Wait while this server is fenced (SPEC §9); False if the incarnation is torn down meanwhile."""

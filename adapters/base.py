@@ -1,9 +1,8 @@
 """The contract every adapter meets (SPEC §6): a :class:`Source`, a :class:`Sink`, and the :class:`Adapter`
 declaring them.
 
-An adapter is a module (or package) whose ``ADAPTER = Adapter("scheme", check_uri, source=..., sink=...)``
-states its URI shape, config keys and sharing; :mod:`adapters.registry` maps the scheme to it. The guide
-"Writing an adapter" at the top of docs/ADAPTERS.md builds one step by step.
+An adapter's ``ADAPTER = Adapter("scheme", check_uri, source=..., sink=...)`` states its URI shape, config
+keys and sharing; :mod:`adapters.registry` maps the scheme to it (a guide: the top of docs/ADAPTERS.md).
 
 The runtime drives a source from its subscriber's actor thread, in this order::
 
@@ -36,12 +35,8 @@ The rules (each method says more):
 * input that does not parse is handed out as a :class:`RejectedRecord`, never raised;
 * a record the sink's system refuses for itself alone comes back from ``write_batch``; the rest is written;
 * a failed commit or ack adds one to ``commit_errors`` and is retried at the next commit, never raised;
-* records a source loses by its nature (an at-most-once channel's overflow) are counted in ``dropped``.
-
-Stable ids (SPEC §12) are planned, not yet used: effectively-once outputs will need each record's
-identity at its source (Kafka topic, partition and offset; Redis stream entry id; file offset...).
-No method asks for it yet; it would be one optional hook on :class:`Source` (say ``record_id(item)``),
-and sources without stable identities (mem, metronome, Redis lists and channels) stay at-least-once.
+* records a source loses by its nature (an at-most-once channel's overflow) are counted in ``dropped``;
+* a sink that can write each output once keeps what it needs in checkpoints (``checkpoint_state``).
 
 A minimal source::
 
@@ -390,6 +385,12 @@ class Sink(ABC):
 
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything written so far durable / visible (no-op by default)."""
+
+    def checkpoint_state(self) -> Any:  # noqa: B027 - optional hook (None: nothing to keep)
+        """What a checkpoint keeps of this sink (a file's length: SPEC §12), asked after a checkpoint's flush."""
+
+    def resume_from(self, state: Any) -> None:  # noqa: B027 - optional hook
+        """Before ``open``, on a restart from a checkpoint: what ``checkpoint_state`` gave for it."""
 
     @abstractmethod
     def close(self) -> None:

@@ -12,9 +12,13 @@ the old one is read to its end. Config ``start``: ``"beginning"`` (default) or `
 The sink appends one compact JSON document per line. ``bytes`` values are written as
 base64 strings (standard alphabet). Each batch is handed to the OS as it is written;
 ``flush()`` (on checkpoint epochs) also fsyncs (config ``fsync: false`` skips that). Parent
-directories are created. The seed's ``publish_interval`` and ``batch_size`` are accepted
-and change nothing. With ``format: "avro"`` and ``avro_schema`` the file is an Avro container
-instead (:mod:`adapters.builtin.avrofile`).
+directories are created. Each checkpoint records the file's length at the epoch it covers
+(``checkpoint_state``); a DAG restarting from that checkpoint cuts the file back to it before
+the replay writes on, so every line is written once (SPEC §12) — provided this DAG is the
+file's only writer. A crash before the first checkpoint cannot be undone that way (there is
+no length recorded yet): those lines may be written twice. The seed's ``publish_interval``
+and ``batch_size`` are accepted and change nothing. With ``format: "avro"`` and ``avro_schema`` the file is an Avro
+container instead (:mod:`adapters.builtin.avrofile`).
 
 Usage::
 
@@ -228,11 +232,42 @@ class FileSink(Sink):
         self.path = file_path(self.parsed)
         self.fsync = bool(self.config.get("fsync", True))
         self._fh: IO[str] | None = None
+        self._resume_length: int | None = None  # the length the checkpoint restarted from recorded
+
+    def resume_from(self, state: Any) -> None:
+        """Remember the file's length at the checkpoint; ``open`` cuts the file back to it."""
+        if isinstance(state, dict) and isinstance(state.get("length"), int) and state["length"] >= 0:
+            self._resume_length = state["length"]
+
+    def checkpoint_state(self) -> dict[str, int] | None:
+        """The file's length now (asked after the flush of a checkpoint epoch): what ``resume_from`` gets."""
+        if self._fh is None:
+            return None
+        return {"length": os.fstat(self._fh.fileno()).st_size}
 
     def open(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        if self._resume_length is not None:
+            self._cut_back(self._resume_length)
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held until close()
         self.status = CONNECTED
+
+    def _cut_back(self, length: int) -> None:
+        """Drop what was written after the checkpoint (the replay writes it again), once."""
+        self._resume_length = None
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            log.warning("%s: the file the checkpoint recorded (%d bytes) is gone; writing a new one", self.path,
+                        length)
+            return
+        if size < length:
+            log.warning("%s: the file is shorter (%d bytes) than the checkpoint recorded (%d); appending to it",
+                        self.path, size, length)
+        elif size > length:
+            log.info("%s: cutting the file back from %d to %d bytes, its length at the checkpoint", self.path,
+                     size, length)
+            os.truncate(self.path, length)
 
     def write_batch(self, records: list[dict]) -> None:
         if self._fh is None:

@@ -9,6 +9,8 @@ record without an attribute the statement names, or one the database refuses for
 (a constraint, a bad value), is returned as a :class:`RejectedRecord` and the rest is written.
 A lost connection is reopened (status ``reconnecting``, backoff up to 10 s) and the batch's
 transaction, rolled back by the loss, run again; after ``publish_timeout`` seconds the sink raises.
+With ``upsert_key`` (a list of columns) the statement becomes an insert-or-update on them
+(:mod:`adapters.sql.upsert`), so a replay after a crash leaves one row per key (SPEC §12).
 
 Source: :mod:`adapters.sql.source`. Connections, error kinds and the shared helpers:
 :mod:`adapters.sql.connect`; values: :mod:`adapters.sql.values`.
@@ -32,7 +34,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.base import CLOSED, CONNECTED, RECONNECTING, Adapter, ParsedUri, RejectedRecord, Sink, setting
+from adapters.base import (
+    CLOSED,
+    CONNECTED,
+    DESTINATION,
+    RECONNECTING,
+    Adapter,
+    ConfigProblem,
+    ParsedUri,
+    RejectedRecord,
+    Sink,
+    setting,
+)
 from adapters.sql.connect import (
     CONNECTION_KEYS,
     FIRST_BACKOFF,
@@ -51,6 +64,7 @@ from adapters.sql.connect import (
     time_limit,
 )
 from adapters.sql.source import SqlSource
+from adapters.sql.upsert import upsert_key_problem, upsert_statement
 from adapters.sql.values import param_value, statement_parameters
 
 log = logging.getLogger(__name__)
@@ -58,7 +72,26 @@ log = logging.getLogger(__name__)
 KEYS = (*CONNECTION_KEYS, "sql_config_file", "query_timeout", "max_depth")
 SOURCE_KEYS = (*KEYS, "select_statement", "poll_interval", "cursor_column", "key_column", "cursor_start",
                "json_columns")
-SINK_KEYS = (*KEYS, "insert_statement", "publish_interval", "batch_size")  # the last two: the seed's, ignored
+SINK_KEYS = (*KEYS, "insert_statement", "upsert_key", "publish_interval", "batch_size")  # the last two: ignored
+
+
+def check_upsert_key(parsed: ParsedUri, config: Mapping[str, Any], role: str,
+                     dag: Mapping[str, int]) -> list[ConfigProblem]:
+    """``dagserver check``: a publisher's ``upsert_key`` is a list of columns of an inline ``insert_statement``
+    that can be rewritten (adapters/sql/upsert.py)."""
+    key = config.get("upsert_key")
+    if role != DESTINATION or key is None:
+        return []
+    problem = upsert_key_problem(key)
+    statement = config.get("insert_statement")
+    if problem is None and isinstance(statement, str):
+        try:
+            upsert_statement(statement, key, "postgres")  # the parse is the same for both databases
+        except ValueError as exc:
+            problem = str(exc)
+    return [] if problem is None else [ConfigProblem(
+        "upsert_key", problem, "write the insert_statement as INSERT INTO table (col, ...) VALUES (%(col)s, ...) "
+        "and name some of its columns (with a unique index or primary key on them) in upsert_key")]
 
 
 def check_sql_uri(parsed: ParsedUri) -> str | None:
@@ -81,6 +114,8 @@ class SqlSink(Sink):
             raise ValueError(f"{self.settings.origin}: a sql sink needs an 'insert_statement' (inline or in the "
                              "sql_config_file)")
         self.statement: str = self.settings.statement
+        if self.config.get("upsert_key") is not None:  # insert-or-update: a replay updates rows, adds none
+            self.statement = upsert_statement(self.statement, self.config["upsert_key"], self.settings.kind)
         self.names = statement_parameters(self.statement, "insert_statement")
         self.wait_limit = float(self.config.get("publish_timeout") or 30.0)  # as the publisher's watchdog
         query_timeout = setting(self.config, self.parsed, "query_timeout", QUERY_TIMEOUT, positive_seconds)
@@ -218,7 +253,8 @@ class SqlSink(Sink):
         self.status = CLOSED
 
 
+# one poller per query: not shareable
 ADAPTER = Adapter("sql", check_sql_uri, source=SqlSource, sink=SqlSink, source_keys=SOURCE_KEYS,
-                  sink_keys=SINK_KEYS, extra="sql")  # one poller per query: not shareable
+                  sink_keys=SINK_KEYS, extra="sql", check_config=check_upsert_key)
 
 __all__ = ["ADAPTER", "SqlSink", "SqlSource"]

@@ -164,7 +164,7 @@ def test_a_checkpoint_epoch_completes_once_every_node_sent_its_state(harness: Ca
     h.states(1, ("pub",))
     (checkpoint,) = h.written()
     assert checkpoint.pop("counters")["epochs_completed"] == 2  # the counts that go with it (actors/counting.py)
-    assert checkpoint == {"dag": "coord", "written_at": NOW, "positions": {"a": 2}, "ticks": {},
+    assert checkpoint == {"dag": "coord", "written_at": NOW, "positions": {"a": 2}, "ticks": {}, "sinks": {},
                           "nodes": {n: {"input": {"n": n}, "output": {}, "latest": None} for n in NODES}}
     h.states(3)  # states may come before the acks
     h.ack(2)

@@ -61,13 +61,15 @@ def copy_dag(stream: str, table: str) -> dict[str, Any]:
     }
 
 
-def feed(client: Any, stream: str, per_second: float = 2000.0) -> threading.Thread:
+def feed(client: Any, stream: str, per_second: float = 2000.0,
+         record: Any = lambda i: {"id": i, "payload": f"p{i}"}) -> threading.Thread:
+    """Add records 0..N-1 (``record(i)``) to ``stream`` at about ``per_second``, on a thread."""
     def produce() -> None:
         started = time.monotonic()
         for start in range(0, N, 250):
             pipe = client.pipeline(transaction=False)
             for i in range(start, start + 250):
-                pipe.xadd(stream, {"data": json.dumps({"id": i, "payload": f"p{i}"})})
+                pipe.xadd(stream, {"data": json.dumps(record(i))})
             pipe.execute()
             time.sleep(max(0.0, started + (start + 250) / per_second - time.monotonic()))  # pacing, not waiting
 

@@ -189,3 +189,28 @@ def test_relative_sink_path_and_round_trip(tmp_path, monkeypatch):
     assert src.read_batch(10, timeout=0) == [{"n": i} for i in range(3)]
     sink.close()
     src.close()
+
+
+def test_sink_cut_back_to_the_checkpointed_length_on_resume(tmp_path, caplog):
+    out = tmp_path / "out.jsonl"
+    first = FileSink(f"file://{out}", {})
+    first.open()
+    first.write_batch([{"a": 1}])
+    first.flush()
+    state = first.checkpoint_state()  # what a checkpoint epoch records
+    assert state == {"length": len(b'{"a":1}\n')}
+    first.write_batch([{"a": 2}])  # after the checkpoint: the replay writes it again
+    first.close()
+    again = FileSink(f"file://{out}", {})
+    again.resume_from(state)
+    again.open()
+    again.write_batch([{"a": 2}])
+    again.close()
+    assert out.read_text() == '{"a":1}\n{"a":2}\n'
+    out.write_text("")  # shorter than recorded (someone emptied it): appended to, with a warning
+    shorter = FileSink(f"file://{out}", {})
+    shorter.resume_from(state)
+    with caplog.at_level(logging.WARNING, logger="adapters.builtin.file"):
+        shorter.open()
+    shorter.close()
+    assert "shorter" in caplog.text and out.read_text() == ""
