@@ -73,7 +73,7 @@ def test_every_kind_is_covered_and_has_its_own_tag_on_the_wire() -> None:
 
 
 def test_a_message_is_a_msgpack_array_of_its_tag_and_fields() -> None:
-    assert msgpack.unpackb(encode(Ack(7, "publisher:out"))) == [KINDS.index(Ack), 7, "publisher:out"]
+    assert msgpack.unpackb(encode(Ack(7, "publisher:out"))) == [KINDS.index(Ack), 7, "publisher:out", None]
 
 
 def test_the_records_inside_an_ingest_stay_encoded_bytes() -> None:

@@ -267,8 +267,11 @@ def test_failover_after_kill_9_of_the_leader_loses_no_input(tmp_path: Path, zook
     lines = read_jsonl(out)
     ids = {line["id"] for line in lines}
     assert ids == set(range(written)), f"lost {sorted(set(range(written)) - ids)[:20]}"
+    # the file sink writes each line once (SPEC §12): the new leader cut what the old one wrote after
+    # their last checkpoint back, so some of the old leader's lines are now the new one's
+    assert len(lines) == written, f"{len(lines) - written} lines written twice"
     stamps = servers_of(lines)
-    assert stamps.count("a") >= 200 and stamps.count("b") >= 200
+    assert stamps.count("a") >= 1 and stamps.count("b") >= 200
     assert "a" not in stamps[stamps.index("b"):], "the killed leader wrote after its successor began"
 
 

@@ -60,10 +60,9 @@ def test_upsert_key_leaves_the_no_crash_rows_across_three_kill_9s(tmp_path: Path
     table = f"upsert_{uuid.uuid4().hex[:8]}"
     broker = Broker(binary=require_kafka()).__enter__()
     broker.create_topic("trades", 1)
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=20,
-                             value_serializer=lambda v: json.dumps(v).encode())
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=20)
     for i in range(N):
-        producer.send("trades", value=record(i))
+        producer.send("trades", value=json.dumps(record(i)).encode())
     producer.flush()
     producer.close()
     db.execute(f"CREATE TABLE {table} (k BIGINT PRIMARY KEY, n BIGINT NOT NULL, total DOUBLE PRECISION NOT NULL)")
