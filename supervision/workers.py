@@ -40,6 +40,9 @@ from supervision.config import ServerConfig
 log = logging.getLogger("dagserver.supervisor")
 
 MONITOR_INTERVAL = 0.1
+# A worker's first heartbeat comes only once its interpreter has started and imported the server (seconds
+# on a loaded machine): until then it is allowed this long, whatever heartbeat_timeout says.
+START_TIMEOUT = 30.0
 
 
 class WorkerUnavailable(Exception):
@@ -54,6 +57,7 @@ class WorkerHandle:
     conn: Any = None
     restarts: int = 0
     last_beat: float = 0.0
+    beating: bool = False  # a heartbeat came from this process: it has started
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # each DAG's newest snapshot
     seen: dict[str, int] = field(default_factory=dict)  # per DAG: seq of the snapshot in ``details``
     pending: dict[int, Future] = field(default_factory=dict)
@@ -103,6 +107,7 @@ class WorkerPool:
         child.close()
         handle.process, handle.conn, handle.pending = process, parent, {}
         handle.last_beat, handle.restart_at, handle.details, handle.seen = time.monotonic(), None, {}, {}
+        handle.beating = False
         threading.Thread(target=self._read, args=(handle, parent, handle.pending), daemon=True,
                          name=f"worker-{handle.id}-reader").start()
         self.on_started(handle)
@@ -127,7 +132,7 @@ class WorkerPool:
                 _, seq, snapshots = frame
                 with self.lock:
                     if handle.conn is conn:
-                        handle.last_beat = time.monotonic()
+                        handle.last_beat, handle.beating = time.monotonic(), True
                         for name, details in snapshots.items():
                             self.store(handle, conn, name, details, seq)
             elif frame[0] == REPLY:
@@ -214,9 +219,13 @@ class WorkerPool:
                         self._lost(handle, f"worker {handle.id} exited with code {handle.process.exitcode}")
                     elif stalled:
                         handle.last_beat = max(handle.last_beat, now - self.config.heartbeat_timeout / 2)
-                    elif now - handle.last_beat > self.config.heartbeat_timeout:
+                    elif handle.beating and now - handle.last_beat > self.config.heartbeat_timeout:
                         self._lost(handle, f"worker {handle.id} sent no heartbeat for "
                                            f"{now - handle.last_beat:.1f}s (hung)")
+                    elif not handle.beating and now - handle.last_beat > max(START_TIMEOUT,
+                                                                              self.config.heartbeat_timeout):
+                        self._lost(handle, f"worker {handle.id} sent no first heartbeat within "
+                                           f"{now - handle.last_beat:.1f}s of its start (hung while starting)")
         # A worker gets its parent-death signal (PR_SET_PDEATHSIG) when the *thread* that started
         # it ends, so this thread, which starts workers, waits for them to be gone before ending.
         self._gone.wait()

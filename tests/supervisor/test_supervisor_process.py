@@ -13,7 +13,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.support.supervised import SupervisedServer, group_members, line_count, metronome_dag, process_gone
+from tests.support.supervised import ROOT, SupervisedServer, group_members, line_count, metronome_dag, process_gone
 from tests.support.waiting import wait_until
 
 REPLACED_WITHIN = 3.0  # seconds from a worker's death to its replacement (the issue's bound)
@@ -76,6 +76,31 @@ def test_a_stopped_worker_is_taken_for_hung_and_replaced(tmp_path: Path) -> None
         server.wait_lines(tmp_path / "steady1.jsonl", after_restart + 2)
         assert server.worker(0)["restarts"] == 0
         assert "sent no heartbeat" in server.log()
+
+
+SLOW_WORKER_START = """\
+import sys
+import time
+
+if "--multiprocessing-fork" in sys.argv:  # a worker process, not the supervisor: start slowly
+    time.sleep({seconds})
+"""
+
+
+def test_a_worker_slow_to_start_is_not_taken_for_hung(tmp_path: Path) -> None:
+    """Each worker needs longer to start (an interpreter importing the server on a loaded machine)
+    than heartbeat_timeout allows between two beats: before its first heartbeat it is given
+    START_TIMEOUT, so neither is killed (both were, over and over, before)."""
+    slow = tmp_path / "slow_start"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(SLOW_WORKER_START.format(seconds=1.5 * 3))
+    path = os.pathsep.join([str(slow), str(ROOT)])
+    with SupervisedServer(tmp_path, two_dags(tmp_path), heartbeat_timeout=1.5, env={"PYTHONPATH": path}) as server:
+        server.wait_dags("running")
+        lines = line_count(tmp_path / "steady1.jsonl")
+        server.wait_lines(tmp_path / "steady1.jsonl", lines + 3)
+        assert [server.worker(i)["restarts"] for i in (0, 1)] == [0, 0]
+        assert "heartbeat" not in server.log()
 
 
 def test_a_stalled_supervisor_does_not_take_its_workers_for_hung(tmp_path: Path) -> None:
