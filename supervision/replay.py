@@ -136,13 +136,14 @@ class ReplayScript:
         self.out_with: str | None = None  # the subscriber whose last batch may not be sent yet
         self.sealed = False  # out_with asked its position: its batch is sent before it reads again
         self.handed = 0
+        self.finished = False  # every event reached the coordinator: a read now returns at once
 
     def take(self, subscriber: str, max_records: int, timeout: float) -> list[Any]:
         with self.cond:
             if self.out_with == subscriber and self.sealed:  # back: what it read before is at the coordinator
                 self.out_with = None
                 self.cond.notify_all()
-            if not self.cond.wait_for(lambda: self._head_is(subscriber), timeout):
+            if not self.cond.wait_for(lambda: self.finished or self._head_is(subscriber), timeout) or self.finished:
                 return []
             step = self.steps[0]
             batch, step[2] = step[2][:max_records], step[2][max_records:]
@@ -179,6 +180,8 @@ class ReplayScript:
                     raise RuntimeError(f"replay stalled with {len(self.steps)} steps left ({runtime.state}: "
                                        f"{runtime.reason})")
                 self.cond.wait(min(left, 0.1))
+            self.finished = True  # a stop's pause need not wait for a read that can find nothing
+            self.cond.notify_all()
 
 
 class ReplaySource(Source):
