@@ -13,7 +13,7 @@ Usage::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from time import perf_counter
 from typing import Any
 
@@ -78,6 +78,7 @@ class NodeLogic:
         self.clock = clock
         self.states = NodeStates(name, self.calc, transformers, stats)  # snapshot()/restore() of its components
         self.seq = -1  # the seq being computed where a loop cannot say (errors read it: dead letters' record)
+        self.tapped = False  # this epoch runs with the tap's calculator (see _tapped)
 
     # -- state --------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -114,15 +115,16 @@ class NodeLogic:
         return self._run_merge(parents, complete)
 
     def _tapped(self, run: Callable[..., tuple[Changes, Changes]], *args: Any) -> tuple[Changes, Changes]:
-        """One epoch with every compute written to the tap: the very same rules, through the general path
-        (:meth:`_step`, never the plain loop's shortcuts) with the calculator wrapped to note each call."""
+        """One epoch with every compute written to the tap: the very same loops, the plain one included,
+        with the calculator wrapped to note each call (and ``tapped`` set, so the plain loop keeps
+        ``self.seq`` at the record it takes, which the wrapper notes)."""
         found: list = []
-        calc, plain = self.calc, self.plain
-        self.calc, self.plain = tapped_calculator(self, calc, found), False
+        calc = self.calc
+        self.calc, self.tapped = tapped_calculator(self, calc, found), True
         try:
             return run(*args)
         finally:
-            self.calc, self.plain, self.fresh = calc, plain, False  # the next plain epoch compares its first input
+            self.calc, self.tapped = calc, False
             self.stats.tap.add(found, self.clock())
 
     def _run_root(self, runs: list[list]) -> tuple[Changes, Changes]:
@@ -219,7 +221,9 @@ class NodeLogic:
         this is where a record spends most of its time in a node.
         """
         calc, times, always, name = self.calc, self.times, self.always, self.calc_name
-        identity = calc is _identity
+        identity = calc is _identity  # a tapped identity is wrapped: computed and compared as any other
+        if self.tapped:  # the same loop, over seqs that keep self.seq at the record being taken
+            in_seqs = _seqs_noted(self, in_seqs)
         trusted = self.parent_distinct and not root and complete
         inp, cur, fresh = self.input, self.output, self.fresh
         clock = perf_counter
@@ -369,6 +373,13 @@ def _through(chain: tuple[tuple[str, Callable], ...], value: Any) -> Any:
         if type(value) is not dict and not isinstance(value, dict):
             raise not_a_map("transformer", name, value)
     return value
+
+
+def _seqs_noted(logic: NodeLogic, seqs: list[int] | range) -> Iterator[int]:
+    """``seqs``, setting ``logic.seq`` to each as it is taken (what the tap's calculator reads)."""
+    for seq in seqs:
+        logic.seq = seq
+        yield seq
 
 
 def _seq_of(event: tuple) -> int:

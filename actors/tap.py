@@ -4,8 +4,10 @@ Every node has a :class:`NodeTap` (in its :class:`~actors.stats.NodeStats`, so i
 restarts). It is closed until the first :meth:`NodeTap.read`, and closes itself
 :data:`TAP_IDLE_SECONDS` after the last one. A closed tap costs one attribute read per epoch:
 :class:`~actors.nodelogic.NodeLogic` looks at ``tap.open`` when an epoch starts and, only
-when it is set, runs that epoch through its general path with the calculator wrapped by
-:func:`tapped_calculator`, which writes each compute down: the same rules, never a copy of them.
+when it is set, runs that epoch through the same loops (its plain one included) with the
+calculator wrapped by :func:`tapped_calculator`, which notes each compute: the same rules,
+never a copy of them. The notes of an epoch reach the tap in one :meth:`NodeTap.add`, and
+become entries (dicts, previews) only when read.
 
 Each entry is ``{seq, time, record_seq, input, output, error}``: ``seq`` numbers the tap's
 entries (it only grows, so ``read(after=seq)`` pages), ``record_seq`` is the ingress number
@@ -24,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from actors.preview import preview
@@ -36,17 +39,23 @@ TAP_VALUE_CHARS = 4096
 
 
 class NodeTap:
-    """One node's ring of recent computes; written by its node actor, read by the worker's reader."""
+    """One node's ring of recent computes; written by its node actor, read by the worker's reader.
+
+    The node hands over an epoch's computes as it noted them (tuples) in one :meth:`add`; only a
+    :meth:`read` turns the ones it returns into entries (dicts, values cut to a preview), so an
+    open tap costs the node a list append per compute and a copy of at most ``size`` per epoch.
+    """
 
     def __init__(self, size: int = TAP_SIZE, idle: float = TAP_IDLE_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.open = False  # read by the node once per epoch
-        self.entries: deque[dict[str, Any]] = deque(maxlen=size)
-        self.next_seq = 1
+        self.entries: deque[tuple[int, Any, Any, str | None]] = deque(maxlen=size)  # (record_seq, input, output, error)
+        self.times: deque[float] = deque(maxlen=size)  # when each of entries was written down
+        self.next_seq = 1  # entries[-1] is numbered next_seq - 1, the ones before it one less each
         self.idle = idle
         self.clock = clock
         self._open_until = 0.0
-        self._lock = threading.Lock()  # guards entries and next_seq; held for a copy, never across a wait
+        self._lock = threading.Lock()  # guards entries, times, next_seq; held for a copy, never across a wait
 
     def still_open(self) -> bool:
         """Called by the node when ``open`` is set: whether a reader looked within ``idle`` seconds
@@ -58,6 +67,7 @@ class NodeTap:
                 return True
             self.open = False
             self.entries.clear()
+            self.times.clear()
         return False
 
     def read(self, after: int = 0, limit: int = TAP_SIZE) -> dict[str, Any]:
@@ -68,31 +78,30 @@ class NodeTap:
         with self._lock:
             self._open_until = self.clock() + self.idle
             self.open = True
-            entries = list(self.entries)
+            entries, times = list(self.entries), list(self.times)
             newest = self.next_seq - 1
-        if after <= newest:
-            entries = [e for e in entries if e["seq"] > after]
-        entries = entries[-limit:] if limit > 0 else []
-        return {"open": True, "newest": newest, "computes": [_shown(e) for e in entries]}
+        oldest = newest - len(entries) + 1  # the seq of entries[0]
+        start = max(0, after + 1 - oldest) if after <= newest else 0
+        start = max(start, len(entries) - limit) if limit > 0 else len(entries)
+        computes = [_shown(oldest + i, times[i], *entries[i]) for i in range(start, len(entries))]
+        return {"open": True, "newest": newest, "computes": computes}
 
     def add(self, found: list[tuple[int, Any, Any, str | None]], when: float) -> None:
         """The computes of one epoch, made at about ``when``: ``(record_seq, input, output, error)`` each."""
         if not found:
             return
-        keep = self.entries.maxlen or len(found)
+        kept = found[-(self.entries.maxlen or len(found)):]  # the ones the ring would drop at once: numbered, not kept
         with self._lock:
-            first = self.next_seq + max(0, len(found) - keep)  # the ones the ring would drop at once are skipped
-            for seq, (record_seq, value, out, error) in enumerate(found[-keep:], first):
-                self.entries.append({"seq": seq, "time": when, "record_seq": record_seq, "input": value,
-                                     "output": out, "error": error})
+            self.entries.extend(kept)
+            self.times.extend(repeat(when, len(kept)))
             self.next_seq += len(found)
 
 
-def _shown(entry: dict[str, Any]) -> dict[str, Any]:
-    shown = dict(entry)
-    for key in ("input", "output"):
-        shown[key], shown[f"{key}_truncated"] = preview(entry[key], TAP_VALUE_CHARS)
-    return shown
+def _shown(seq: int, when: float, record_seq: int, value: Any, out: Any, error: str | None) -> dict[str, Any]:
+    shown_in, in_cut = preview(value, TAP_VALUE_CHARS)
+    shown_out, out_cut = preview(out, TAP_VALUE_CHARS)
+    return {"seq": seq, "time": when, "record_seq": record_seq, "input": shown_in, "output": shown_out,
+            "error": error, "input_truncated": in_cut, "output_truncated": out_cut}
 
 
 def tapped_calculator(logic: Any, calc: Callable[[Any], Any], found: list) -> Callable[[Any], Any]:

@@ -13,6 +13,14 @@ differ by 20 %, far more than the 3 % this measures.
 
 ``tap_closed_ratio`` (closed / none) should be 1 within a few percent, ``tap_open_ratio``
 (open / closed) at least 0.9.
+
+On a busy machine even CPU-time runs of one engine can differ by a fifth. ``--once MODE``
+runs one engine once, for counting its instructions, which other work does not change::
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python -m bench.tap --once open --count 24000
+
+(per record: the difference to a run of 4,000, over 20,000; under valgrind a run lasts about
+fifty times longer, so the open tap's once-a-second reads weigh that much more than at full speed).
 """
 
 from __future__ import annotations
@@ -71,12 +79,14 @@ def _open(count: int) -> float:
         done.set()
 
 
+MODES: dict[str, Callable[[int], float]] = {"none": _none, "closed": _closed, "open": _open}
+
+
 def tap_figures(count: int, repeats: int = 5) -> dict[str, Any]:
     runs: dict[str, list[float]] = {"none": [], "closed": [], "open": []}
-    modes: dict[str, Callable[[int], float]] = {"none": _none, "closed": _closed, "open": _open}
     _closed(count // 4)  # warm up: imports, first allocations
     for _ in range(repeats):
-        for mode, measure in modes.items():
+        for mode, measure in MODES.items():
             runs[mode].append(measure(count))
     rps = {mode: max(values) for mode, values in runs.items()}
     return {"tap_none_rps": rps["none"], "tap_closed_rps": rps["closed"], "tap_open_rps": rps["open"],
@@ -87,7 +97,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tap")
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--once", choices=sorted(MODES), help="run this engine once (to count its instructions)")
     args = parser.parse_args()
+    if args.once:
+        print(f"{args.once}: {MODES[args.once](args.count):,.0f} rec/s")
+        return
     figures = tap_figures(args.count, args.repeats)
     print(f"without the feature: {figures['tap_none_rps']:,.0f} rec/s; no tap open: {figures['tap_closed_rps']:,.0f}"
           f" ({figures['tap_closed_ratio']:.3f} x); one tap open: {figures['tap_open_rps']:,.0f}"

@@ -21,7 +21,11 @@ from actors import tap as tap_module
 from actors.capture import Capture
 from actors.checkpoint import checkpoint_path, read_checkpoint
 from actors.fusion import node_chains
+from actors.incarnation import node_components
+from actors.messages import RUN_RECORDS, encode_records
+from actors.nodelogic import NodeLogic
 from actors.runtime import DagRuntime
+from actors.stats import NodeStats
 from adapters.builtin.mem import get_queue, mem_put, reset_mem_broker
 from graphs.loader import load_dag_dict
 from supervision.replay import replay_actors, replay_reference, run_actors
@@ -124,6 +128,44 @@ def test_a_tap_shows_a_failed_compute_with_its_error() -> None:
         runtime.stop(timeout=10)
 
 
+def test_an_open_tap_keeps_plain_nodes_on_their_plain_loop_and_names_each_record(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain node (one parent or none, no transformer) runs its plain loop with a tap open as
+    without one: the per-record general path (``_step``) never runs, yet every compute is noted
+    with the number of the record it came from, a failed one (and its dead letter) too."""
+    def value(record: dict[str, Any]) -> dict[str, Any]:
+        if "boom" in record:
+            raise ValueError("boom")
+        return {"value": record["price"] * record["qty"]}
+
+    def general_path(*args: Any) -> None:
+        raise AssertionError("a tapped plain node took the per-record general path")
+
+    dag = chain_dag()
+    dead: list[tuple[str, int]] = []
+
+    def logic(name: str, calculators: dict[str, Any]) -> NodeLogic:
+        calcs, trans = node_components(dag, name)
+        return NodeLogic(dag, name, {**calcs, **calculators}, trans, NodeStats(),
+                         lambda node, message, value, seq: dead.append((node, seq)))
+
+    ingest, inner = logic("ingest", {}), logic("value", {"value": value})
+    assert ingest.plain and inner.plain
+    monkeypatch.setattr(NodeLogic, "_step", general_path)
+    ingest.stats.tap.read()
+    inner.stats.tap.read()
+    rows = [{"price": 2, "qty": 3, "note": "n"}, {"price": 1, "qty": 1, "boom": 1}, {"price": 4, "qty": 1}]
+    changes, _ = ingest.run_root([[7, RUN_RECORDS, encode_records(rows)]])
+    assert changes[0] == [7, 8, 9]
+    assert inner.run_merge([changes])[0] == [[7, 9], [{"value": 6}, {"value": 4}]]
+    assert [(e["record_seq"], e["output"]) for e in ingest.stats.tap.read()["computes"]] == list(zip(
+        [7, 8, 9], changes[1], strict=True))
+    computes = inner.stats.tap.read()["computes"]
+    assert [(e["record_seq"], e["output"]) for e in computes] == [(7, {"value": 6}), (8, None), (9, {"value": 4})]
+    assert "boom" in computes[1]["error"] and dead == [("value", 8)]
+    assert inner.calc is value and not inner.tapped  # the next epoch runs untapped unless the tap is still open
+
+
 def test_a_tap_closes_a_while_after_its_last_read_and_forgets_what_it_held() -> None:
     now = [0.0]
     tap = tap_module.NodeTap(idle=60.0, clock=lambda: now[0])
@@ -213,7 +255,7 @@ def test_an_open_tap_counts_a_late_record_as_late_not_as_an_error(taps_open: Non
     _, runtime = run_actors(dag, [("record", "in", {"name": "a", "a": 1, "ts": t}) for t in times], timeout=60)
     agg = runtime.stats.nodes["agg"]
     assert (agg.late, agg.errors) == (2, 0)
-    late = [entry for entry in agg.tap.entries if entry["error"]]
+    late = [entry for entry in agg.tap.read()["computes"] if entry["error"]]
     assert [entry["input"]["ts"] for entry in late] == [3, 9] and late[0]["error"].startswith("late record")
 
 

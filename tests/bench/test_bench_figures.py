@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import bench.__main__ as bench_main
+import bench.tap as bench_tap
 from actors.nodelogic import NodeLogic
 from bench.__main__ import chain_cost_us, chain_rps, median_latency, median_of, startup_s
 from bench.plot import plot_figures
@@ -91,3 +92,10 @@ def test_tap_figures_compare_the_feature_removed_closed_and_open() -> None:
     with feature_removed():
         assert NodeLogic.run_root is NodeLogic._run_root
     assert NodeLogic.run_root is public
+
+
+def test_tap_bench_runs_one_engine_once_for_an_instruction_count(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.argv", ["bench.tap", "--once", "open", "--count", "500"])
+    bench_tap.main()
+    assert capsys.readouterr().out.startswith("open: ")
