@@ -25,7 +25,8 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from math import floor
 from typing import Any
 
 from graphs.aggregate_config import AggregateConfig, parse_config
@@ -88,6 +89,7 @@ class AggregateCalculator(Calculator):
         super().__init__(name, config)
         self.settings: AggregateConfig = parse_config(self.config)
         self._steps = tuple((i, out, op, of) for i, (out, op, of) in enumerate(self.settings.aggregates))
+        self._shown = tuple((i, out, op in _AS_KEPT, op) for i, out, op, _ in self._steps)  # kept: slot as shown
         self._texts: dict[float, str] = {}  # window bound -> ISO-8601: many groups share a window
         self.evictions = 0
         self._reset()
@@ -102,44 +104,95 @@ class AggregateCalculator(Calculator):
 
     # -- the record ---------------------------------------------------------------------------------
     def calculate(self, record: dict) -> dict | None:
+        out = self.calculate_many((record,))[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def calculate_many(self, records: Sequence[Any]) -> list[Any]:
+        """:meth:`calculate` over a run of records, in order, with one call: for each record its output, or
+        the exception :meth:`calculate` raises for it. A node calls this
+        for a whole epoch's records, so the per-record work is only the fold itself::
+
+            calc.calculate_many([{"k": "a"}, {"k": "a"}])   # [{"k": "a", "n": 1}, {"k": "a", "n": 2}]
+        """
         cfg = self.settings
-        key = self._key(record)
-        if cfg.window is None:
-            gid: Any = key
-            group = self.groups.get(key)
-            if group is None:
-                group = self._add(key, _Group(None, None, [initial(op) for _, op, _ in cfg.aggregates]))
-        else:
-            t = self._time(record)
-            if self.max_time is None or t > self.max_time:
-                self.max_time = t
-                if self.closing and self.closing[0][0] <= t - cfg.lateness:
-                    self._close(t - cfg.lateness)
-            if cfg.window == "tumbling":
-                gid, group = self._tumbling(key, t)
-            else:
-                gid, group = self._session(key, t)
-        self.groups.move_to_end(gid)
-        self.arrivals += 1
-        slots = group.slots
-        for i, out, op, of in self._steps:
-            if of is None:
-                slots[i] += 1
-                continue
-            value = record.get(of)
-            if value is None:
-                continue
+        window, lateness, size = cfg.window, cfg.lateness, cfg.size
+        groups, steps, make_key, shown_steps = self.groups, self._steps, self._key, self._shown
+        key_attrs = cfg.key
+        single = key_attrs[0] if len(key_attrs) == 1 else None
+        time_attr = cfg.time
+        move_to_end = groups.move_to_end
+        outs: list[Any] = []
+        append = outs.append
+        for record in records:
             try:
-                if op == "sum":  # the common ops inline: a call per value is most of their cost
-                    slots[i] += value if type(value) is float else float(value)
-                elif op == "count":
-                    slots[i] += 1
+                key = None
+                if single is not None:
+                    shown = record.get(single)
+                    if type(shown) is str or type(shown) is int:
+                        key = (shown,)
+                if key is None:
+                    key = make_key(record)
+                if window is None:
+                    gid: Any = key
+                    group = groups.get(key)
+                    if group is None:
+                        group = self._add(key, _Group(None, None, [initial(op) for _, op, _ in cfg.aggregates]))
                 else:
-                    slots[i] = update(op, slots[i], value, self.arrivals)
-            except (Skipped, TypeError, ValueError, OverflowError):
-                log.warning("AggregateCalculator %r: %s of %r skips %s: not a usable value", self.name, out, of,
-                            short_repr(value))
-        return self._output(record, group)
+                    t = record.get(time_attr)
+                    if (type(t) is float or type(t) is int) and MIN_TIME <= t <= MAX_TIME:
+                        t = float(t)
+                    else:
+                        t = self._time(record)
+                    if self.max_time is None or t > self.max_time:
+                        self.max_time = t
+                        if self.closing and self.closing[0][0] <= t - lateness:
+                            self._close(t - lateness)
+                    if window == "tumbling":
+                        start = floor(t / size) * size  # tumbling_start() without its call, as exact
+                        if start > t or start + size <= t:
+                            start = tumbling_start(t, size)
+                        gid = (key, start)
+                        group = groups.get(gid)
+                        if group is None:
+                            self._late(start, start + size, t)
+                            group = self._add(gid, self._new(start, start + size))
+                    else:
+                        gid, group = self._session(key, t)
+                move_to_end(gid)
+                self.arrivals += 1
+                slots = group.slots
+                for i, out, op, of in steps:
+                    if of is None:
+                        slots[i] += 1
+                        continue
+                    value = record.get(of)
+                    if value is None:
+                        continue
+                    try:
+                        if op == "sum":  # the common ops inline: a call per value is most of their cost
+                            slots[i] += value if type(value) is float else float(value)
+                        elif op == "count":
+                            slots[i] += 1
+                        else:
+                            slots[i] = update(op, slots[i], value, self.arrivals)
+                    except (Skipped, TypeError, ValueError, OverflowError):
+                        log.warning("AggregateCalculator %r: %s of %r skips %s: not a usable value", self.name,
+                                    out, of, short_repr(value))
+                # the output: the key attributes, the window, each aggregate
+                result_map = {single: shown} if single is not None else {a: record.get(a) for a in key_attrs}
+                if group.start is not None:
+                    texts = group.texts
+                    if texts is None:
+                        texts = group.texts = (self._iso(group.start), self._iso(group.end))  # type: ignore[arg-type]
+                    result_map["window_start"], result_map["window_end"] = texts
+                for i, name, kept, op in shown_steps:
+                    result_map[name] = slots[i] if kept else result(op, slots[i])
+                append(result_map)
+            except Exception as exc:  # what calculate() raises for this record (its key, its time, late)
+                append(exc)
+        return outs
 
     def _key(self, record: dict) -> tuple:
         if len(self.settings.key) == 1:
@@ -260,17 +313,6 @@ class AggregateCalculator(Calculator):
         heapq.heapify(self.closing)
 
     # -- output -------------------------------------------------------------------------------------
-    def _output(self, record: dict, group: _Group) -> dict:
-        out = {attr: record.get(attr) for attr in self.settings.key}
-        if group.start is not None:
-            if group.texts is None:
-                group.texts = (self._iso(group.start), self._iso(group.end))  # type: ignore[arg-type]
-            out["window_start"], out["window_end"] = group.texts
-        slots = group.slots
-        for i, name, op, _ in self._steps:
-            out[name] = slots[i] if op in _AS_KEPT else result(op, slots[i])
-        return out
-
     def _iso(self, seconds: float) -> str:
         text = self._texts.get(seconds)
         if text is None:
