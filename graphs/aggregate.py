@@ -27,6 +27,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from math import floor
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from graphs.aggregate_config import AggregateConfig, parse_config
@@ -52,6 +53,7 @@ from graphs.state import LateRecord
 log = logging.getLogger(__name__)
 SNAPSHOT_VERSION = 1
 _AS_KEPT = frozenset(("count", "sum", "min", "max"))  # ops whose slot is their result
+_SLOTS, _START, _END, _FIRST = attrgetter("slots"), attrgetter("start"), attrgetter("end"), itemgetter(0)
 
 
 class _Group:
@@ -323,18 +325,20 @@ class AggregateCalculator(Calculator):
 
     # -- state (graphs/state.py) ----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """The groups as columns, least recently updated first: a few flat lists encode fast."""
+        """The groups as columns, least recently updated first: a few flat lists encode fast, and are built
+        by ``map`` over the groups (no Python-level loop: the node waits for this)."""
         window = self.settings.window
         ids = list(self.groups)
         groups = list(self.groups.values())
-        columns = [[g.slots[i] for g in groups] if op in _AS_KEPT else [to_plain(op, g.slots[i]) for g in groups]
+        slots = list(map(_SLOTS, groups))
+        columns = [list(map(itemgetter(i), slots)) if op in _AS_KEPT else [to_plain(op, s[i]) for s in slots]
                    for i, _, op, _ in self._steps]
         snap = {"version": SNAPSHOT_VERSION, "shape": self.settings.shape(), "max_time": self.max_time,
-                "arrivals": self.arrivals, "keys": ids if window is None else [gid[0] for gid in ids],
+                "arrivals": self.arrivals, "keys": ids if window is None else list(map(_FIRST, ids)),
                 "columns": columns}
         if window is not None:
-            snap["starts"] = [g.start for g in groups]
-            snap["ends"] = [g.end for g in groups]
+            snap["starts"] = list(map(_START, groups))
+            snap["ends"] = list(map(_END, groups))
         return snap
 
     def restore(self, value: Any) -> None:
