@@ -91,6 +91,8 @@ class AggregateCalculator(Calculator):
         super().__init__(name, config)
         self.settings: AggregateConfig = parse_config(self.config)
         self._steps = tuple((i, out, op, of) for i, (out, op, of) in enumerate(self.settings.aggregates))
+        self._fresh = [initial(op) for _, op, _ in self.settings.aggregates]  # a new group's slots
+        self._immutable = all(op in _AS_KEPT or op in ("first", "last") for _, op, _ in self.settings.aggregates)
         self._shown = tuple((i, out, op in _AS_KEPT, op) for i, out, op, _ in self._steps)  # kept: slot as shown
         self._texts: dict[float, str] = {}  # window bound -> ISO-8601: many groups share a window
         self.evictions = 0
@@ -125,6 +127,7 @@ class AggregateCalculator(Calculator):
         single = key_attrs[0] if len(key_attrs) == 1 else None
         time_attr = cfg.time
         move_to_end = groups.move_to_end
+        max_time, arrivals = self.max_time, self.arrivals  # held here, written back where others read them
         outs: list[Any] = []
         append = outs.append
         for record in records:
@@ -140,15 +143,15 @@ class AggregateCalculator(Calculator):
                     gid: Any = key
                     group = groups.get(key)
                     if group is None:
-                        group = self._add(key, _Group(None, None, [initial(op) for _, op, _ in cfg.aggregates]))
+                        group = self._add(key, self._new(None, None))
                 else:
                     t = record.get(time_attr)
                     if (type(t) is float or type(t) is int) and MIN_TIME <= t <= MAX_TIME:
                         t = float(t)
                     else:
                         t = self._time(record)
-                    if self.max_time is None or t > self.max_time:
-                        self.max_time = t
+                    if max_time is None or t > max_time:
+                        self.max_time = max_time = t
                         if self.closing and self.closing[0][0] <= t - lateness:
                             self._close(t - lateness)
                     if window == "tumbling":
@@ -163,7 +166,7 @@ class AggregateCalculator(Calculator):
                     else:
                         gid, group = self._session(key, t)
                 move_to_end(gid)
-                self.arrivals += 1
+                arrivals += 1
                 slots = group.slots
                 for i, out, op, of in steps:
                     if of is None:
@@ -178,7 +181,7 @@ class AggregateCalculator(Calculator):
                         elif op == "count":
                             slots[i] += 1
                         else:
-                            slots[i] = update(op, slots[i], value, self.arrivals)
+                            slots[i] = update(op, slots[i], value, arrivals)
                     except (Skipped, TypeError, ValueError, OverflowError):
                         log.warning("AggregateCalculator %r: %s of %r skips %s: not a usable value", self.name,
                                     out, of, short_repr(value))
@@ -194,6 +197,7 @@ class AggregateCalculator(Calculator):
                 append(result_map)
             except Exception as exc:  # what calculate() raises for this record (its key, its time, late)
                 append(exc)
+        self.arrivals = arrivals
         return outs
 
     def _key(self, record: dict) -> tuple:
@@ -269,8 +273,10 @@ class AggregateCalculator(Calculator):
                 self._push(end, gid)
         return gid, group
 
-    def _new(self, start: float, end: float) -> _Group:
-        return _Group(start, end, [initial(op) for _, op, _ in self.settings.aggregates])
+    def _new(self, start: float | None, end: float | None) -> _Group:
+        """A new group: a copy of the fresh slots (made anew when one of them is a list or a set)."""
+        slots = self._fresh[:] if self._immutable else [initial(op) for _, op, _ in self.settings.aggregates]
+        return _Group(start, end, slots)
 
     def _tie(self) -> int:
         self.next_id += 1
