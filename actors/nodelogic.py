@@ -18,7 +18,7 @@ from time import perf_counter
 from typing import Any
 
 from actors.messages import RUN_TICK, decode_records
-from actors.state import NodeStates
+from actors.state import NodeStates, many_of, run_many
 from actors.stats import NodeStats
 from actors.tap import tapped_calculator
 from graphs.model import METRONOME_NODE, PUBLICATION_NODE, DagModel
@@ -77,6 +77,8 @@ class NodeLogic:
         self.on_error = on_error
         self.clock = clock
         self.states = NodeStates(name, self.calc, transformers, stats)  # snapshot()/restore() of its components
+        # a stateful calculator offering calculate_many gets whole runs of inputs (actors/state.py run_many)
+        self.many = many_of(self.calc) if self.stateful and not (self.in_chain or self.out_chain) else None
         self.seq = -1  # the seq being computed where a loop cannot say (errors read it: dead letters' record)
         self.tapped = False  # this epoch runs with the tap's calculator (see _tapped)
 
@@ -154,6 +156,9 @@ class NodeLogic:
             if self.plain:
                 self._run_plain(range(first, first + len(records)), records, seqs, outs, True)
                 continue
+            if self.many is not None and self.calc is self.many[0]:
+                run_many(self, range(first, first + len(records)), records, seqs, outs)
+                continue
             for seq, record in enumerate(records, first):
                 self.seq = seq
                 out = step(seq, record, False, always)
@@ -181,6 +186,11 @@ class NodeLogic:
                 self._run_plain(p_seqs, p_outs, seqs, outs, False, complete)
             if not complete:
                 self.fresh = False
+        elif len(parents) == 1 and self.many is not None and self.calc is self.many[0] and not self.edge_trans[0]:
+            p_seqs, p_outs = parents[0]
+            if p_outs:  # each input is the parent's output ({} for an empty one), as _merged() makes it
+                self.parent_out[0] = p_outs[-1] or None
+                run_many(self, p_seqs, [out or {} for out in p_outs], seqs, outs)
         elif len(parents) == 1:
             set_parent = self._set_parent
             for seq, output in zip(parents[0][0], parents[0][1], strict=True):

@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--json] [--plot] [--kafka] [--redis] [--peers]``: throughput, latency, scaling.
+"""``python -m bench [--quick] [--json] [--plot] [--kafka] [--redis] [--peers] [--state]``: throughput, latency,
+scaling.
 
 Every engine figure goes through the server's own machinery (supervisor, spawned worker
 processes, actors, msgpack); the ceilings are plain Python loops doing the same work in
@@ -85,10 +86,56 @@ def aggregate_rps(count: int, tmp: Path) -> float:
 
 def state_latency(rate: float, seconds: float, groups: int, tmp: Path) -> dict[str, float]:
     """Latency at ``rate`` through the pipeline with a node whose state of ``groups`` entries every
-    checkpoint snapshots (bench/state.py)."""
+    checkpoint snapshots (bench/state.py), and how many snapshots were taken while the records flowed."""
     result = tmp / f"held-{groups}-{time.monotonic_ns()}.json"
     dag = held_state_dag("held", int(rate * seconds), str(result), rate, groups)
-    return run_server([dag], 1, [result])[0]["latency_ms"]
+    out = run_server([dag], 1, [result])[0]
+    return {**out["latency_ms"], "snapshots": float(out.get("snapshots", 0))}
+
+
+def state_latency_pairs(repeats: int, rate: float, seconds: float, groups: int, tmp: Path) -> dict[str, Any]:
+    """``repeats`` pairs of latency runs, without state then with ``groups`` entries, one pair after the
+    other: per state size the run with the median p99, and the median of the pairs' p99 ratios."""
+    pairs = [(state_latency(rate, seconds, 0, tmp), state_latency(rate, seconds, groups, tmp)) for _ in range(repeats)]
+    ratios = sorted(held["p99_ms"] / empty["p99_ms"] for empty, held in pairs)
+    middle = len(pairs) // 2
+    return {"runs": {str(size): sorted((pair[i] for pair in pairs), key=lambda run: run["p99_ms"])[middle]
+                     for i, size in enumerate((0, groups))},
+            "p99_ratio": ratios[middle], "p99_ratios": ratios}
+
+
+def state_figures(count: int, seconds: float, tmp: Path) -> dict[str, Any]:
+    """The state figures (bench/state.py): the aggregate against its plain loop, a checkpoint of 100,000
+    groups, and the latency with and without a large state."""
+    # the engine and its plain loop in turns: a machine busy elsewhere moves both of a pair alike
+    pairs = [(aggregate_rps(count // 2, tmp), aggregate_ceiling_rps(count // 2)) for _ in range(REPEATS)]
+    ratios = sorted(engine / ceiling for engine, ceiling in pairs)
+    latency_pairs = state_latency_pairs(REPEATS, 5000, seconds, 100_000, tmp)
+    return {"aggregate_rps_1w": statistics.median(engine for engine, _ in pairs),
+            "aggregate_ceiling_rps": statistics.median(ceiling for _, ceiling in pairs),
+            "aggregate_ratio": ratios[len(ratios) // 2], "aggregate_ratios": ratios,
+            "checkpoint_100k_groups": checkpoint_figures(100_000),
+            "latency_with_state": latency_pairs["runs"],
+            "latency_with_state_p99_ratio": latency_pairs["p99_ratio"],
+            "latency_with_state_p99_ratios": latency_pairs["p99_ratios"]}
+
+
+def state_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    """The printed rows of :func:`state_figures`."""
+    return [
+        ("keyed 1-min tumbling sum, 10k keys, 1 worker",
+         f"{figures['aggregate_rps_1w']:,.0f} rec/s ({figures['aggregate_ratio']:.2f} x a plain dict loop, "
+         f"median of pairs: {', '.join(f'{r:.2f}' for r in figures['aggregate_ratios'])}; "
+         f"loop {figures['aggregate_ceiling_rps']:,.0f} rec/s)"),
+        ("checkpoint of 100k groups", "snapshot {snapshot_ms:.0f} ms, write {write_ms:.0f} ms, {bytes:,.0f} bytes"
+         .format(**figures["checkpoint_100k_groups"])),
+        *[(f"latency at 5000 rec/s, node state of {groups} entries",
+           "p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms, max {max_ms:.2f} ms, {snapshots:.0f} snapshots".format(**lat))
+          for groups, lat in figures["latency_with_state"].items()],
+        ("p99 with state / without (median of pairs)", "{:.2f} x (pairs: {})".format(
+            figures["latency_with_state_p99_ratio"],
+            ", ".join(f"{r:.2f}" for r in figures["latency_with_state_p99_ratios"]))),
+    ]
 
 
 def chain_rps(count: int, tmp: Path, lengths: tuple[int, ...] = (3, 10, 30)) -> dict[str, float]:
@@ -184,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", action="store_true",
                         help="also Redis and SQL: stream -> DAG -> stream / PostgreSQL against plain loops")
     parser.add_argument("--plot", action="store_true", help="also draw docs/bench.png (see bench/plot.py)")
+    parser.add_argument("--state", action="store_true",
+                        help="only the state figures (aggregate, checkpoint, latency with state; see bench/state.py)")
     parser.add_argument("--peers", action="store_true",
                         help="only the comparison with Bytewax / Quix Streams when installed (see bench/peers.py)")
     args = parser.parse_args(argv)
@@ -194,6 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     count = 100_000 if args.quick else 400_000
     seconds = 2.0 if args.quick else 5.0
+    if args.state:
+        with tempfile.TemporaryDirectory(prefix="dagserver-bench-") as tmpdir:
+            figures = state_figures(count, seconds, Path(tmpdir))
+        for name, value in state_rows(figures):
+            print(f"  {name:<46}  {value}")
+        if args.json:
+            print(json.dumps(figures))
+        return 0
     idle = 40 if args.quick else 200
     with tempfile.TemporaryDirectory(prefix="dagserver-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -204,12 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             "engine_rps_2w": median_of(REPEATS, engine_rps, count, 2, tmp),
             "diamond_rps_1w": engine_rps(count, 1, tmp, diamond=True),
             "chain_rps": chain_rps(30_000 if args.quick else 150_000, tmp),
-            "aggregate_rps_1w": median_of(REPEATS, aggregate_rps, count // 2, tmp),
-            "aggregate_ceiling_rps": median_of(REPEATS, aggregate_ceiling_rps, count // 2),
-            "checkpoint_100k_groups": checkpoint_figures(100_000),
-            "latency_with_state": {str(groups): sorted((state_latency(5000, seconds, groups, tmp)
-                                                        for _ in range(REPEATS)), key=lambda r: r["p99_ms"])[1]
-                                   for groups in (0, 100_000)},
+            **state_figures(count, seconds, tmp),
             "latency": {str(rate): median_latency(REPEATS, rate, seconds, tmp) for rate in (1000, 5000, 20000)},
             "rss_mb_per_dag": rss_mb_per_dag(idle, tmp),
             "rss_idle_dags": idle,
@@ -235,14 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                               f"({figures['engine_rps_2w'] / figures['engine_rps_1w']:.2f} x 1 worker)"),
         ("diamond, 1 worker", f"{figures['diamond_rps_1w']:,.0f} rec/s"),
         *[(f"chain of {n} passthru nodes, 1 worker", f"{rps:,.0f} rec/s") for n, rps in figures["chain_rps"].items()],
-        ("keyed 1-min tumbling sum, 10k keys, 1 worker",
-         f"{figures['aggregate_rps_1w']:,.0f} rec/s "
-         f"({figures['aggregate_rps_1w'] / figures['aggregate_ceiling_rps']:.2f} x a plain dict loop)"),
-        ("checkpoint of 100k groups", "snapshot {snapshot_ms:.0f} ms, write {write_ms:.0f} ms, {bytes:,.0f} bytes"
-         .format(**figures["checkpoint_100k_groups"])),
-        *[(f"latency at 5000 rec/s, node state of {groups} entries",
-           "p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms, max {max_ms:.2f} ms".format(**lat))
-          for groups, lat in figures["latency_with_state"].items()],
+        *state_rows(figures),
         ("chain fit 1/rps = a + b*nodes", "a {a:.2f} us, b {b:.2f} us per node".format(**figures["chain_cost_us"])),
         *[(f"latency at {rate} rec/s", "p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms, max {max_ms:.2f} ms".format(**lat))
           for rate, lat in figures["latency"].items()],

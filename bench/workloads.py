@@ -22,6 +22,7 @@ from adapters.builtin.mem import MemSink, MemSource, get_queue
 
 FEED_CHUNK = 1000
 STARTS: dict[str, float] = {}  # run name -> perf_counter() of the first record fed
+FIGURES: dict[str, dict[str, float]] = {}  # run name -> figures its components add to its result (same process)
 
 
 def throughput_record(i: int) -> dict[str, Any]:
@@ -93,6 +94,7 @@ class CountingSink(MemSink):
             seen += len(batch)
         end = time.perf_counter()
         out: dict[str, Any] = {"run": self.run, "count": seen, "seconds": end - STARTS[self.run], "pid": os.getpid()}
+        out.update(FIGURES.pop(self.run, {}))
         if latencies:
             latencies.sort()
             out["latency_ms"] = {

@@ -25,7 +25,9 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from math import floor
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from graphs.aggregate_config import AggregateConfig, parse_config
@@ -51,6 +53,7 @@ from graphs.state import LateRecord
 log = logging.getLogger(__name__)
 SNAPSHOT_VERSION = 1
 _AS_KEPT = frozenset(("count", "sum", "min", "max"))  # ops whose slot is their result
+_SLOTS, _START, _END, _FIRST = attrgetter("slots"), attrgetter("start"), attrgetter("end"), itemgetter(0)
 
 
 class _Group:
@@ -88,6 +91,9 @@ class AggregateCalculator(Calculator):
         super().__init__(name, config)
         self.settings: AggregateConfig = parse_config(self.config)
         self._steps = tuple((i, out, op, of) for i, (out, op, of) in enumerate(self.settings.aggregates))
+        self._fresh = [initial(op) for _, op, _ in self.settings.aggregates]  # a new group's slots
+        self._immutable = all(op in _AS_KEPT or op in ("first", "last") for _, op, _ in self.settings.aggregates)
+        self._shown = tuple((i, out, op in _AS_KEPT, op) for i, out, op, _ in self._steps)  # kept: slot as shown
         self._texts: dict[float, str] = {}  # window bound -> ISO-8601: many groups share a window
         self.evictions = 0
         self._reset()
@@ -102,44 +108,97 @@ class AggregateCalculator(Calculator):
 
     # -- the record ---------------------------------------------------------------------------------
     def calculate(self, record: dict) -> dict | None:
+        out = self.calculate_many((record,))[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def calculate_many(self, records: Sequence[Any]) -> list[Any]:
+        """:meth:`calculate` over a run of records, in order, with one call: for each record its output, or
+        the exception :meth:`calculate` raises for it. A node calls this
+        for a whole epoch's records, so the per-record work is only the fold itself::
+
+            calc.calculate_many([{"k": "a"}, {"k": "a"}])   # [{"k": "a", "n": 1}, {"k": "a", "n": 2}]
+        """
         cfg = self.settings
-        key = self._key(record)
-        if cfg.window is None:
-            gid: Any = key
-            group = self.groups.get(key)
-            if group is None:
-                group = self._add(key, _Group(None, None, [initial(op) for _, op, _ in cfg.aggregates]))
-        else:
-            t = self._time(record)
-            if self.max_time is None or t > self.max_time:
-                self.max_time = t
-                if self.closing and self.closing[0][0] <= t - cfg.lateness:
-                    self._close(t - cfg.lateness)
-            if cfg.window == "tumbling":
-                gid, group = self._tumbling(key, t)
-            else:
-                gid, group = self._session(key, t)
-        self.groups.move_to_end(gid)
-        self.arrivals += 1
-        slots = group.slots
-        for i, out, op, of in self._steps:
-            if of is None:
-                slots[i] += 1
-                continue
-            value = record.get(of)
-            if value is None:
-                continue
+        window, lateness, size = cfg.window, cfg.lateness, cfg.size
+        groups, steps, make_key, shown_steps = self.groups, self._steps, self._key, self._shown
+        key_attrs = cfg.key
+        single = key_attrs[0] if len(key_attrs) == 1 else None
+        time_attr = cfg.time
+        move_to_end = groups.move_to_end
+        max_time, arrivals = self.max_time, self.arrivals  # held here, written back where others read them
+        outs: list[Any] = []
+        append = outs.append
+        for record in records:
             try:
-                if op == "sum":  # the common ops inline: a call per value is most of their cost
-                    slots[i] += value if type(value) is float else float(value)
-                elif op == "count":
-                    slots[i] += 1
+                key = None
+                if single is not None:
+                    shown = record.get(single)
+                    if type(shown) is str or type(shown) is int:
+                        key = (shown,)
+                if key is None:
+                    key = make_key(record)
+                if window is None:
+                    gid: Any = key
+                    group = groups.get(key)
+                    if group is None:
+                        group = self._add(key, self._new(None, None))
                 else:
-                    slots[i] = update(op, slots[i], value, self.arrivals)
-            except (Skipped, TypeError, ValueError, OverflowError):
-                log.warning("AggregateCalculator %r: %s of %r skips %s: not a usable value", self.name, out, of,
-                            short_repr(value))
-        return self._output(record, group)
+                    t = record.get(time_attr)
+                    if (type(t) is float or type(t) is int) and MIN_TIME <= t <= MAX_TIME:
+                        t = float(t)
+                    else:
+                        t = self._time(record)
+                    if max_time is None or t > max_time:
+                        self.max_time = max_time = t
+                        if self.closing and self.closing[0][0] <= t - lateness:
+                            self._close(t - lateness)
+                    if window == "tumbling":
+                        start = floor(t / size) * size  # tumbling_start() without its call, as exact
+                        if start > t or start + size <= t:
+                            start = tumbling_start(t, size)
+                        gid = (key, start)
+                        group = groups.get(gid)
+                        if group is None:
+                            self._late(start, start + size, t)
+                            group = self._add(gid, self._new(start, start + size))
+                    else:
+                        gid, group = self._session(key, t)
+                move_to_end(gid)
+                arrivals += 1
+                slots = group.slots
+                for i, out, op, of in steps:
+                    if of is None:
+                        slots[i] += 1
+                        continue
+                    value = record.get(of)
+                    if value is None:
+                        continue
+                    try:
+                        if op == "sum":  # the common ops inline: a call per value is most of their cost
+                            slots[i] += value if type(value) is float else float(value)
+                        elif op == "count":
+                            slots[i] += 1
+                        else:
+                            slots[i] = update(op, slots[i], value, arrivals)
+                    except (Skipped, TypeError, ValueError, OverflowError):
+                        log.warning("AggregateCalculator %r: %s of %r skips %s: not a usable value", self.name,
+                                    out, of, short_repr(value))
+                # the output: the key attributes, the window, each aggregate
+                result_map = {single: shown} if single is not None else {a: record.get(a) for a in key_attrs}
+                if group.start is not None:
+                    texts = group.texts
+                    if texts is None:
+                        texts = group.texts = (self._iso(group.start), self._iso(group.end))  # type: ignore[arg-type]
+                    result_map["window_start"], result_map["window_end"] = texts
+                for i, name, kept, op in shown_steps:
+                    result_map[name] = slots[i] if kept else result(op, slots[i])
+                append(result_map)
+            except Exception as exc:  # what calculate() raises for this record (its key, its time, late)
+                append(exc)
+        self.arrivals = arrivals
+        return outs
 
     def _key(self, record: dict) -> tuple:
         if len(self.settings.key) == 1:
@@ -214,8 +273,10 @@ class AggregateCalculator(Calculator):
                 self._push(end, gid)
         return gid, group
 
-    def _new(self, start: float, end: float) -> _Group:
-        return _Group(start, end, [initial(op) for _, op, _ in self.settings.aggregates])
+    def _new(self, start: float | None, end: float | None) -> _Group:
+        """A new group: a copy of the fresh slots (made anew when one of them is a list or a set)."""
+        slots = self._fresh[:] if self._immutable else [initial(op) for _, op, _ in self.settings.aggregates]
+        return _Group(start, end, slots)
 
     def _tie(self) -> int:
         self.next_id += 1
@@ -260,17 +321,6 @@ class AggregateCalculator(Calculator):
         heapq.heapify(self.closing)
 
     # -- output -------------------------------------------------------------------------------------
-    def _output(self, record: dict, group: _Group) -> dict:
-        out = {attr: record.get(attr) for attr in self.settings.key}
-        if group.start is not None:
-            if group.texts is None:
-                group.texts = (self._iso(group.start), self._iso(group.end))  # type: ignore[arg-type]
-            out["window_start"], out["window_end"] = group.texts
-        slots = group.slots
-        for i, name, op, _ in self._steps:
-            out[name] = slots[i] if op in _AS_KEPT else result(op, slots[i])
-        return out
-
     def _iso(self, seconds: float) -> str:
         text = self._texts.get(seconds)
         if text is None:
@@ -281,18 +331,20 @@ class AggregateCalculator(Calculator):
 
     # -- state (graphs/state.py) ----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """The groups as columns, least recently updated first: a few flat lists encode fast."""
+        """The groups as columns, least recently updated first: a few flat lists encode fast, and are built
+        by ``map`` over the groups (no Python-level loop: the node waits for this)."""
         window = self.settings.window
         ids = list(self.groups)
         groups = list(self.groups.values())
-        columns = [[g.slots[i] for g in groups] if op in _AS_KEPT else [to_plain(op, g.slots[i]) for g in groups]
+        slots = list(map(_SLOTS, groups))
+        columns = [list(map(itemgetter(i), slots)) if op in _AS_KEPT else [to_plain(op, s[i]) for s in slots]
                    for i, _, op, _ in self._steps]
         snap = {"version": SNAPSHOT_VERSION, "shape": self.settings.shape(), "max_time": self.max_time,
-                "arrivals": self.arrivals, "keys": ids if window is None else [gid[0] for gid in ids],
+                "arrivals": self.arrivals, "keys": ids if window is None else list(map(_FIRST, ids)),
                 "columns": columns}
         if window is not None:
-            snap["starts"] = [g.start for g in groups]
-            snap["ends"] = [g.end for g in groups]
+            snap["starts"] = list(map(_START, groups))
+            snap["ends"] = list(map(_END, groups))
         return snap
 
     def restore(self, value: Any) -> None:

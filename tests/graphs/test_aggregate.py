@@ -7,6 +7,7 @@ record in a list per group (or per session) and computes each aggregate from the
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Any
 
 import msgpack
@@ -327,3 +328,37 @@ def test_a_snapshot_of_another_config_is_not_restored() -> None:
     assert other.state_figures()["groups"] == 0
     with pytest.raises(ValueError, match="not a snapshot"):
         other.restore([1, 2])
+
+
+def outcome(out: Any) -> Any:
+    """An output, or what an exception says (type and message)."""
+    return (type(out).__name__, str(out)) if isinstance(out, BaseException) else out
+
+
+@settings(max_examples=300, deadline=None)
+@given(records=st.lists(st.fixed_dictionaries(
+           {"k": st.sampled_from(("a", "b", 1, 2.5, True, None, ["l"])),
+            "ts": st.one_of(st.integers(0, 60), st.sampled_from((None, "x", "1970-01-01T00:00:30", 1e300, 7.5)))},
+           optional={"v": st.sampled_from((None, 1, 2.5, "3", "x")), "j": st.sampled_from(("p", "q"))}),
+           max_size=40),
+       cuts=st.lists(st.integers(0, 40), max_size=5), window=st.sampled_from((None, "tumbling", "session")),
+       key=st.sampled_from((["k"], ["k", "j"], [])), max_keys=st.sampled_from((2, 100)))
+def test_calculate_many_ends_as_calculate_record_by_record(records: list[dict], cuts: list[int], window: str | None,
+                                                           key: list[str], max_keys: int) -> None:
+    """Runs of any length give what calculate() gives record by record, errors and late records included."""
+    config: dict[str, Any] = {"key": key, "aggregates": ALL_OPS, "max_keys": max_keys}
+    if window:
+        config.update(window={window: 10, "time": "ts"}, lateness=3)
+    one, many = AggregateCalculator("agg", config), AggregateCalculator("agg", config)
+    want = []
+    for record in records:
+        try:
+            want.append(outcome(one.calculate(dict(record))))
+        except Exception as exc:
+            want.append(outcome(exc))
+    got = []
+    bounds = sorted({0, len(records), *(c for c in cuts if c <= len(records))})
+    for start, end in pairwise(bounds):
+        got += [outcome(out) for out in many.calculate_many([dict(r) for r in records[start:end]])]
+    assert got == want
+    assert msgpack.packb(many.snapshot()) == msgpack.packb(one.snapshot())
