@@ -201,10 +201,7 @@ class AggregateCalculator(Calculator):
         return outs
 
     def _key(self, record: dict) -> tuple:
-        if len(self.settings.key) == 1:
-            value = record.get(self.settings.key[0])
-            if type(value) is str or type(value) is int:
-                return (value,)
+        """The record's group key, past :meth:`calculate_many`'s shortcut (one str or int key attribute)."""
         try:
             return tuple(hashable_scalar(record.get(attr)) for attr in self.settings.key)
         except Skipped as exc:
@@ -213,10 +210,9 @@ class AggregateCalculator(Calculator):
                              "strings, numbers, booleans or null") from None
 
     def _time(self, record: dict) -> float:
+        """The record's event time, past :meth:`calculate_many`'s shortcut (epoch seconds in range)."""
         attr = self.settings.time
         raw = record.get(attr)
-        if (type(raw) is float or type(raw) is int) and MIN_TIME <= raw <= MAX_TIME:
-            return float(raw)
         if raw is None:
             raise ValueError(f"the record has no time attribute {attr!r} (window.time)")
         try:
@@ -237,16 +233,6 @@ class AggregateCalculator(Calculator):
         return None if self.max_time is None else self.max_time - self.settings.lateness
 
     # -- windows ------------------------------------------------------------------------------------
-    def _tumbling(self, key: tuple, t: float) -> tuple[Any, _Group]:
-        size = self.settings.size
-        start = tumbling_start(t, size)
-        gid = (key, start)
-        group = self.groups.get(gid)
-        if group is None:
-            self._late(start, start + size, t)
-            group = self._add(gid, self._new(start, start + size))
-        return gid, group
-
     def _session(self, key: tuple, t: float) -> tuple[Any, _Group]:
         gap = self.settings.size
         ids = self.sessions.get(key) or []

@@ -219,16 +219,20 @@ class WorkerPool:
                         self._lost(handle, f"worker {handle.id} exited with code {handle.process.exitcode}")
                     elif stalled:
                         handle.last_beat = max(handle.last_beat, now - self.config.heartbeat_timeout / 2)
-                    elif handle.beating and now - handle.last_beat > self.config.heartbeat_timeout:
-                        self._lost(handle, f"worker {handle.id} sent no heartbeat for "
-                                           f"{now - handle.last_beat:.1f}s (hung)")
-                    elif not handle.beating and now - handle.last_beat > max(START_TIMEOUT,
-                                                                              self.config.heartbeat_timeout):
-                        self._lost(handle, f"worker {handle.id} sent no first heartbeat within "
-                                           f"{now - handle.last_beat:.1f}s of its start (hung while starting)")
+                    elif now - handle.last_beat > self._allowed_silence(handle):
+                        silence = f"{now - handle.last_beat:.1f}s"
+                        self._lost(handle, f"worker {handle.id} sent no heartbeat for {silence} (hung)"
+                                   if handle.beating else f"worker {handle.id} sent no first heartbeat within "
+                                                          f"{silence} of its start (hung while starting)")
         # A worker gets its parent-death signal (PR_SET_PDEATHSIG) when the *thread* that started
         # it ends, so this thread, which starts workers, waits for them to be gone before ending.
         self._gone.wait()
+
+    def _allowed_silence(self, handle: WorkerHandle) -> float:
+        """How long ``handle`` may go without a heartbeat: ``heartbeat_timeout`` once it has beaten,
+        at least START_TIMEOUT before its first."""
+        timeout = self.config.heartbeat_timeout
+        return timeout if handle.beating else max(START_TIMEOUT, timeout)
 
     def _lost(self, handle: WorkerHandle, reason: str) -> None:
         log.error("%s; killing it", reason)
