@@ -131,3 +131,26 @@ def test_a_tapped_node_calls_its_calculator_record_by_record() -> None:
     run.logic.calc = lambda record, calc=run.logic.calc: calc(record)  # as NodeLogic._tapped wraps it
     run.root_epochs()
     assert run.calls == [1] * 10
+
+
+def test_a_calculate_many_that_raises_puts_each_record_of_the_run_in_error_and_the_node_goes_on() -> None:
+    """The component fails for a whole run (a user's ``calculate_many`` raising): each of its records is
+    an error the node reports with its own seq, nothing propagates, and the next run is computed."""
+    run = Run(dag("changes", inner=False), "src", batched=True)
+    calculate_many = run.calc.calculate_many
+    calls: list[int] = []
+
+    def broken_once(records: list[Any]) -> list[Any]:
+        calls.append(len(records))
+        if len(calls) == 1:
+            raise RuntimeError("the store is gone")
+        return calculate_many(records)
+
+    run.calc.calculate_many = broken_once  # type: ignore[method-assign]
+    run.logic = NodeLogic(dag("changes", inner=False), "src", {"agg": run.calc.calculate}, {}, NodeStats(),
+                          run._report, lambda: NOW)
+    run.root_epochs()
+    assert run.results[0][0] == [[], []]  # the first run propagated nothing
+    gone = "RuntimeError: the store is gone"
+    assert [(m, seq) for m, _, seq in run.reported[:3]] == [(gone, 0), (gone, 1), (gone, 2)]
+    assert calls[:2] == [3, 5] and run.results[1][0][0]  # the next run was computed, in one call
